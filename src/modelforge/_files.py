@@ -1,0 +1,92 @@
+"""Safe file writes: atomic replace under an inter-process lock, with owner-only permissions.
+
+A write goes to a temporary file in the same directory, is flushed to disk, then renamed over the target,
+so a reader sees the old file or the new one and never half of either; an interrupted write leaves the old
+file untouched. ``locked`` serialises read-modify-write cycles between processes through a ``.lock`` file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from modelforge.exceptions import ConfigurationError
+
+__all__ = ["atomic_write_text", "ensure_private_dir", "locked"]
+
+LOCK_TIMEOUT_SECONDS = 15.0
+
+
+def ensure_private_dir(directory: Path) -> None:
+    """Create ``directory`` (mode 0700 when new) or explain why it cannot be created."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as err:
+        raise _unwritable(directory, err) from err
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the inter-process lock that guards ``path`` while the block runs."""
+    ensure_private_dir(path.parent)
+    lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_SECONDS)
+    try:
+        with lock:
+            yield
+    except Timeout as err:
+        raise ConfigurationError(
+            f"Another process holds the lock on {path} (waited {LOCK_TIMEOUT_SECONDS:g}s)",
+            suggestion=f"Wait for it to finish, or remove {path}.lock if no ModelForge process is running.",
+        ) from err
+    except PermissionError as err:
+        raise _unwritable(path.parent, err) from err
+
+
+def atomic_write_text(path: Path, text: str, *, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``text`` atomically; the file gets ``mode`` (owner-only by default)."""
+    ensure_private_dir(path.parent)
+    tmp_name: str | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+        _fsync_dir(path.parent)
+    except OSError as err:
+        raise _unwritable(path.parent, err) from err
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _unwritable(directory: Path, err: OSError) -> ConfigurationError:
+    reason = os.strerror(err.errno) if err.errno else str(err)
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = f"Make {directory} writable by this user, or point HOME (or --local) somewhere writable."
+    elif err.errno == errno.ENOSPC:
+        hint = "Free some disk space and try again."
+    else:
+        hint = f"Check that {directory} is a writable directory."
+    return ConfigurationError(
+        f"Cannot write to {directory}: {reason}", suggestion=hint, details={"path": str(directory)}
+    )

@@ -1,0 +1,267 @@
+"""Config files: where they live, how they are read and validated, and how they are written safely.
+
+Locations are those of 2.3.0: the global ``~/.config/model-forge/config.json`` and the project-local
+``./.model-forge/config.json``, the local one winning when it exists. Either may instead be ``config.yaml``
+(or ``config.yml``) with the same data; having both a JSON and a YAML file in one place is an error rather
+than a silent choice. Reads validate into ``ModelForgeConfig``; writes validate first, then replace the
+file atomically under a lock, so concurrent writers never lose each other's changes and a crash never
+leaves half a file. A file that cannot be parsed is never overwritten silently: ``save_config`` moves it
+aside to ``<name>.corrupt-<timestamp>`` and says so, and read-modify-write updates refuse to run on it.
+
+The 2.3.0 functions (``get_config``, ``save_config``, ``set_current_model`` ...) keep their signatures and
+work on plain dicts; ``load_config`` is the typed entry point the rest of ModelForge uses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelforge._files import atomic_write_text, locked
+from modelforge.config_schema import ModelForgeConfig, validate_config
+from modelforge.exceptions import ConfigurationError, ConfigurationValidationError, JsonDecodeError
+
+__all__ = [
+    "GLOBAL_CONFIG_FILE",
+    "LOCAL_CONFIG_FILE",
+    "LoadedConfig",
+    "get_config",
+    "get_config_from_path",
+    "get_config_path",
+    "get_current_model",
+    "get_settings",
+    "global_config_dir",
+    "load_config",
+    "local_config_dir",
+    "migrate_old_config",
+    "save_config",
+    "set_current_model",
+    "update_config",
+    "update_setting",
+]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAMES = ("config.json", "config.yaml", "config.yml")
+DEFAULT_SETTINGS: dict[str, Any] = {"show_telemetry": True}
+
+
+def global_config_dir() -> Path:
+    """``~/.config/model-forge``, read at call time so a changed HOME is honoured."""
+    return Path.home() / ".config" / "model-forge"
+
+
+def local_config_dir() -> Path:
+    """``./.model-forge`` below the current working directory."""
+    return Path.cwd() / ".model-forge"
+
+
+def __getattr__(name: str) -> Path:
+    # GLOBAL_CONFIG_FILE / LOCAL_CONFIG_FILE stay module attributes as in 2.3.0, computed on access.
+    if name == "GLOBAL_CONFIG_FILE":
+        return global_config_dir() / "config.json"
+    if name == "LOCAL_CONFIG_FILE":
+        return local_config_dir() / "config.json"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _find_in(directory: Path) -> Path | None:
+    present = [directory / name for name in CONFIG_NAMES if (directory / name).is_file()]
+    if len(present) > 1:
+        raise ConfigurationError(
+            "Two config files in one place: " + " and ".join(str(p) for p in present),
+            suggestion="Keep one of them (merge what you need into it) and delete the other.",
+        )
+    return present[0] if present else None
+
+
+def get_config_path(local: bool = False) -> Path:
+    """The config file for the scope: the existing JSON or YAML file, else where a JSON one would go."""
+    directory = local_config_dir() if local else global_config_dir()
+    return _find_in(directory) or directory / "config.json"
+
+
+def _active_path() -> Path:
+    local = _find_in(local_config_dir())
+    return local or get_config_path(local=False)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigurationValidationError(
+            f"Config file {path} is not UTF-8 text", suggestion="Save it as UTF-8."
+        ) from err
+    except OSError as err:
+        raise ConfigurationError(
+            f"Cannot read config file {path}: {os.strerror(err.errno or 0) or err}",
+            suggestion=f"Check the permissions of {path}.",
+        ) from err
+
+
+def _parse(path: Path, text: str) -> dict[str, Any]:
+    if not text.strip():
+        return {}
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(err, "problem", None) or str(err)
+            raise ConfigurationValidationError(
+                f"Invalid YAML in {path}{where}: {problem}",
+                suggestion="Fix the YAML syntax at that line.",
+                details={"file": str(path), "line": mark.line + 1 if mark else None},
+            ) from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise JsonDecodeError(
+                str(path),
+                line=err.lineno,
+                column=err.colno,
+                reason=err.msg,
+                suggestion="Fix the JSON syntax at that line (a trailing comma or a missing quote?).",
+            ) from None
+    if not isinstance(data, dict):
+        raise ConfigurationValidationError(
+            f"Invalid config in {path}: the top level must be a mapping with 'providers', "
+            f"'current_model' and 'settings', not {type(data).__name__}",
+            suggestion="Start the file with { (JSON) or with 'providers:' (YAML).",
+        )
+    return data
+
+
+def get_config_from_path(path: Path | str) -> tuple[dict[str, Any], Path]:
+    """Read one config file (JSON or YAML by its suffix) and validate it; ``({}, path)`` if it is absent."""
+    path = Path(path)
+    if not path.exists():
+        return {}, path
+    text = _read_text(path)
+    data = _parse(path, text)
+    validate_config(data, source=path, text=text)
+    return data, path
+
+
+def get_config() -> tuple[dict[str, Any], Path]:
+    """The active config as a dict and its path: the project-local file if present, else the global one."""
+    return get_config_from_path(_active_path())
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config, the raw data it came from, and its file (``None`` when there is none)."""
+
+    config: ModelForgeConfig
+    raw: dict[str, Any]
+    path: Path | None
+
+
+def load_config(path: Path | str | None = None) -> LoadedConfig:
+    """Read and validate the active config (or ``path``), as typed objects."""
+    target = Path(path) if path is not None else _active_path()
+    raw, found = get_config_from_path(target)
+    return LoadedConfig(
+        config=ModelForgeConfig.model_validate(raw), raw=raw, path=found if found.exists() else None
+    )
+
+
+def _dump(path: Path, data: dict[str, Any]) -> str:
+    if path.suffix in (".yaml", ".yml"):
+        return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return json.dumps(data, indent=4, ensure_ascii=False) + "\n"
+
+
+def _set_aside_if_corrupt(path: Path) -> None:
+    if not path.exists():
+        return
+    try:
+        _parse(path, _read_text(path))
+    except (ConfigurationValidationError, JsonDecodeError) as err:
+        backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.copy2(path, backup)
+        os.chmod(backup, 0o600)
+        logger.warning("Config file %s could not be read (%s); kept a copy at %s", path, err.message, backup)
+        print(f"Warning: {path} could not be read; a copy was kept at {backup}", file=sys.stderr)
+
+
+def save_config(config_data: dict[str, Any], local: bool = False) -> None:
+    """Validate ``config_data`` and write it atomically to the global (or local) config file."""
+    path = get_config_path(local=local)
+    validate_config(config_data, source=path)
+    with locked(path):
+        _set_aside_if_corrupt(path)
+        atomic_write_text(path, _dump(path, config_data))
+
+
+def update_config(mutate: Callable[[dict[str, Any]], Any], local: bool = False) -> dict[str, Any]:
+    """Read, change and write a config file as one locked step; refuses to touch a corrupt file."""
+    path = get_config_path(local=local)
+    with locked(path):
+        data, _ = get_config_from_path(path)
+        mutate(data)
+        validate_config(data, source=path)
+        atomic_write_text(path, _dump(path, data))
+    return data
+
+
+def set_current_model(provider: str, model: str, local: bool = False, quiet: bool = False) -> bool:
+    """Select ``provider``/``model`` if both are configured in that scope; ``False`` (and a note) if not."""
+    data, path = get_config_from_path(get_config_path(local=local))
+    models = data.get("providers", {}).get(provider, {}).get("models")
+    if models is None or model not in models:
+        if not quiet:
+            print(f"Model '{model}' of provider '{provider}' is not configured in {path}.", file=sys.stderr)
+        return False
+    update_config(lambda d: d.__setitem__("current_model", {"provider": provider, "model": model}), local)
+    if not quiet:
+        print(f"Current model set to {provider}/{model}.")
+    return True
+
+
+def get_current_model() -> dict[str, str] | None:
+    """The active config's ``current_model`` as ``{"provider", "model"}``, or ``None``."""
+    data, _ = get_config()
+    current = data.get("current_model")
+    return dict(current) if current else None
+
+
+def get_settings() -> dict[str, Any]:
+    """The active config's ``settings`` over the defaults (``show_telemetry: True``)."""
+    data, _ = get_config()
+    return {**DEFAULT_SETTINGS, **data.get("settings", {})}
+
+
+def update_setting(key: str, value: Any, local: bool = False) -> None:
+    """Set one key under ``settings`` in the global (or local) config file."""
+    update_config(lambda d: d.setdefault("settings", {}).__setitem__(key, value), local)
+
+
+def migrate_old_config() -> bool:
+    """Move the pre-2.0 ``~/.config/model-forge/models.json`` to ``config.json``; ``True`` if moved."""
+    old = global_config_dir() / "models.json"
+    new = get_config_path(local=False)
+    if not old.exists():
+        return False
+    if new.exists():
+        raise ConfigurationError(
+            f"Both {old} and {new} exist; refusing to overwrite {new}",
+            suggestion=f"Merge what you need from {old} into {new}, then delete {old}.",
+        )
+    data, _ = get_config_from_path(old)
+    save_config(data)
+    old.unlink()
+    return True

@@ -1,0 +1,169 @@
+"""A LangChain chat model that forwards to another one, so ModelForge can add behaviour around it.
+
+``DelegatingChatModel`` is a real ``BaseChatModel``: it works in any LCEL chain, with callbacks, ``invoke``,
+``stream``, ``batch`` and their async twins. Generation, streaming and token counting go to
+``wrapped_llm``; ``bind_tools`` and ``with_structured_output`` are built by the wrapped model (so each
+provider formats tools its own way) and then re-pointed at the wrapper, so the result still carries the
+wrapper's behaviour (error translation, metadata) instead of silently dropping back to the raw model, which
+was a defect of 2.3.0. Subclasses override ``_translate_error`` to turn SDK errors into ModelForge ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["DelegatingChatModel", "rebind"]
+
+
+class DelegatingChatModel(BaseChatModel):
+    """Forwards every model call to ``wrapped_llm``; subclasses add behaviour around the calls."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    wrapped_llm: BaseChatModel
+
+    # --- what LangChain asks of a chat model -------------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return self.wrapped_llm._llm_type
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return dict(self.wrapped_llm._identifying_params)
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        return self.wrapped_llm._get_ls_params(stop=stop, **kwargs)
+
+    def _translate_error(self, err: Exception) -> Exception:
+        """The error to raise for ``err``; the base class raises it unchanged."""
+        return err
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        try:
+            return self.wrapped_llm._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        except Exception as err:
+            raise self._translated(err) from err
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        try:
+            return await self.wrapped_llm._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        except Exception as err:
+            raise self._translated(err) from err
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        inner = self.wrapped_llm._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
+        try:
+            yield from inner
+        except Exception as err:
+            raise self._translated(err) from err
+        finally:
+            # A consumer that stops early closes us; close the SDK stream so its connection is released.
+            close = getattr(inner, "close", None)
+            if close is not None:
+                close()
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        inner = self.wrapped_llm._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
+        try:
+            async for chunk in inner:
+                yield chunk
+        except Exception as err:
+            raise self._translated(err) from err
+        finally:
+            aclose = getattr(inner, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _translated(self, err: Exception) -> Exception:
+        translated = self._translate_error(err)
+        if translated is not err and translated.__cause__ is None:
+            translated.__cause__ = err
+        return translated
+
+    # --- token counting ----------------------------------------------------------------------------------
+
+    def get_token_ids(self, text: str) -> list[int]:
+        return self.wrapped_llm.get_token_ids(text)
+
+    def get_num_tokens(self, text: str) -> int:
+        return self.wrapped_llm.get_num_tokens(text)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        return self.wrapped_llm.get_num_tokens_from_messages(messages, tools=tools)
+
+    # --- tools and structured output stay on the wrapper -------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        if tool_choice is not None:
+            kwargs["tool_choice"] = tool_choice
+        return rebind(self.wrapped_llm.bind_tools(tools, **kwargs), self.wrapped_llm, self)
+
+    def with_structured_output(
+        self, schema: dict[str, Any] | type, *, include_raw: bool = False, **kwargs: Any
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        built = self.wrapped_llm.with_structured_output(schema, include_raw=include_raw, **kwargs)
+        return rebind(built, self.wrapped_llm, self)
+
+
+def rebind(runnable: Any, old: Runnable[Any, Any], new: Runnable[Any, Any]) -> Any:
+    """``runnable`` with every reference to ``old`` inside it replaced by ``new`` (copies, no mutation)."""
+    if runnable is old:
+        return new
+    if isinstance(runnable, list | tuple):
+        items = [rebind(item, old, new) for item in runnable]
+        changed = any(a is not b for a, b in zip(items, runnable, strict=True))
+        return type(runnable)(items) if changed else runnable
+    if isinstance(runnable, dict):
+        mapped = {key: rebind(value, old, new) for key, value in runnable.items()}
+        return mapped if any(mapped[k] is not runnable[k] for k in runnable) else runnable
+    if not isinstance(runnable, Runnable) or not isinstance(runnable, BaseModel):
+        return runnable
+    updates = {}
+    for name in type(runnable).model_fields:
+        value = getattr(runnable, name, None)
+        replaced = rebind(value, old, new)
+        if replaced is not value:
+            updates[name] = replaced
+    return runnable.model_copy(update=updates) if updates else runnable
