@@ -1,7 +1,66 @@
-"""ModelForge: LLM providers, credentials and model choice, handed back as ready LangChain chat models."""
+"""ModelForge: LLM providers, credentials and model choice, handed back as ready LangChain chat models.
+
+The public API is what ``__all__`` lists; names are imported on first use so ``import modelforge`` stays
+cheap (the LangChain SDKs load only when a model is built).
+
+    from modelforge import ModelForgeRegistry
+    llm = ModelForgeRegistry().get_llm()          # the configured current model, or the local model
+    print(llm.invoke("Hello").content)
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "3.0.0"
 
-__all__ = ["__version__"]
+_LAZY: dict[str, str] = {
+    "ModelForgeRegistry": "modelforge.registry",
+    "ManagedChatModel": "modelforge.managed",
+    "EnhancedLLM": "modelforge.enhanced_llm",
+    "ModelsDevClient": "modelforge.modelsdev",
+    "StreamWrapper": "modelforge.streaming",
+    "stream": "modelforge.streaming",
+    "stream_to_file": "modelforge.streaming",
+    "ModelForgeError": "modelforge.exceptions",
+    "ConfigurationError": "modelforge.exceptions",
+    "AuthenticationError": "modelforge.exceptions",
+    "NetworkError": "modelforge.exceptions",
+    "NetworkTimeoutError": "modelforge.exceptions",
+    "RateLimitError": "modelforge.exceptions",
+    "ProviderError": "modelforge.exceptions",
+    "ModelNotFoundError": "modelforge.exceptions",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+if TYPE_CHECKING:
+    from modelforge.enhanced_llm import EnhancedLLM
+    from modelforge.exceptions import (
+        AuthenticationError,
+        ConfigurationError,
+        ModelForgeError,
+        ModelNotFoundError,
+        NetworkError,
+        NetworkTimeoutError,
+        ProviderError,
+        RateLimitError,
+    )
+    from modelforge.managed import ManagedChatModel
+    from modelforge.modelsdev import ModelsDevClient
+    from modelforge.registry import ModelForgeRegistry
+    from modelforge.streaming import StreamWrapper, stream, stream_to_file
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelforge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -32,8 +32,8 @@ from modelforge.config_schema import ModelForgeConfig, validate_config
 from modelforge.exceptions import ConfigurationError, ConfigurationValidationError, JsonDecodeError
 
 __all__ = [
-    "GLOBAL_CONFIG_FILE",
-    "LOCAL_CONFIG_FILE",
+    "GLOBAL_CONFIG_FILE",  # noqa: F822 - computed on access by __getattr__
+    "LOCAL_CONFIG_FILE",  # noqa: F822
     "LoadedConfig",
     "get_config",
     "get_config_from_path",

@@ -31,6 +31,16 @@ class DelegatingChatModel(BaseChatModel):
 
     wrapped_llm: BaseChatModel
 
+    def __getattr__(self, name: str) -> Any:
+        # Settings of the wrapped model (``model_name``, ``temperature``...) read through.
+        try:
+            return super().__getattr__(name)  # type: ignore[misc]
+        except AttributeError:
+            wrapped = self.__dict__.get("wrapped_llm")
+            if wrapped is None or name.startswith("_"):
+                raise
+            return getattr(wrapped, name)
+
     # --- what LangChain asks of a chat model -------------------------------------------------------------
 
     @property
@@ -48,6 +58,11 @@ class DelegatingChatModel(BaseChatModel):
         """The error to raise for ``err``; the base class raises it unchanged."""
         return err
 
+    def _may_retry(self, err: Exception) -> bool:
+        """Whether a call that failed with ``err`` (translated) may be made once more, e.g. after
+        re-authenticating. Streams are retried only before their first chunk reached the caller."""
+        return False
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -55,10 +70,14 @@ class DelegatingChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        try:
-            return self.wrapped_llm._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        except Exception as err:
-            raise self._translated(err) from err
+        for attempt in (1, 2):
+            try:
+                return self.wrapped_llm._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+            except Exception as err:
+                translated = self._translated(err)
+                if attempt == 2 or not self._may_retry(translated):
+                    raise translated from err
+        raise AssertionError("unreachable")
 
     async def _agenerate(
         self,
@@ -67,10 +86,16 @@ class DelegatingChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        try:
-            return await self.wrapped_llm._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        except Exception as err:
-            raise self._translated(err) from err
+        for attempt in (1, 2):
+            try:
+                return await self.wrapped_llm._agenerate(
+                    messages, stop=stop, run_manager=run_manager, **kwargs
+                )
+            except Exception as err:
+                translated = self._translated(err)
+                if attempt == 2 or not self._may_retry(translated):
+                    raise translated from err
+        raise AssertionError("unreachable")
 
     def _stream(
         self,
@@ -79,16 +104,23 @@ class DelegatingChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        inner = self.wrapped_llm._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
-        try:
-            yield from inner
-        except Exception as err:
-            raise self._translated(err) from err
-        finally:
-            # A consumer that stops early closes us; close the SDK stream so its connection is released.
-            close = getattr(inner, "close", None)
-            if close is not None:
-                close()
+        for attempt in (1, 2):
+            yielded = False
+            inner = self.wrapped_llm._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
+            try:
+                for chunk in inner:
+                    yielded = True
+                    yield chunk
+                return
+            except Exception as err:
+                translated = self._translated(err)
+                if yielded or attempt == 2 or not self._may_retry(translated):
+                    raise translated from err
+            finally:
+                # A consumer that stops early closes us; close the SDK stream so its connection is released.
+                close = getattr(inner, "close", None)
+                if close is not None:
+                    close()
 
     async def _astream(
         self,
@@ -97,16 +129,22 @@ class DelegatingChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        inner = self.wrapped_llm._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
-        try:
-            async for chunk in inner:
-                yield chunk
-        except Exception as err:
-            raise self._translated(err) from err
-        finally:
-            aclose = getattr(inner, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        for attempt in (1, 2):
+            yielded = False
+            inner = self.wrapped_llm._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
+            try:
+                async for chunk in inner:
+                    yielded = True
+                    yield chunk
+                return
+            except Exception as err:
+                translated = self._translated(err)
+                if yielded or attempt == 2 or not self._may_retry(translated):
+                    raise translated from err
+            finally:
+                aclose = getattr(inner, "aclose", None)
+                if aclose is not None:
+                    await aclose()
 
     def _translated(self, err: Exception) -> Exception:
         translated = self._translate_error(err)

@@ -186,7 +186,8 @@ class InvalidApiKeyError(AuthenticationError):
     def __init__(self, provider: str, message: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault(
             "suggestion",
-            f"Set MODELFORGE_{env_name(provider)}_API_KEY or run: modelforge auth login --provider {provider}",
+            f"Set MODELFORGE_{env_name(provider)}_API_KEY or run: "
+            f"modelforge auth login --provider {provider}",
         )
         super().__init__(
             message or f"Invalid or missing API key for provider '{provider}'", provider=provider, **kwargs
@@ -288,7 +289,9 @@ class StreamInterruptedError(NetworkError):
 
     default_code = "STREAM_INTERRUPTED"
 
-    def __init__(self, provider: str | None, partial_text: str = "", reason: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, provider: str | None, partial_text: str = "", reason: str | None = None, **kwargs: Any
+    ) -> None:
         why = f": {reason}" if reason else ""
         super().__init__(
             f"The stream from '{provider or 'the provider'}' ended early{why}", provider=provider, **kwargs
@@ -322,7 +325,10 @@ class ModelNotFoundError(ProviderError):
             )
         details = {"available_models": available, **kwargs.pop("details", {})}
         super().__init__(
-            f"Model '{model}' not found for provider '{provider}'", provider=provider, details=details, **kwargs
+            f"Model '{model}' not found for provider '{provider}'",
+            provider=provider,
+            details=details,
+            **kwargs,
         )
         self.model = model
         self.available_models = available

@@ -1,0 +1,109 @@
+"""The one interface every provider family implements.
+
+A family (``openai_compatible``, ``anthropic``, ``ollama``, ``google_genai``, ``github_copilot``,
+``local``) says three things: how to build its LangChain chat model from a ``ModelRequest``, how to read
+its SDK's exceptions into an ``HttpFailure`` (the shared mapping in ``errors`` does the rest), and its
+defaults. Nothing here performs I/O; credentials are resolved by ``modelforge.auth``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from langchain_core.language_models import BaseChatModel
+
+from modelforge.config_schema import ModelConfig, ProviderConfig
+from modelforge.exceptions import ModelForgeError
+from modelforge.providers.errors import HttpFailure, error_from_http, transport_error
+
+__all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT_SECONDS", "ModelRequest", "ProviderFamily"]
+
+DEFAULT_TIMEOUT_SECONDS = 120.0
+# Retries done inside the SDK until the resilience layer owns them; `retry.max_attempts` overrides.
+DEFAULT_MAX_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """Everything a family needs to build one chat model."""
+
+    provider_name: str
+    model_alias: str
+    provider: ProviderConfig
+    model: ModelConfig
+
+    @property
+    def model_name(self) -> str:
+        """The model id sent to the provider: ``api_model_name`` when set, else the alias."""
+        return self.model.api_model_name or self.model_alias
+
+    @property
+    def timeout(self) -> float:
+        return self.model.timeout or self.provider.timeout or DEFAULT_TIMEOUT_SECONDS
+
+    @property
+    def max_retries(self) -> int:
+        attempts = (self.provider.retry or {}).get("max_attempts")
+        if isinstance(attempts, int) and attempts >= 1:
+            return attempts - 1
+        return DEFAULT_MAX_RETRIES
+
+    def sampling(self, *, max_tokens_field: str = "max_tokens") -> dict[str, Any]:
+        """Temperature, top_p and the output limit set on the model, under the SDK's field names."""
+        chosen: dict[str, Any] = {}
+        if self.model.temperature is not None:
+            chosen["temperature"] = self.model.temperature
+        if self.model.top_p is not None:
+            chosen["top_p"] = self.model.top_p
+        if self.model.max_tokens is not None:
+            chosen[max_tokens_field] = self.model.max_tokens
+        return chosen
+
+
+class ProviderFamily(ABC):
+    """How one family of providers is built, read and defaulted."""
+
+    llm_type: ClassVar[str]
+    pip_package: ClassVar[str]
+    default_base_url: ClassVar[str | None] = None
+
+    @abstractmethod
+    def build(self, request: ModelRequest) -> BaseChatModel:
+        """A ready LangChain chat model for ``request`` (raises ModelForge errors for bad settings)."""
+
+    def read_failure(self, err: BaseException) -> HttpFailure | None:
+        """The HTTP answer inside one of this SDK's exceptions, or None if ``err`` is not one."""
+        return None
+
+    def translate_error(self, err: Exception, *, provider: str, model: str | None) -> Exception:
+        """The ModelForge error for an SDK exception (unchanged when there is nothing to translate)."""
+        if isinstance(err, ModelForgeError):
+            return err
+        current: BaseException | None = err
+        seen: set[int] = set()
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            failure = self.read_failure(current)
+            if failure is not None:
+                return error_from_http(failure, provider=provider, model=model)
+            current = current.__cause__ or current.__context__
+        return transport_error(err, provider=provider) or err
+
+    def recover(self, err: Exception, *, provider: str) -> bool:
+        """Repair what caused ``err`` (already translated) if possible; ``True`` means "try once more".
+
+        Called only before any output reached the caller, so a retry can never replay text.
+        """
+        return False
+
+
+def header_dict(headers: Any) -> dict[str, str]:
+    """A plain dict from any SDK's headers object (httpx flavours, dicts, None)."""
+    if not headers:
+        return {}
+    try:
+        return {str(k): str(v) for k, v in headers.items()}
+    except AttributeError:
+        return {}

@@ -1,0 +1,211 @@
+"""Turning what a provider answered into ModelForge errors: one mapping shared by every provider family.
+
+A provider module only has to say how to read its SDK's exception (``HttpFailure``: status, headers,
+message, error type); the status-to-exception mapping, ``Retry-After`` parsing (``retry-after-ms``,
+seconds, HTTP date; nonsense such as ``nan`` or a date in the past ignored, huge values capped) and the
+rate-limit headers (``x-ratelimit-*``, ``anthropic-ratelimit-*``) live here once. Errors are classified by
+status and structured error type, never by searching the message for words like "token".
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelforge.exceptions import (
+    AuthenticationError,
+    BadRequestError,
+    ContextLengthExceededError,
+    InvalidApiKeyError,
+    ModelForgeError,
+    ModelNotFoundError,
+    NetworkConnectionError,
+    NetworkTimeoutError,
+    ProviderError,
+    ProviderOverloadedError,
+    ProviderServerError,
+    RateLimitError,
+)
+
+__all__ = [
+    "MAX_RETRY_AFTER_SECONDS",
+    "HttpFailure",
+    "error_from_http",
+    "parse_retry_after",
+    "rate_limit_headers",
+    "transport_error",
+]
+
+# A Retry-After beyond this is treated as "a long time": callers cap their own waits below it anyway.
+MAX_RETRY_AFTER_SECONDS = 3600.0
+
+_CONTEXT_CODES = {"context_length_exceeded", "string_above_max_length"}
+_CONTEXT_PHRASES = ("maximum context length", "prompt is too long", "context window", "too many tokens")
+_QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached"}
+
+
+@dataclass(frozen=True)
+class HttpFailure:
+    """What a provider answered, read out of its SDK's exception."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    message: str = ""
+    error_type: str | None = None  # the structured code/type in the body, e.g. "insufficient_quota"
+    request_id: str | None = None
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date); None if absent."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    raw_ms = lowered.get("retry-after-ms")
+    if raw_ms is not None:
+        seconds = _finite_non_negative(raw_ms)
+        if seconds is not None:
+            return min(seconds / 1000.0, MAX_RETRY_AFTER_SECONDS)
+    raw = lowered.get("retry-after")
+    if raw is None:
+        return None
+    seconds = _finite_non_negative(raw)
+    if seconds is None:
+        try:
+            parsed = email.utils.parsedate_to_datetime(raw.strip())
+        except (TypeError, ValueError, IndexError):
+            return None
+        if parsed is None:
+            return None
+        seconds = max(parsed.timestamp() - now(), 0.0)
+    return min(seconds, MAX_RETRY_AFTER_SECONDS)
+
+
+def _finite_non_negative(value: str) -> float | None:
+    try:
+        number = float(value.strip())
+    except (ValueError, AttributeError):
+        return None
+    if math.isnan(number) or number < 0:
+        return None
+    return number if math.isfinite(number) else MAX_RETRY_AFTER_SECONDS
+
+
+def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The provider's rate-limit bookkeeping headers, lower-cased, for ``details['rate_limit']``."""
+    return {
+        k.lower(): v
+        for k, v in headers.items()
+        if k.lower().startswith(("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-"))
+    }
+
+
+def error_from_http(failure: HttpFailure, *, provider: str, model: str | None = None) -> ModelForgeError:
+    """The ModelForge error for an HTTP failure answered by ``provider``."""
+    status = failure.status
+    headers = failure.headers
+    retry_after = parse_retry_after(headers)
+    common: dict[str, Any] = {
+        "status_code": status,
+        "request_id": failure.request_id,
+        "details": {"provider_message": failure.message, "rate_limit": rate_limit_headers(headers)},
+        "context": f"{provider}/{model}" if model else provider,
+    }
+    should_retry = _should_retry_header(headers)
+    if should_retry is not None:
+        common["retryable"] = should_retry
+    error_type = (failure.error_type or "").lower()
+    reason = failure.message or f"HTTP {status}"
+
+    if status == 429:
+        if error_type in _QUOTA_CODES:
+            return RateLimitError(
+                provider,
+                retry_after,
+                message=f"Quota exhausted for provider '{provider}': {reason}",
+                suggestion="Add credit or raise the quota in the provider's console; retrying will not help.",
+                retryable=False,
+                **{k: v for k, v in common.items() if k != "retryable"},
+            )
+        return RateLimitError(provider, retry_after, **common)
+    if status == 401:
+        return InvalidApiKeyError(
+            provider, f"Provider '{provider}' rejected the credentials (HTTP 401): {reason}", **common
+        )
+    if status == 403:
+        return AuthenticationError(
+            f"Provider '{provider}' refused access (HTTP 403): {reason}",
+            provider=provider,
+            suggestion="Check that this key or account may use this model.",
+            **common,
+        )
+    if status == 404:
+        return ModelNotFoundError(provider, model or "(unknown)", retry_after=retry_after, **common)
+    if status == 408:
+        return NetworkTimeoutError(f"request to {provider}", provider=provider, **common)
+    if status in (400, 413, 422):
+        lowered = reason.lower()
+        if error_type in _CONTEXT_CODES or any(phrase in lowered for phrase in _CONTEXT_PHRASES):
+            return ContextLengthExceededError(
+                f"The request is too long for {model or 'the model'}: {reason}",
+                provider=provider,
+                suggestion="Shorten the conversation or lower max_tokens.",
+                **common,
+            )
+        return BadRequestError(
+            f"Provider '{provider}' rejected the request: {reason}", provider=provider, **common
+        )
+    if status in (503, 529):
+        return ProviderOverloadedError(
+            f"Provider '{provider}' is overloaded (HTTP {status}): {reason}",
+            provider=provider,
+            retry_after=retry_after,
+            suggestion="Retry later, or fall back to another provider.",
+            **common,
+        )
+    if status >= 500:
+        return ProviderServerError(
+            f"Provider '{provider}' failed (HTTP {status}): {reason}",
+            provider=provider,
+            retry_after=retry_after,
+            **common,
+        )
+    return ProviderError(
+        f"Provider '{provider}' answered HTTP {status}: {reason}",
+        provider=provider,
+        retryable=status == 409,
+        **{k: v for k, v in common.items() if k != "retryable"},
+    )
+
+
+def _should_retry_header(headers: Mapping[str, str]) -> bool | None:
+    value = {k.lower(): v for k, v in headers.items()}.get("x-should-retry")
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    return None
+
+
+def transport_error(err: BaseException, *, provider: str, url: str | None = None) -> ModelForgeError | None:
+    """A timeout or connection failure under any SDK (found by walking the cause chain), else None."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        lineage = {cls.__name__ for cls in type(current).__mro__}
+        if isinstance(current, TimeoutError) or lineage & _TIMEOUT_CLASSES:
+            return NetworkTimeoutError(f"request to {provider}", url=url, provider=provider)
+        if isinstance(current, ConnectionError) or lineage & _CONNECTION_CLASSES:
+            return NetworkConnectionError(
+                f"request to {provider} ({type(current).__name__})", url=url, provider=provider
+            )
+        current = current.__cause__ or current.__context__
+    return None
+
+
+# Matched by class name so that every httpx flavour (the OpenAI SDK vendors its own) and every SDK's
+# wrapper is recognised without importing them all.
+_TIMEOUT_CLASSES = {"TimeoutException", "APITimeoutError"}
+_CONNECTION_CLASSES = {"TransportError", "APIConnectionError", "RemoteProtocolError"}

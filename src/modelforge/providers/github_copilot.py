@@ -1,0 +1,84 @@
+"""GitHub Copilot through its OpenAI-compatible endpoint and GitHub's token exchange.
+
+``langchain-github-copilot`` cannot be used: it pins langchain-core<0.4.
+
+The user logs in once with GitHub's device flow (``modelforge auth login --provider github_copilot``).
+Each call then needs a short-lived Copilot token, obtained by exchanging the GitHub OAuth token at
+``/copilot_internal/v2/token``; ``modelforge.auth.CopilotTokenSource`` does the exchange, caches the token
+and exchanges again before it expires. The source is handed to ``ChatOpenAI`` as a callable ``api_key``, so
+every request, sync or async, carries a fresh token, and one source is shared by every model built for the
+same provider so concurrent callers trigger one exchange, not one each.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from langchain_core.language_models import BaseChatModel
+
+from modelforge import __version__
+from modelforge.providers.base import ModelRequest, ProviderFamily
+from modelforge.providers.errors import HttpFailure
+from modelforge.providers.openai_compatible import build_chat_openai, read_stainless_failure
+
+if TYPE_CHECKING:
+    from modelforge.auth import CopilotTokenSource
+
+__all__ = ["COPILOT_HEADERS", "GitHubCopilotFamily"]
+
+COPILOT_BASE_URL = "https://api.githubcopilot.com"
+COPILOT_TOKEN_EXCHANGE_URL = "https://api.github.com/copilot_internal/v2/token"
+COPILOT_HEADERS = {
+    "Editor-Version": f"ModelForge/{__version__}",
+    "Editor-Plugin-Version": f"modelforge/{__version__}",
+    "Copilot-Integration-Id": "vscode-chat",
+    "User-Agent": f"ModelForge/{__version__}",
+}
+
+_sources: dict[tuple[str, str], CopilotTokenSource] = {}
+_sources_lock = threading.Lock()
+
+
+class GitHubCopilotFamily(ProviderFamily):
+    """Copilot chat models, authenticated by GitHub OAuth and a refreshed Copilot token."""
+
+    llm_type = "github_copilot"
+    pip_package = "langchain-openai"
+    default_base_url = COPILOT_BASE_URL
+
+    def build(self, request: ModelRequest) -> BaseChatModel:
+        source = self._token_source(request)
+        base_url = request.provider.base_url or getattr(source, "api_base", None) or COPILOT_BASE_URL
+        return build_chat_openai(
+            request,
+            base_url=base_url,
+            api_key=source,  # type: ignore[arg-type]
+            default_headers=COPILOT_HEADERS,
+        )
+
+    def _token_source(self, request: ModelRequest) -> CopilotTokenSource:
+        from modelforge.auth import copilot_token_source
+
+        details = request.provider.auth_details
+        exchange_url = (details.token_exchange_url if details else None) or COPILOT_TOKEN_EXCHANGE_URL
+        key = (request.provider_name, exchange_url)
+        with _sources_lock:
+            source = _sources.get(key)
+            if source is None:
+                source = copilot_token_source(request.provider_name, request.provider)
+                _sources[key] = source
+        return source
+
+    def recover(self, err: Exception, *, provider: str) -> bool:
+        if getattr(err, "status_code", None) != 401:
+            return False
+        # The Copilot token was revoked or the service forgot it: exchange the OAuth token again, once.
+        with _sources_lock:
+            sources = [source for (name, _), source in _sources.items() if name == provider]
+        for source in sources:
+            source.invalidate()
+        return bool(sources)
+
+    def read_failure(self, err: BaseException) -> HttpFailure | None:
+        return read_stainless_failure(err, "openai")

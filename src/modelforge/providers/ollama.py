@@ -1,0 +1,65 @@
+"""Ollama through ``langchain_ollama.ChatOllama``.
+
+The server URL comes from the provider's ``base_url``, else ``OLLAMA_HOST``; with neither the registry
+raises ``ConfigurationError`` (``OLLAMA_URL_MISSING``) as 2.3.0 did. ``api_model_name`` is honoured (2.3.0
+sent the alias). Ollama needs no key and its errors carry a status but no headers.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from modelforge.exceptions import ConfigurationError
+from modelforge.providers.base import ModelRequest, ProviderFamily
+from modelforge.providers.errors import HttpFailure
+
+__all__ = ["OllamaFamily", "ollama_base_url"]
+
+DEFAULT_OLLAMA_URL = "http://localhost:11434"
+
+
+def ollama_base_url(request: ModelRequest) -> str:
+    """The provider's ``base_url``, else ``OLLAMA_HOST`` (with a scheme added when it has none)."""
+    url = request.provider.base_url or os.environ.get("OLLAMA_HOST", "").strip()
+    if not url:
+        raise ConfigurationError(
+            f"Provider '{request.provider_name}' (ollama) has no base_url and OLLAMA_HOST is not set",
+            error_code="OLLAMA_URL_MISSING",
+            suggestion=f"Set base_url (usually {DEFAULT_OLLAMA_URL}) in the config, or export OLLAMA_HOST.",
+            provider=request.provider_name,
+        )
+    return url if "://" in url else f"http://{url}"
+
+
+class OllamaFamily(ProviderFamily):
+    """Models served by an Ollama server."""
+
+    llm_type = "ollama"
+    pip_package = "langchain-ollama"
+    default_base_url = DEFAULT_OLLAMA_URL
+
+    def build(self, request: ModelRequest) -> BaseChatModel:
+        from langchain_ollama import ChatOllama
+
+        client_kwargs: dict[str, Any] = {"timeout": request.timeout}
+        if request.provider.headers:
+            client_kwargs["headers"] = dict(request.provider.headers)
+        extra = dict(request.model.model_kwargs)
+        return ChatOllama(
+            model=request.model_name,
+            base_url=ollama_base_url(request),
+            client_kwargs=client_kwargs,
+            **request.sampling(max_tokens_field="num_predict"),
+            **extra,
+        )
+
+    def read_failure(self, err: BaseException) -> HttpFailure | None:
+        if type(err).__name__ != "ResponseError" or not type(err).__module__.startswith("ollama"):
+            return None
+        status = int(getattr(err, "status_code", -1))
+        if status < 0:
+            return None
+        return HttpFailure(status=status, message=str(getattr(err, "error", err)))

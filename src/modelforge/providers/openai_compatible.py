@@ -1,0 +1,97 @@
+"""OpenAI and every server that speaks its chat-completions protocol (OpenRouter, vLLM, llama.cpp, ...).
+
+Built on ``langchain_openai.ChatOpenAI``. A key is required only when the provider's ``auth_strategy`` is
+``api_key`` (the default for api.openai.com and OpenRouter); a self-hosted server with no auth strategy
+gets a placeholder key, because the OpenAI SDK refuses to start without one. Streams ask for the final
+usage chunk (``stream_usage=True``) so token counts are known for streamed calls too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from modelforge.exceptions import InvalidApiKeyError
+from modelforge.providers.base import ModelRequest, ProviderFamily, header_dict
+from modelforge.providers.errors import HttpFailure
+
+__all__ = ["OpenAICompatibleFamily", "read_stainless_failure"]
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+# Sent when a server needs no key: the SDK insists on a non-empty value.
+NO_KEY_PLACEHOLDER = "modelforge-no-key"
+
+ApiKey = str | Callable[[], str] | Callable[[], Awaitable[str]]
+
+
+def read_stainless_failure(err: BaseException, module_name: str) -> HttpFailure | None:
+    """Read an ``APIStatusError`` of the OpenAI or Anthropic SDK (both share one generated design)."""
+    if type(err).__module__.split(".")[0] != module_name or not hasattr(err, "status_code"):
+        return None
+    response = getattr(err, "response", None)
+    body = getattr(err, "body", None)
+    error_type = getattr(err, "code", None) or getattr(err, "type", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error_type = body["error"].get("code") or body["error"].get("type") or error_type
+    message = getattr(err, "api_message", None) or getattr(err, "message", "") or str(err)
+    return HttpFailure(
+        status=int(err.status_code),
+        headers=header_dict(getattr(response, "headers", None)),
+        message=str(message),
+        error_type=str(error_type) if error_type else None,
+        request_id=getattr(err, "request_id", None),
+    )
+
+
+def build_chat_openai(
+    request: ModelRequest,
+    *,
+    base_url: str | None,
+    api_key: ApiKey,
+    default_headers: dict[str, str] | None = None,
+) -> BaseChatModel:
+    """A ``ChatOpenAI`` for ``request`` against ``base_url`` (shared by the Copilot and local families)."""
+    from langchain_openai import ChatOpenAI
+
+    extra: dict[str, Any] = {}
+    if request.model.model_kwargs:
+        extra["model_kwargs"] = dict(request.model.model_kwargs)
+    headers = {**request.provider.headers, **(default_headers or {})}
+    return ChatOpenAI(
+        model=request.model_name,
+        base_url=base_url,
+        api_key=api_key,  # type: ignore[arg-type]
+        default_headers=headers or None,
+        timeout=request.timeout,
+        max_retries=request.max_retries,
+        stream_usage=True,
+        **request.sampling(),
+        **extra,
+    )
+
+
+class OpenAICompatibleFamily(ProviderFamily):
+    """OpenAI's chat-completions protocol, against any base URL."""
+
+    llm_type = "openai_compatible"
+    pip_package = "langchain-openai"
+    default_base_url = OPENAI_BASE_URL
+
+    def build(self, request: ModelRequest) -> BaseChatModel:
+        from modelforge.auth import resolve_credentials
+
+        credentials = resolve_credentials(request.provider_name, request.provider)
+        key = credentials.api_key or credentials.access_token
+        if not key:
+            if request.provider.auth_strategy == "api_key":
+                raise InvalidApiKeyError(
+                    request.provider_name,
+                    f"No API key for provider '{request.provider_name}'",
+                )
+            key = NO_KEY_PLACEHOLDER
+        return build_chat_openai(request, base_url=request.provider.base_url or OPENAI_BASE_URL, api_key=key)
+
+    def read_failure(self, err: BaseException) -> HttpFailure | None:
+        return read_stainless_failure(err, "openai")

@@ -1,0 +1,180 @@
+"""``ModelForgeRegistry``: from config to a ready LangChain chat model (the 2.3.0 entry point).
+
+``get_llm()`` picks the provider and model (the arguments, else the config's ``current_model``, else the
+bundled local model when nothing at all is configured), finds the provider family by ``llm_type``, lets it
+build the provider's LangChain model, and wraps it in a ``ManagedChatModel`` (SDK errors become ModelForge
+errors) or, with ``enhanced=True``, an ``EnhancedLLM`` that also carries the model's catalogue metadata.
+The errors are those of 2.3.0: ``ConfigurationError`` (``NO_MODEL_SELECTED``, ``MISSING_LLM_TYPE``,
+``OLLAMA_URL_MISSING``), ``ProviderNotAvailableError``, ``ModelNotFoundError``, ``ProviderError``
+(``UNSUPPORTED_LLM_TYPE``) and ``InvalidApiKeyError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.language_models import BaseChatModel
+
+from modelforge.config import LoadedConfig, load_config
+from modelforge.config_schema import ModelConfig, ProviderConfig
+from modelforge.exceptions import (
+    ConfigurationError,
+    ModelNotFoundError,
+    ProviderNotAvailableError,
+)
+from modelforge.local_model import LOCAL_MODEL_ALIAS
+from modelforge.managed import ManagedChatModel
+from modelforge.providers import ModelRequest, get_family
+
+__all__ = ["ModelForgeRegistry"]
+
+logger = logging.getLogger(__name__)
+
+LOCAL_PROVIDER = "local"
+_BUILTIN_LOCAL = ProviderConfig(llm_type="local", models={LOCAL_MODEL_ALIAS: ModelConfig()})
+
+
+class ModelForgeRegistry:
+    """Reads the config once and builds chat models from it."""
+
+    def __init__(self, verbose: bool = False, *, config_path: str | Path | None = None) -> None:
+        self.verbose = verbose
+        self._loaded: LoadedConfig = load_config(config_path)
+        self.config_path: Path | None = self._loaded.path
+        if verbose:
+            logger.info("ModelForge config: %s", self.config_path or "(none: using the local model)")
+
+    # --- building models ---------------------------------------------------------------------------------
+
+    def get_llm(
+        self,
+        provider_name: str | None = None,
+        model_alias: str | None = None,
+        callbacks: Callbacks = None,
+        enhanced: bool | None = None,
+    ) -> BaseChatModel:
+        """A LangChain chat model for ``provider_name``/``model_alias`` (default: the current model)."""
+        provider_name, model_alias = self._select(provider_name, model_alias)
+        provider = self._provider_config(provider_name)
+        if not provider.llm_type:
+            raise ConfigurationError(
+                f"Provider '{provider_name}' has no llm_type",
+                error_code="MISSING_LLM_TYPE",
+                provider=provider_name,
+                suggestion="Set llm_type to one of: openai_compatible, anthropic, ollama, google_genai, "
+                "github_copilot, local.",
+            )
+        family = get_family(provider.llm_type, provider=provider_name)
+        model = provider.models.get(model_alias)
+        if model is None:
+            raise ModelNotFoundError(provider_name, model_alias, sorted(provider.models))
+        request = ModelRequest(
+            provider_name=provider_name, model_alias=model_alias, provider=provider, model=model
+        )
+        if self.verbose:
+            logger.info("Building %s/%s (%s)", provider_name, model_alias, family.llm_type)
+        llm: BaseChatModel = ManagedChatModel(
+            wrapped_llm=family.build(request),
+            provider_name=provider_name,
+            model_alias=model_alias,
+            llm_type_name=family.llm_type,
+            callbacks=callbacks,
+        )
+        if enhanced is None:
+            enhanced = os.environ.get("MODELFORGE_ENHANCED", "").strip().lower() == "true"
+        if enhanced:
+            from modelforge.enhanced_llm import enhance
+
+            llm = enhance(llm, provider_name, model_alias)
+        return llm
+
+    def _select(self, provider_name: str | None, model_alias: str | None) -> tuple[str, str]:
+        config = self._loaded.config
+        if provider_name and model_alias:
+            return provider_name, model_alias
+        current = config.current_model
+        if provider_name:
+            if current and current.provider == provider_name:
+                return provider_name, current.model
+            models = sorted(self._provider_config(provider_name).models)
+            if len(models) == 1:
+                return provider_name, models[0]
+            raise ConfigurationError(
+                f"Provider '{provider_name}' has {len(models)} models; say which one",
+                error_code="NO_MODEL_SELECTED",
+                provider=provider_name,
+                suggestion="Pass model_alias, one of: " + (", ".join(models) or "(none configured)"),
+            )
+        if current:
+            return current.provider, model_alias or current.model
+        if not config.providers:
+            return LOCAL_PROVIDER, model_alias or LOCAL_MODEL_ALIAS
+        raise ConfigurationError(
+            "No model selected",
+            error_code="NO_MODEL_SELECTED",
+            suggestion="Choose one with: modelforge config use --provider <provider> --model <model>",
+        )
+
+    def _provider_config(self, provider_name: str) -> ProviderConfig:
+        providers = self._loaded.config.providers
+        if provider_name in providers:
+            return providers[provider_name]
+        if provider_name == LOCAL_PROVIDER:
+            return _BUILTIN_LOCAL
+        known = ", ".join(sorted(providers)) or "(none)"
+        raise ProviderNotAvailableError(
+            provider_name,
+            "it is not configured",
+            suggestion=f"Configured providers: {known}. Add one with: modelforge config add --provider "
+            f"{provider_name} --model <model>",
+        )
+
+    # --- discovery (2.3.0) -------------------------------------------------------------------------------
+
+    def get_available_providers(self, force_refresh: bool = False) -> list[dict[str, Any]]:
+        """Providers known to models.dev (bundled catalogue when offline)."""
+        from modelforge.modelsdev import ModelsDevClient
+
+        return ModelsDevClient().get_providers(force_refresh=force_refresh)
+
+    def get_available_models(
+        self, provider: str | None = None, force_refresh: bool = False
+    ) -> list[dict[str, Any]]:
+        """Models known to models.dev, optionally for one provider."""
+        from modelforge.modelsdev import ModelsDevClient
+
+        return ModelsDevClient().get_models(provider=provider, force_refresh=force_refresh)
+
+    def get_configured_providers(self) -> dict[str, dict[str, Any]]:
+        """The configured providers as dicts, secrets left out."""
+        return {
+            name: provider.model_dump(exclude={"auth_data"}, exclude_none=True)
+            for name, provider in self._loaded.config.providers.items()
+        }
+
+    def get_configured_models(self, provider: str | None = None) -> dict[str, dict[str, Any]]:
+        """Configured models of ``provider`` by alias; with no provider, all as ``"provider/alias"``."""
+        providers = self._loaded.config.providers
+        if provider is not None:
+            if provider not in providers:
+                return {}
+            return {
+                alias: model.model_dump(exclude_none=True, exclude_defaults=True)
+                for alias, model in providers[provider].models.items()
+            }
+        return {
+            f"{name}/{alias}": model.model_dump(exclude_none=True, exclude_defaults=True)
+            for name, config in providers.items()
+            for alias, model in config.models.items()
+        }
+
+    def is_provider_configured(self, provider: str) -> bool:
+        return provider in self._loaded.config.providers
+
+    def is_model_configured(self, provider: str, model_alias: str) -> bool:
+        config = self._loaded.config.providers.get(provider)
+        return config is not None and model_alias in config.models

@@ -1,0 +1,98 @@
+"""Suite-wide fixtures and the secret scan.
+
+Every test runs with HOME and the working directory in a fresh temporary folder and no ``MODELFORGE_*``
+variables, so no test can read or write a real user's config or credentials.
+
+The secret scan: every log record of the whole run (at DEBUG, from every library, our SDKs included), every
+captured stdout/stderr and every failure report is searched for the test secrets below and for every
+secret ModelForge registered while loading credentials (``modelforge._secrets``). Any hit fails the run
+and names the test and the place it leaked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelforge import _secrets
+
+# Distinct, realistic-looking secrets shared by the tests that need one.
+OPENAI_KEY = "sk-proj-MFTESTSECRETopenai0000000000000000000001"
+ANTHROPIC_KEY = "sk-ant-api03-MFTESTSECRETanthropic00000000000002"
+GOOGLE_KEY = "AIzaMFTESTSECRETgoogle000000000000003"
+GITHUB_TOKEN = "gho_MFTESTSECRETgithub0000000000000000004"
+TEST_SECRETS = (OPENAI_KEY, ANTHROPIC_KEY, GOOGLE_KEY, GITHUB_TOKEN)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """HOME and cwd in a temporary folder; no MODELFORGE_* or provider variables from the outside."""
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    for name in list(os.environ):
+        if name.startswith("MODELFORGE_") or name in ("OLLAMA_HOST", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+            monkeypatch.delenv(name, raising=False)
+    # Never reach models.dev from a test.
+    monkeypatch.setenv("MODELFORGE_MODELSDEV_URL", "http://127.0.0.1:9/api.json")
+    yield home
+
+
+class _RecordEverything(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))  # message plus any traceback
+        except Exception:  # a broken log call must not break the scan
+            self.lines.append(str(record.msg))
+
+
+_handler = _RecordEverything()
+_leaks: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    root = logging.getLogger()
+    root.addHandler(_handler)
+    root.setLevel(logging.DEBUG)
+
+
+def _secrets_to_find() -> set[str]:
+    with _secrets._lock:
+        registered = set(_secrets._known)
+    return registered | set(TEST_SECRETS)
+
+
+def _scan(where: str, text: str) -> None:
+    for secret in _secrets_to_find():
+        if secret and secret in text:
+            _leaks.append(f"{where}: ...{secret[-6:]}")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for title, content in report.sections:
+        _scan(f"{report.nodeid} [{title}]", content)
+    if report.failed:
+        _scan(f"{report.nodeid} [failure report]", report.longreprtext)
+    lines, _handler.lines = _handler.lines, []
+    _scan(f"{report.nodeid} [log records]", "\n".join(lines))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _leaks:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("SECRET SCAN FAILED: a test secret reached output or logs:", red=True)
+            for leak in sorted(set(_leaks)):
+                reporter.write_line(f"  {leak}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
