@@ -7,8 +7,6 @@ import multiprocessing
 import os
 import shutil
 import stat
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import yaml
 
 from modelforge import config
 from modelforge.exceptions import ConfigurationError, ConfigurationValidationError, JsonDecodeError
+from tests._unprivileged import run_python
 
 COMPAT_EXAMPLE = {
     "providers": {
@@ -40,8 +39,8 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_locations_follow_home_and_cwd(isolated_home: Path) -> None:
-    assert config.GLOBAL_CONFIG_FILE == isolated_home / ".config" / "model-forge" / "config.json"
-    assert config.LOCAL_CONFIG_FILE == Path.cwd() / ".model-forge" / "config.json"
+    assert isolated_home / ".config" / "model-forge" / "config.json" == config.GLOBAL_CONFIG_FILE
+    assert Path.cwd() / ".model-forge" / "config.json" == config.LOCAL_CONFIG_FILE
 
 
 def test_no_config_reads_as_empty() -> None:
@@ -110,7 +109,9 @@ def test_malformed_json_names_file_and_line() -> None:
 
 
 def test_malformed_yaml_names_file_and_line() -> None:
-    path = write(config.global_config_dir() / "config.yaml", "providers:\n  openai: [unclosed\nsettings: {}\n")
+    path = write(
+        config.global_config_dir() / "config.yaml", "providers:\n  openai: [unclosed\nsettings: {}\n"
+    )
     with pytest.raises(ConfigurationValidationError) as info:
         config.get_config()
     assert str(path) in info.value.message
@@ -118,7 +119,9 @@ def test_malformed_yaml_names_file_and_line() -> None:
 
 
 def test_unknown_key_names_line_key_and_allowed_keys() -> None:
-    text = json.dumps(COMPAT_EXAMPLE, indent=4).replace('"base_url": "https://api.openai.com/v1"', '"base_ur": "x"')
+    text = json.dumps(COMPAT_EXAMPLE, indent=4).replace(
+        '"base_url": "https://api.openai.com/v1"', '"base_ur": "x"'
+    )
     path = write(config.GLOBAL_CONFIG_FILE, text)
     line = next(i for i, row in enumerate(text.splitlines(), 1) if "base_ur" in row)
     with pytest.raises(ConfigurationValidationError) as info:
@@ -188,7 +191,6 @@ def test_interrupted_write_leaves_the_old_file(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_unwritable_directory_is_a_clear_error() -> None:
-    # Permission bits do not stop root's CAP_DAC_OVERRIDE, so as root the save runs without it (setpriv).
     home = Path(tempfile.mkdtemp(prefix="mf-readonly-"))
     try:
         home.chmod(0o755)
@@ -205,16 +207,7 @@ def test_unwritable_directory_is_a_clear_error() -> None:
             "except ConfigurationError as err:\n"
             "    print(err.message); print(err.suggestion); sys.exit(3)\n"
         )
-        drop = "-dac_override,-dac_read_search"
-        prefix = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}", "--"] if os.geteuid() == 0 else []
-        result = subprocess.run(
-            [*prefix, sys.executable, "-c", script],
-            env={**os.environ, "HOME": str(home)},
-            cwd=str(home),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = run_python(script, home=home)
         assert result.returncode == 3, result.stderr
         assert "Cannot write" in result.stdout and "writable" in result.stdout
         assert "Traceback" not in result.stdout

