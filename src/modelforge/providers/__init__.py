@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from modelforge.auth.copilot import GITHUB_COPILOT_AUTH_DETAILS
 from modelforge.exceptions import ProviderError, ProviderNotAvailableError
 from modelforge.providers.base import ModelRequest, ProviderFamily
 
@@ -41,13 +42,6 @@ LLM_TYPE_ALIASES = {
     "llamacpp": "local",
 }
 
-_GITHUB_DEVICE_FLOW = {
-    "client_id": "01ab8ac9400c4e429b23",
-    "device_code_url": "https://github.com/login/device/code",
-    "token_url": "https://github.com/login/oauth/access_token",
-    "scope": "read:user",
-}
-
 KNOWN_PROVIDERS: dict[str, dict[str, Any]] = {
     "openai": {
         "llm_type": "openai_compatible",
@@ -69,7 +63,7 @@ KNOWN_PROVIDERS: dict[str, dict[str, Any]] = {
         "llm_type": "github_copilot",
         "base_url": "https://api.githubcopilot.com",
         "auth_strategy": "device_flow",
-        "auth_details": _GITHUB_DEVICE_FLOW,
+        "auth_details": dict(GITHUB_COPILOT_AUTH_DETAILS),
     },
     "ollama": {"llm_type": "ollama", "base_url": "http://localhost:11434"},
     "local": {"llm_type": "local"},

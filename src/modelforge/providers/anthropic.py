@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from pydantic import SecretStr
 
 from modelforge.exceptions import InvalidApiKeyError
 from modelforge.providers.base import ModelRequest, ProviderFamily
@@ -47,7 +48,7 @@ class AnthropicFamily(ProviderFamily):
         sampling.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
         return ChatAnthropic(  # type: ignore[call-arg]
             model=request.model_name,
-            api_key=key,
+            api_key=SecretStr(key),
             base_url=request.provider.base_url or ANTHROPIC_BASE_URL,
             default_headers=dict(request.provider.headers) or None,
             timeout=request.timeout,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from langchain_core.language_models import BaseChatModel
 
-from modelforge import __version__
+from modelforge.auth.copilot import COPILOT_HEADERS, DEFAULT_EXCHANGE_URL
 from modelforge.providers.base import ModelRequest, ProviderFamily
 from modelforge.providers.errors import HttpFailure
 from modelforge.providers.openai_compatible import build_chat_openai, read_stainless_failure
@@ -25,17 +25,9 @@ from modelforge.providers.openai_compatible import build_chat_openai, read_stain
 if TYPE_CHECKING:
     from modelforge.auth import CopilotTokenSource
 
-__all__ = ["COPILOT_HEADERS", "GitHubCopilotFamily"]
+__all__ = ["GitHubCopilotFamily"]
 
 COPILOT_BASE_URL = "https://api.githubcopilot.com"
-COPILOT_TOKEN_EXCHANGE_URL = "https://api.github.com/copilot_internal/v2/token"
-COPILOT_HEADERS = {
-    "Editor-Version": f"ModelForge/{__version__}",
-    "Editor-Plugin-Version": f"modelforge/{__version__}",
-    "Copilot-Integration-Id": "vscode-chat",
-    "User-Agent": f"ModelForge/{__version__}",
-}
-
 _sources: dict[tuple[str, str], CopilotTokenSource] = {}
 _sources_lock = threading.Lock()
 
@@ -53,15 +45,15 @@ class GitHubCopilotFamily(ProviderFamily):
         return build_chat_openai(
             request,
             base_url=base_url,
-            api_key=source,  # type: ignore[arg-type]
-            default_headers=COPILOT_HEADERS,
+            api_key=source,
+            default_headers=dict(COPILOT_HEADERS),
         )
 
     def _token_source(self, request: ModelRequest) -> CopilotTokenSource:
         from modelforge.auth import copilot_token_source
 
         details = request.provider.auth_details
-        exchange_url = (details.token_exchange_url if details else None) or COPILOT_TOKEN_EXCHANGE_URL
+        exchange_url = (details.token_exchange_url if details else None) or DEFAULT_EXCHANGE_URL
         key = (request.provider_name, exchange_url)
         with _sources_lock:
             source = _sources.get(key)
