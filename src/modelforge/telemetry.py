@@ -1,0 +1,323 @@
+"""Per-call metrics: duration, token usage and cost, collected by a LangChain callback handler.
+
+``TelemetryCallback(provider, model)`` records every chat-model run it sees (``invoke``, ``stream`` and
+their async twins) and leaves the latest in ``.metrics`` (all of them in ``.history``). Token usage is
+read from ``AIMessage.usage_metadata`` first, then from ``llm_output["token_usage"]`` (or ``["usage"]``);
+when the provider reports none it is estimated from text length and flagged ``token_estimation``.
+
+Costs come from the models.dev catalogue by exact model id (``modelforge.catalog``), never by substring
+(2.3.0 priced ``gpt-4o-mini`` as ``gpt-4o``): ``calculate_cost`` returns 0.0 for a model without a known
+price, and the callback then says ``metadata["pricing"] == "unknown"`` so 0.0 is not mistaken for free.
+``format_metrics`` prints the prices' snapshot date next to the cost. No logging handlers are installed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, LLMResult
+
+from modelforge.catalog import LOCAL_PROVIDERS, Catalog, ModelInfo
+
+__all__ = ["ModelMetrics", "TelemetryCallback", "TokenUsage", "calculate_cost", "format_metrics"]
+
+
+@dataclass
+class TokenUsage:
+    """Tokens used by one call; ``prompt_tokens`` includes cached ones."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass
+class ModelMetrics:
+    """What one model call took and cost."""
+
+    provider: str
+    model: str
+    start_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    end_time: datetime | None = None
+    duration_ms: float = 0.0
+    token_usage: TokenUsage = field(default_factory=TokenUsage)
+    estimated_cost: float = 0.0
+    error: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Run:
+    metrics: ModelMetrics
+    started: float
+    prompt_chars: int
+    first_token: float | None = None
+
+
+class TelemetryCallback(BaseCallbackHandler):
+    """Collects ``ModelMetrics`` for each chat-model run; the latest is ``.metrics``."""
+
+    run_inline = True  # cheap, non-blocking handlers: run them in the caller's thread / event loop
+
+    def __init__(self, provider: str, model: str, *, catalog: Catalog | None = None) -> None:
+        super().__init__()
+        self.provider = provider
+        self.model = model
+        self._catalog = catalog
+        self.metrics = ModelMetrics(provider=provider, model=model)
+        self.history: list[ModelMetrics] = []
+        self._runs: dict[UUID | None, _Run] = {}
+
+    # --- LangChain hooks ---------------------------------------------------------------------------------
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        chars = sum(len(str(m.content)) for batch in messages for m in batch)
+        self._start(run_id, chars)
+
+    def on_llm_start(
+        self, serialized: dict[str, Any], prompts: list[str], *, run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        self._start(run_id, sum(len(p) for p in prompts))
+
+    def on_llm_new_token(self, token: Any, *, run_id: UUID | None = None, **kwargs: Any) -> None:
+        run = self._runs.get(run_id)
+        if run is not None and run.first_token is None:
+            run.first_token = time.perf_counter()
+            run.metrics.metadata["time_to_first_token_ms"] = (run.first_token - run.started) * 1000
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID | None = None, **kwargs: Any) -> None:
+        run = self._finish(run_id)
+        metrics = run.metrics
+        usage, actual_model = _usage_from(response)
+        if actual_model:
+            metrics.metadata["actual_model"] = actual_model
+        if usage is None:
+            completion_chars = sum(len(g.text) for gens in response.generations for g in gens)
+            usage = _estimate(run.prompt_chars, completion_chars)
+            metrics.metadata["token_estimation"] = True
+        metrics.token_usage = usage
+        cost, pricing = _price(self.provider, self.model, usage, actual_model, self._catalog)
+        metrics.estimated_cost = cost
+        metrics.metadata.update(pricing)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID | None = None, **kwargs: Any) -> None:
+        run = self._finish(run_id)
+        run.metrics.error = str(error) or type(error).__name__
+        run.metrics.metadata["error_type"] = type(error).__name__
+
+    # --- run bookkeeping ---------------------------------------------------------------------------------
+
+    def _start(self, run_id: UUID | None, prompt_chars: int) -> None:
+        metrics = ModelMetrics(provider=self.provider, model=self.model)
+        self._runs[run_id] = _Run(metrics=metrics, started=time.perf_counter(), prompt_chars=prompt_chars)
+        self.metrics = metrics
+
+    def _finish(self, run_id: UUID | None) -> _Run:
+        run = self._runs.pop(run_id, None)
+        if run is None:  # an end without a start (a handler attached mid-run): time it as zero
+            run = _Run(ModelMetrics(provider=self.provider, model=self.model), time.perf_counter(), 0)
+        run.metrics.end_time = datetime.now(UTC)
+        run.metrics.duration_ms = (time.perf_counter() - run.started) * 1000
+        self.metrics = run.metrics
+        self.history.append(run.metrics)
+        return run
+
+
+def _usage_from(response: LLMResult) -> tuple[TokenUsage | None, str | None]:
+    """Token usage and the model id the provider reported, from a finished run."""
+    usage: TokenUsage | None = None
+    actual: str | None = None
+    for generations in response.generations:
+        for generation in generations:
+            if not isinstance(generation, ChatGeneration):
+                continue
+            message = generation.message
+            meta = message.response_metadata or {}
+            actual = actual or meta.get("model_name") or meta.get("model")
+            if isinstance(message, AIMessage) and message.usage_metadata:
+                usage = _add(usage, _from_usage_metadata(message.usage_metadata))
+    llm_output = response.llm_output or {}
+    actual = actual or llm_output.get("model_name") or llm_output.get("model")
+    if usage is None:
+        raw = llm_output.get("token_usage") or llm_output.get("usage")
+        if isinstance(raw, Mapping) and raw:
+            usage = _from_token_usage(raw)
+    return usage, actual if isinstance(actual, str) else None
+
+
+def _from_usage_metadata(meta: Mapping[str, Any]) -> TokenUsage:
+    prompt, completion = int(meta.get("input_tokens") or 0), int(meta.get("output_tokens") or 0)
+    details = meta.get("input_token_details") or {}
+    return TokenUsage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=int(meta.get("total_tokens") or prompt + completion),
+        cache_read_tokens=int(details.get("cache_read") or 0),
+        cache_write_tokens=int(details.get("cache_creation") or 0),
+    )
+
+
+def _from_token_usage(raw: Mapping[str, Any]) -> TokenUsage:
+    """OpenAI-style ``token_usage`` or Anthropic-style ``usage`` dicts."""
+    prompt = int(raw.get("prompt_tokens") or raw.get("input_tokens") or 0)
+    completion = int(raw.get("completion_tokens") or raw.get("output_tokens") or 0)
+    details = raw.get("prompt_tokens_details") or {}
+    cache_read = int(details.get("cached_tokens") or 0)
+    cache_write = int(raw.get("cache_creation_input_tokens") or 0)
+    if "input_tokens" in raw and "prompt_tokens" not in raw:  # Anthropic counts cached tokens apart
+        cache_read = int(raw.get("cache_read_input_tokens") or 0)
+        prompt += cache_read + cache_write
+    return TokenUsage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=int(raw.get("total_tokens") or prompt + completion),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
+
+
+def _add(a: TokenUsage | None, b: TokenUsage) -> TokenUsage:
+    if a is None:
+        return b
+    return TokenUsage(
+        a.prompt_tokens + b.prompt_tokens,
+        a.completion_tokens + b.completion_tokens,
+        a.total_tokens + b.total_tokens,
+        a.cache_read_tokens + b.cache_read_tokens,
+        a.cache_write_tokens + b.cache_write_tokens,
+    )
+
+
+def _estimate(prompt_chars: int, completion_chars: int) -> TokenUsage:
+    """A rough count (about four characters a token) for providers that report no usage."""
+    prompt, completion = max(prompt_chars // 4, 1), max(completion_chars // 4, 1)
+    return TokenUsage(prompt, completion, prompt + completion)
+
+
+def _lookup(provider: str, models: Sequence[str | None], catalog: Catalog) -> ModelInfo | None:
+    names = [m for m in dict.fromkeys(models) if m]
+    for name in names:
+        if info := catalog.model(provider, name):
+            return info
+    if catalog.provider_id(provider) is None:  # an OpenAI-compatible proxy: the model's own price
+        for name in names:
+            if info := catalog.find_model_anywhere(name):
+                return info
+    return None
+
+
+def _price(
+    provider: str, model: str, usage: TokenUsage, actual_model: str | None, catalog: Catalog | None
+) -> tuple[float, dict[str, Any]]:
+    """The cost of ``usage`` and the metadata that says where the price came from."""
+    if provider.strip().lower() in LOCAL_PROVIDERS:
+        return 0.0, {"pricing": "local"}
+    catalog = catalog or Catalog.bundled()
+    info = _lookup(provider, [model, actual_model], catalog)
+    meta: dict[str, Any] = {"pricing_snapshot_date": catalog.snapshot_date}
+    if info is not None:
+        meta.update(
+            context_length=info.context_length,
+            max_output_tokens=info.max_output_tokens,
+            supports_function_calling=info.supports_function_calling,
+            supports_vision=info.supports_vision,
+        )
+    cost = _cost(info, usage)
+    if info is None or cost is None:
+        return 0.0, {**meta, "pricing": "unknown"}
+    meta.update(pricing="models.dev", pricing_model=f"{info.provider}/{info.model}")
+    if info.provider == "github-copilot":
+        meta["pricing_note"] = "GitHub Copilot is subscription-based; the cost is for reference only"
+    return cost, meta
+
+
+def _cost(info: ModelInfo | None, usage: TokenUsage) -> float | None:
+    if info is None:
+        return None
+    return info.cost(
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+    )
+
+
+def calculate_cost(provider: str, model: str, usage: TokenUsage, *, catalog: Catalog | None = None) -> float:
+    """USD for ``usage`` at the catalogue's price for exactly ``provider``/``model``; 0.0 when unknown."""
+    if provider.strip().lower() in LOCAL_PROVIDERS:
+        return 0.0
+    cost = _cost(_lookup(provider, [model], catalog or Catalog.bundled()), usage)
+    return cost if cost is not None else 0.0
+
+
+def format_metrics(metrics: ModelMetrics) -> str:
+    """A readable block of text for the terminal."""
+    meta, usage = metrics.metadata, metrics.token_usage
+    rule = "=" * 50
+    lines = [rule, "Telemetry", rule, f"Provider: {metrics.provider}", f"Model: {metrics.model}"]
+    if meta.get("actual_model") and meta["actual_model"] != metrics.model:
+        lines.append(f"Actual model: {meta['actual_model']}")
+    lines.append(f"Duration: {metrics.duration_ms:.0f} ms")
+    if meta.get("time_to_first_token_ms") is not None:
+        lines.append(f"First token after: {meta['time_to_first_token_ms']:.0f} ms")
+    lines += [
+        "",
+        "Token usage" + (" (estimated)" if meta.get("token_estimation") else "") + ":",
+        f"  Prompt tokens: {usage.prompt_tokens:,}"
+        + (f" ({usage.cache_read_tokens:,} from cache)" if usage.cache_read_tokens else ""),
+        f"  Completion tokens: {usage.completion_tokens:,}",
+        f"  Total tokens: {usage.total_tokens:,}",
+    ]
+    context = meta.get("context_length")
+    if isinstance(context, int) and context > 0:
+        used = usage.prompt_tokens
+        lines += [
+            "",
+            "Context window:",
+            f"  Model limit: {context:,} tokens",
+            f"  Used: {used:,} tokens ({used / context * 100:.1f}%)",
+            f"  Remaining: {max(context - used, 0):,} tokens",
+        ]
+        if meta.get("max_output_tokens"):
+            lines.append(f"  Max output: {meta['max_output_tokens']:,} tokens")
+        capabilities = [
+            label
+            for key, label in (("supports_function_calling", "functions"), ("supports_vision", "vision"))
+            if meta.get(key)
+        ]
+        if capabilities:
+            lines.append(f"  Capabilities: {', '.join(capabilities)}")
+    lines += ["", _cost_line(metrics)]
+    if meta.get("pricing_note"):
+        lines.append(f"  Note: {meta['pricing_note']}")
+    if metrics.error:
+        lines += ["", f"Error: {metrics.error}"]
+    lines.append(rule)
+    return "\n".join(lines)
+
+
+def _cost_line(metrics: ModelMetrics) -> str:
+    meta = metrics.metadata
+    snapshot = meta.get("pricing_snapshot_date") or Catalog.bundled().snapshot_date or "unknown date"
+    if meta.get("pricing") == "local":
+        return "Estimated cost: $0 (local model)"
+    if meta.get("pricing") == "unknown":
+        return f"Estimated cost: unknown (no price in the models.dev catalogue of {snapshot})"
+    estimated = " from estimated tokens" if meta.get("token_estimation") else ""
+    return f"Estimated cost: ${metrics.estimated_cost:.6f} (models.dev prices as of {snapshot}{estimated})"

@@ -1,0 +1,1 @@
+"""Tests of the model catalogue, the models.dev client, EnhancedLLM and telemetry."""
