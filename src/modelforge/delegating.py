@@ -21,7 +21,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["DelegatingChatModel", "rebind"]
+__all__ = ["DelegatingChatModel", "innermost", "rebind", "replace_innermost"]
 
 
 class DelegatingChatModel(BaseChatModel):
@@ -205,3 +205,17 @@ def rebind(runnable: Any, old: Runnable[Any, Any], new: Runnable[Any, Any]) -> A
         if replaced is not value:
             updates[name] = replaced
     return runnable.model_copy(update=updates) if updates else runnable
+
+
+def innermost(llm: BaseChatModel) -> BaseChatModel:
+    """The provider's own model at the bottom of a chain of delegating wrappers."""
+    while isinstance(llm, DelegatingChatModel):
+        llm = llm.wrapped_llm
+    return llm
+
+
+def replace_innermost(llm: BaseChatModel, new: BaseChatModel) -> BaseChatModel:
+    """A copy of the wrapper chain ``llm`` with its innermost model replaced by ``new``."""
+    if isinstance(llm, DelegatingChatModel):
+        return llm.model_copy(update={"wrapped_llm": replace_innermost(llm.wrapped_llm, new)})
+    return new

@@ -26,7 +26,7 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field
 
 from modelforge.catalog import LOCAL_PROVIDERS, Catalog, ModelInfo
-from modelforge.delegating import DelegatingChatModel
+from modelforge.delegating import DelegatingChatModel, innermost, replace_innermost
 from modelforge.exceptions import InvalidInputError
 
 __all__ = ["EnhancedLLM", "enhance"]
@@ -207,24 +207,26 @@ class EnhancedLLM(DelegatingChatModel):
                 _check(name, value, self.max_output_tokens)
 
     def _field_for(self, name: str) -> str | None:
-        fields = type(self.wrapped_llm).model_fields
+        fields = type(innermost(self.wrapped_llm)).model_fields
         return next((f for f in _PARAMETER_FIELDS[name] if f in fields), None)
 
     def _get_parameter(self, name: str) -> Any:
         field = self._field_for(name)
-        return getattr(self.wrapped_llm, field) if field else None
+        return getattr(innermost(self.wrapped_llm), field) if field else None
 
     def _set_parameter(self, name: str, value: Any) -> None:
         _check(name, value, self.max_output_tokens)
         field = self._field_for(name)
         if field is None:
             raise InvalidInputError(
-                f"{type(self.wrapped_llm).__name__} has no '{name}' setting",
+                f"{type(innermost(self.wrapped_llm)).__name__} has no '{name}' setting",
                 suggestion="Pass it as a keyword argument to invoke() if the provider accepts it.",
-                details={"parameter": name, "model_class": type(self.wrapped_llm).__name__},
+                details={"parameter": name, "model_class": type(innermost(self.wrapped_llm)).__name__},
             )
         # A copy, not a mutation: the original model may be shared; bound runnables point at ``self``.
-        self.wrapped_llm = self.wrapped_llm.model_copy(update={field: value})
+        # The setting lives on the provider's model, below any other ModelForge wrapper.
+        leaf = innermost(self.wrapped_llm)
+        self.wrapped_llm = replace_innermost(self.wrapped_llm, leaf.model_copy(update={field: value}))
 
     # --- pickling ----------------------------------------------------------------------------------------
 

@@ -1,0 +1,106 @@
+"""``modelforge settings`` and ``modelforge models`` (offline: the bundled models.dev catalogue)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.conftest import Invoke, assert_clean_failure
+
+
+def test_telemetry_on_off_status(invoke: Invoke, read_config: Callable[[], dict[str, Any]]) -> None:
+    assert "Telemetry display: on" in invoke("settings", "telemetry", "status").stdout  # the default
+
+    result = invoke("settings", "telemetry", "off")
+    assert result.exit_code == 0, result.output
+    assert read_config()["settings"] == {"show_telemetry": False}
+    assert "Telemetry display: off" in invoke("settings", "telemetry", "status").stdout
+    assert json.loads(invoke("settings", "show").stdout.split("\n", 1)[1]) == {"show_telemetry": False}
+
+    invoke("settings", "telemetry", "on")
+    assert read_config()["settings"] == {"show_telemetry": True}
+
+
+def test_telemetry_local(invoke: Invoke, config_file: Path) -> None:
+    result = invoke("settings", "telemetry", "off", "--local")
+    assert result.exit_code == 0, result.output
+    local = Path.cwd() / ".model-forge" / "config.json"
+    assert json.loads(local.read_text())["settings"] == {"show_telemetry": False}
+    assert not config_file.exists()
+    assert "instead of the global config" in result.stderr
+    assert "off" in invoke("settings", "telemetry", "status", "--local").stdout
+
+
+def test_telemetry_bad_action_is_a_usage_error(invoke: Invoke) -> None:
+    result = invoke("settings", "telemetry", "maybe")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def _json(stdout: str) -> Any:
+    return json.loads(stdout)
+
+
+def test_models_list_json_and_table(invoke: Invoke) -> None:
+    result = invoke("models", "list", "--provider", "openai", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    models = {m["id"]: m for m in _json(result.stdout)}
+    assert models["gpt-4o-mini"]["pricing"]["input_per_1m"] == pytest.approx(0.15)
+    assert "bundled" in result.stderr and "USD per 1M" in result.stderr
+
+    table = invoke("models", "list", "--provider", "anthropic")
+    assert table.exit_code == 0
+    assert table.stdout.splitlines()[0].split()[:3] == ["PROVIDER", "MODEL", "NAME"]
+    assert any(line.startswith("anthropic ") for line in table.stdout.splitlines()[1:])
+
+
+def test_models_list_unknown_provider_is_empty(invoke: Invoke) -> None:
+    result = invoke("models", "list", "--provider", "no-such-provider")
+    assert result.exit_code == 0 and "No models known" in result.stdout
+    assert _json(invoke("models", "list", "--provider", "no-such-provider", "--format", "json").stdout) == []
+
+
+def test_models_search(invoke: Invoke) -> None:
+    result = invoke(
+        "models",
+        "search",
+        "gpt-4o",
+        "--provider",
+        "openai",
+        "--capability",
+        "vision",
+        "--capability",
+        "tools",
+        "--max-price",
+        "1",
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    found = _json(result.stdout)
+    assert "gpt-4o-mini" in [m["id"] for m in found]
+    assert all(m["pricing"]["input_per_1m"] <= 1 for m in found)
+    assert all({"vision", "function_calling"} <= set(m["capabilities"]) for m in found)
+
+    assert "No models match" in invoke("models", "search", "zzzz-no-such-model").stdout
+    assert_clean_failure(invoke("models", "search", "gpt", "--capability", "telepathy"), "telepathy")
+    assert invoke("models", "search", "gpt", "--max-price", "-1").exit_code == 2
+
+
+def test_models_info(invoke: Invoke) -> None:
+    result = invoke("models", "info", "--provider", "openai", "--model", "gpt-4o-mini")
+    assert result.exit_code == 0, result.output
+    assert "Context window" in result.stdout and "128000" in result.stdout
+
+    info = _json(
+        invoke("models", "info", "--provider", "openai", "--model", "gpt-4o-mini", "--format", "json").stdout
+    )
+    assert info["id"] == "gpt-4o-mini" and info["context_length"] == 128000
+
+    result = invoke("models", "info", "--provider", "openai", "--model", "gpt-99-ultra")
+    assert_clean_failure(result, "gpt-99-ultra", "MODEL_NOT_FOUND")
+    assert_clean_failure(invoke("models", "info", "--provider", "nowhere", "--model", "x"), "nowhere")

@@ -1,0 +1,133 @@
+"""``modelforge test`` against the OpenAI-protocol test server: prompt sources, output, telemetry, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelforge.testing import ProviderServer, Reply, Usage
+from tests.cli.conftest import Invoke, assert_clean_failure, server_config
+
+WriteConfig = Callable[[dict[str, Any]], Path]
+ANSWER = "Forged in fire, the answer arrives."
+
+
+@pytest.fixture
+def ready(server: ProviderServer, write_config: WriteConfig) -> ProviderServer:
+    write_config(server_config(server.openai_base_url))
+    server.script(Reply(text=ANSWER, usage=Usage(11, 7)))
+    return server
+
+
+def _prompt_sent(server: ProviderServer) -> str:
+    body = server.requests_for("openai")[-1].json
+    return str(body["messages"][-1]["content"])
+
+
+def test_prompt_answer_on_stdout_telemetry_on_stderr(ready: ProviderServer, invoke: Invoke) -> None:
+    result = invoke("test", "-p", "Say something")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ANSWER + "\n"
+    assert "Telemetry" in result.stderr and "Total tokens: 18" in result.stderr
+    assert "testsrv/mini" in result.stderr
+    assert _prompt_sent(ready) == "Say something"
+    assert ready.requests_for("openai")[-1].json["model"] == "gpt-4o-mini"
+
+
+def test_stream_prints_the_answer(ready: ProviderServer, invoke: Invoke) -> None:
+    result = invoke("test", "--prompt", "Stream it", "--stream")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ANSWER + "\n"
+    assert ready.requests_for("openai")[-1].json.get("stream") is True
+    assert "Total tokens: 18" in result.stderr
+
+
+def test_quiet_prints_only_the_answer(ready: ProviderServer, invoke: Invoke) -> None:
+    result = invoke("test", "-q", "-p", "Hi")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ANSWER + "\n"
+    assert result.stderr == ""
+
+
+def test_no_telemetry_flag_and_setting(
+    ready: ProviderServer, invoke: Invoke, write_config: WriteConfig
+) -> None:
+    result = invoke("test", "-p", "Hi", "--no-telemetry")
+    assert result.exit_code == 0 and "Telemetry" not in result.stderr
+
+    write_config(server_config(ready.openai_base_url, settings={"show_telemetry": False}))
+    ready.script(Reply(text=ANSWER))
+    result = invoke("test", "-p", "Hi")
+    assert result.exit_code == 0 and "Telemetry" not in result.stderr
+    assert result.stdout == ANSWER + "\n"
+
+
+def test_prompt_from_stdin(ready: ProviderServer, invoke: Invoke) -> None:
+    result = invoke("test", "--no-telemetry", input="Piped question\n")
+    assert result.exit_code == 0, result.output
+    assert _prompt_sent(ready) == "Piped question\n"
+    assert result.stdout == ANSWER + "\n"
+
+
+def test_input_and_output_files(ready: ProviderServer, invoke: Invoke, tmp_path: Path) -> None:
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("From a file", encoding="utf-8")
+    out = tmp_path / "out" / "answer.txt"
+
+    result = invoke("test", "-i", str(prompt), "-o", str(out), "--no-telemetry")
+
+    assert result.exit_code == 0, result.output
+    assert _prompt_sent(ready) == "From a file"
+    assert out.read_text(encoding="utf-8") == ANSWER + "\n"
+    assert result.stdout == ""
+    assert str(out) in result.stderr
+    assert [p.name for p in out.parent.iterdir()] == ["answer.txt"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "fragments"),
+    [
+        (["-p", "   "], None, ["empty", "EMPTY_PROMPT"]),
+        ([], "", ["stdin is empty", "-p"]),
+        (["-i", "missing.txt"], None, ["missing.txt", "does not exist"]),
+    ],
+)
+def test_bad_prompts_fail_cleanly(
+    args: list[str], stdin: str | None, fragments: list[str], ready: ProviderServer, invoke: Invoke
+) -> None:
+    assert_clean_failure(invoke("test", *args, input=stdin), *fragments)
+    assert ready.requests == []
+
+
+def test_prompt_and_input_file_together_is_a_usage_error(invoke: Invoke, tmp_path: Path) -> None:
+    (tmp_path / "p.txt").write_text("x")
+    result = invoke("test", "-p", "x", "-i", str(tmp_path / "p.txt"))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_server_down_is_a_clean_network_error(invoke: Invoke, write_config: WriteConfig) -> None:
+    write_config(server_config("http://127.0.0.1:9/v1"))
+
+    result = invoke("test", "-p", "Hello")
+
+    assert_clean_failure(result, "Connection failed", "NETWORK_CONNECTION_ERROR", "server is running")
+    assert result.stdout == ""
+
+    verbose = invoke("test", "-p", "Hello", "--verbose")
+    assert verbose.exit_code == 1 and "Traceback" in verbose.stderr
+
+
+def test_missing_key_and_missing_selection_fail_cleanly(invoke: Invoke, write_config: WriteConfig) -> None:
+    config = server_config("https://api.openai.com/v1")
+    config["providers"]["testsrv"]["auth_strategy"] = "api_key"
+    write_config(config)
+    assert_clean_failure(invoke("test", "-p", "Hi"), "INVALID_API_KEY", "auth login")
+
+    config.pop("current_model")
+    write_config(config)
+    assert_clean_failure(invoke("test", "-p", "Hi"), "No model selected", "config use")
