@@ -11,9 +11,10 @@ the wrapped model (``llm.model_name``).
 ``model_metadata`` may be a ``ModelsDevClient`` model dict, a 2.3.0 metadata dict or a raw models.dev entry;
 ``enhance()`` builds one from the catalogue. Limits and prices that are unknown read as ``0``.
 
-An ``EnhancedLLM`` pickles: the wrapped model is rebuilt from its class and the fields it was given (HTTP
-clients are recreated, a custom ``http_client`` is not carried over). The pickle holds the wrapped model's
-API key, so treat it as a secret.
+An ``EnhancedLLM`` pickles. A model from ``ModelForgeRegistry`` pickles without credentials and is rebuilt
+from the config on the other side; any other wrapped model is rebuilt from its class and the fields it was
+given (HTTP clients are recreated, a custom ``http_client`` is not carried over), and that pickle holds the
+model's API key, so treat it as a secret.
 """
 
 from __future__ import annotations

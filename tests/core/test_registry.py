@@ -300,3 +300,54 @@ def test_2_3_public_names() -> None:
         TokenExpiredError,
         ValidationError,
     )
+
+
+def test_enhanced_llm_from_the_registry(server: ProviderServer) -> None:
+    from modelforge.enhanced_llm import EnhancedLLM
+    from modelforge.exceptions import InvalidInputError, RateLimitError
+    from modelforge.testing import Fault
+
+    write_config(legacy_config(server.openai_base_url))
+    llm = ModelForgeRegistry().get_llm(enhanced=True)
+    assert isinstance(llm, EnhancedLLM)
+    assert llm.context_length > 100_000
+    assert llm.pricing_info["input_per_1m"] > 0
+    llm.temperature = 0.3
+    llm.max_tokens = 50
+    with pytest.raises(InvalidInputError):
+        llm.max_tokens = 10_000_000
+    llm.invoke("hello")
+    sent = server.requests[-1].json or {}
+    assert sent["temperature"] == 0.3
+    assert sent.get("max_tokens", sent.get("max_completion_tokens")) == 50
+    # The SDK's own two retries (the default until a retry policy is configured) see three 429s.
+    server.script(*[Fault(status=429, retry_after="0")] * 3)
+    with pytest.raises(RateLimitError):
+        llm.invoke("hello")
+
+
+def test_enhanced_via_environment(server: ProviderServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelforge.enhanced_llm import EnhancedLLM
+
+    write_config(legacy_config(server.openai_base_url))
+    monkeypatch.setenv("MODELFORGE_ENHANCED", "true")
+    assert isinstance(ModelForgeRegistry().get_llm(), EnhancedLLM)
+    assert not isinstance(ModelForgeRegistry().get_llm(enhanced=False), EnhancedLLM)
+
+
+def test_pickles_carry_no_credentials(server: ProviderServer) -> None:
+    import pickle
+
+    write_config(legacy_config(server.openai_base_url))
+    for enhanced in (False, True):
+        llm = ModelForgeRegistry().get_llm(enhanced=enhanced)
+        if enhanced:
+            llm.temperature = 0.7  # type: ignore[attr-defined]
+        data = pickle.dumps(llm)
+        assert OPENAI_KEY.encode() not in data
+        clone = pickle.loads(data)
+        server.script(Reply(text="from the clone"))
+        assert clone.invoke("hi").text == "from the clone"
+        assert server.requests[-1].headers["authorization"] == f"Bearer {OPENAI_KEY}"
+        if enhanced:
+            assert (server.requests[-1].json or {})["temperature"] == 0.7

@@ -5,8 +5,10 @@ These tests start the real model server once for the module (about a second) and
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,9 +82,6 @@ def test_server_dies_with_its_parent(tmp_path: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     url, pid = result.stdout.split()
-    import os
-    import time
-
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -95,3 +94,18 @@ def test_server_dies_with_its_parent(tmp_path: Path) -> None:
         pytest.fail("the model server outlived its parent")
     with pytest.raises(httpx.TransportError):
         httpx.get(url + "/health", timeout=2)
+
+
+def test_first_run_cli_streams_from_the_local_model(isolated_home: Path) -> None:
+    # What `make run` does on a fresh machine: no config, no key, no network.
+    cli = Path(sys.executable).with_name("modelforge")
+    result = subprocess.run(
+        [str(cli), "test", "--stream", "--no-telemetry", "--prompt", "Name a fruit."],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "HOME": str(isolated_home)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip(), "an answer was printed"
+    assert "Traceback" not in result.stderr
