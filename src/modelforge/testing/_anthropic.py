@@ -1,0 +1,207 @@
+"""Anthropic Messages wire format (``POST /v1/messages``).
+
+Non-streamed: a ``message`` object with ``text`` / ``tool_use`` content blocks. Streamed: SSE ``event:`` +
+``data:`` pairs — ``message_start`` (with ``usage.input_tokens``), ``ping``, ``content_block_start`` /
+``content_block_delta`` (``text_delta``, ``input_json_delta`` fragments) / ``content_block_stop`` per block,
+``message_delta`` (``stop_reason``; ``usage`` with ``output_tokens`` and, as the API now sends, the
+``input_tokens``) and ``message_stop``. Errors are ``{"type": "error", "error": {"type", "message"}}``;
+529 is ``overloaded_error``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from modelforge.testing._chat import ChatProtocol, ChatRequest, WireError
+from modelforge.testing._common import collect_text, dumps, estimate_tokens, new_id, split_fragments
+from modelforge.testing._http import Exchange
+from modelforge.testing.script import Reply, Usage
+
+__all__ = ["AnthropicProtocol", "models_list"]
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+_STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens"}
+
+
+def models_list(names: list[str]) -> bytes:
+    """``GET /v1/models`` body in Anthropic's shape."""
+    data = [
+        {"type": "model", "id": n, "display_name": n, "created_at": "2025-01-01T00:00:00Z"} for n in names
+    ]
+    return dumps(
+        {
+            "data": data,
+            "has_more": False,
+            "first_id": names[0] if names else None,
+            "last_id": names[-1] if names else None,
+        }
+    )
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + dumps(data) + b"\n\n"
+
+
+class AnthropicProtocol(ChatProtocol):
+    """Anthropic ``/v1/messages``."""
+
+    name = "anthropic"
+
+    def __init__(self, required_key: Callable[[], str | None]) -> None:
+        self._required_key = required_key
+
+    def parse(self, ex: Exchange, data: Any, path_model: str | None) -> ChatRequest:
+        if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+            raise WireError(400, "messages: Field required")
+        prompt = collect_text([data.get("system") or "", data["messages"]])
+        chat = ChatRequest(
+            model=str(data.get("model") or "claude-sonnet-4-6"),
+            stream=bool(data.get("stream")),
+            prompt_tokens=estimate_tokens(prompt),
+        )
+        chat.response_id = new_id("msg_01", 22)
+        return chat
+
+    def authorize(self, ex: Exchange) -> str | None:
+        required = self._required_key()
+        if required is None:
+            return None
+        presented = ex.headers.get("x-api-key")
+        if presented is None:
+            scheme, _, token = ex.headers.get("authorization", "").partition(" ")
+            presented = token.strip() if scheme.lower() == "bearer" else None
+        return None if presented == required else "invalid x-api-key"
+
+    def error_body(self, status: int, message: str) -> bytes:
+        kind = _ERROR_TYPES.get(status, "api_error")
+        return dumps(
+            {"type": "error", "error": {"type": kind, "message": message}, "request_id": new_id("req_")}
+        )
+
+    def response_headers(self, chat: ChatRequest) -> dict[str, str]:
+        return {"request-id": new_id("req_01", 22)}
+
+    # -- non-streamed ----------------------------------------------------------------------------------
+
+    def render(self, reply: Reply, chat: ChatRequest, usage: Usage) -> Any:
+        content: list[dict[str, Any]] = []
+        if reply.text or not reply.tool_calls:
+            content.append({"type": "text", "text": reply.text})
+        for call in reply.tool_calls:
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": call.id or new_id("toolu_01", 22),
+                    "name": call.name,
+                    "input": call.arguments,
+                }
+            )
+        message = self._message(chat, reply, content, self._stop(reply))
+        message["usage"] = self._usage(usage.input_tokens, usage.output_tokens)
+        return message
+
+    # -- streamed --------------------------------------------------------------------------------------
+
+    def stream_open(self, reply: Reply, chat: ChatRequest, usage: Usage) -> list[bytes]:
+        message = self._message(chat, reply, [], None)
+        message["usage"] = self._usage(usage.input_tokens, 1)
+        events = [
+            _event("message_start", {"type": "message_start", "message": message}),
+            _event("ping", {"type": "ping"}),
+        ]
+        if self._has_text_block(reply):
+            start = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+            events.append(_event("content_block_start", start))
+        return events
+
+    def stream_text(self, text: str, chat: ChatRequest) -> bytes:
+        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
+        return _event("content_block_delta", delta)
+
+    def stream_close(self, reply: Reply, chat: ChatRequest, usage: Usage) -> list[bytes]:
+        events: list[bytes] = []
+        index = 0
+        if self._has_text_block(reply):
+            events.append(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+            index = 1
+        for call in reply.tool_calls:
+            block = {
+                "type": "tool_use",
+                "id": call.id or new_id("toolu_01", 22),
+                "name": call.name,
+                "input": {},
+            }
+            events.append(
+                _event(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": block},
+                )
+            )
+            for fragment in split_fragments(json.dumps(call.arguments)):
+                delta = {"type": "input_json_delta", "partial_json": fragment}
+                events.append(
+                    _event(
+                        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+                    )
+                )
+            events.append(_event("content_block_stop", {"type": "content_block_stop", "index": index}))
+            index += 1
+        message_delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": self._stop(reply), "stop_sequence": None},
+            "usage": self._usage(usage.input_tokens, usage.output_tokens),
+        }
+        events.append(_event("message_delta", message_delta))
+        events.append(_event("message_stop", {"type": "message_stop"}))
+        return events
+
+    def stream_malformed(self, chat: ChatRequest) -> bytes:
+        return b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": {\n\n'
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _has_text_block(reply: Reply) -> bool:
+        return bool(reply.text_chunks()) or not reply.tool_calls
+
+    @staticmethod
+    def _stop(reply: Reply) -> str:
+        neutral = reply.neutral_finish()
+        return _STOP.get(neutral, neutral)
+
+    @staticmethod
+    def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+        return {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        }
+
+    @staticmethod
+    def _message(
+        chat: ChatRequest, reply: Reply, content: list[dict[str, Any]], stop: str | None
+    ) -> dict[str, Any]:
+        return {
+            "id": chat.response_id,
+            "type": "message",
+            "role": "assistant",
+            "model": chat.model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+        }

@@ -1,0 +1,143 @@
+"""Which handler answers which request: the route table, protocol tagging and the small metadata endpoints
+(model lists, Ollama tags/show/version, models.dev, the device-activation page, 404s).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from modelforge.testing import _anthropic, _gemini, _ollama, _openai
+from modelforge.testing._chat import ChatHost, ChatProtocol, serve_chat
+from modelforge.testing._common import dumps
+from modelforge.testing._github import GitHubService
+from modelforge.testing._http import Exchange
+from modelforge.testing.script import ProtocolName
+
+if TYPE_CHECKING:
+    from modelforge.testing.server import ProviderServer
+
+__all__ = ["Route", "Router", "classify"]
+
+Route = Callable[[Exchange], Awaitable[None]]
+
+_GEMINI_CALL = re.compile(
+    r"^/(?:v1beta|v1|v1alpha)/models/([^/]+:(?:generateContent|streamGenerateContent))$"
+)
+_GEMINI_LIST = re.compile(r"^/(?:v1beta|v1alpha)/models/?$")
+
+
+def classify(path: str, headers: dict[str, str]) -> ProtocolName:
+    """Which protocol a request path belongs to."""
+    if path == "/api.json":
+        return "modelsdev"
+    if path.startswith("/api/"):
+        return "ollama"
+    if path.startswith("/v1/messages") or (path.startswith("/v1/models") and "anthropic-version" in headers):
+        return "anthropic"
+    if path.startswith(("/v1beta/", "/v1alpha/")) or _GEMINI_CALL.match(path):
+        return "gemini"
+    if path.startswith("/v1/"):
+        return "openai"
+    if path.startswith("/copilot/"):
+        return "copilot"
+    if path.startswith(("/login/", "/copilot_internal/")) or path == "/user":
+        return "github"
+    return "other"
+
+
+async def _json(ex: Exchange, body: bytes, status: int = 200) -> None:
+    await ex.respond(status, body)
+
+
+class Router:
+    """Owns the protocol renderers of one server and sends each request to its handler."""
+
+    def __init__(self, server: ProviderServer, host: ChatHost, github: GitHubService) -> None:
+        self._server = server
+        self._host = host
+        self._github = github
+        self.openai = _openai.OpenAIProtocol(lambda: server.require_api_key)
+        self.copilot = _openai.CopilotProtocol(github.copilot_token_valid)
+        self.anthropic = _anthropic.AnthropicProtocol(lambda: server.require_api_key)
+        self.gemini = _gemini.GeminiProtocol(lambda: server.require_api_key)
+        self.ollama = _ollama.OllamaProtocol(lambda: server.ollama_models)
+        self._routes: dict[tuple[str, str], Route] = {
+            ("POST", "/v1/chat/completions"): self._chat(self.openai),
+            ("GET", "/v1/models"): self._v1_models,
+            ("POST", "/v1/messages"): self._chat(self.anthropic),
+            ("POST", "/api/chat"): self._chat(self.ollama),
+            ("GET", "/api/tags"): self._ollama_tags,
+            ("GET", "/api/version"): self._ollama_version,
+            ("POST", "/api/show"): self._ollama_show,
+            ("POST", "/copilot/chat/completions"): self._chat(self.copilot),
+            ("GET", "/copilot/models"): self._copilot_models,
+            ("POST", "/login/device/code"): github.device_code,
+            ("POST", "/login/oauth/access_token"): github.access_token,
+            ("GET", "/login/device"): self._device_page,
+            ("GET", "/copilot_internal/v2/token"): github.copilot_token,
+            ("GET", "/user"): github.user,
+            ("GET", "/api.json"): self._modelsdev,
+        }
+
+    async def dispatch(self, ex: Exchange, protocol: ProtocolName) -> None:
+        route = self._routes.get((ex.method, ex.path))
+        if route is not None:
+            await route(ex)
+            return
+        gemini = _GEMINI_CALL.match(ex.path)
+        if gemini is not None and ex.method == "POST":
+            await serve_chat(self._host, self.gemini, ex, gemini.group(1))
+        elif _GEMINI_LIST.match(ex.path) and ex.method == "GET":
+            await _json(ex, _gemini.models_list(self._server.gemini_models))
+        else:
+            message = f"Not found: {ex.method} {ex.path}"
+            await _json(ex, dumps({"error": {"message": message, "type": "not_found", "code": 404}}), 404)
+
+    def _chat(self, proto: ChatProtocol) -> Route:
+        async def route(ex: Exchange) -> None:
+            await serve_chat(self._host, proto, ex)
+
+        return route
+
+    async def _v1_models(self, ex: Exchange) -> None:
+        if "anthropic-version" in ex.headers:
+            await _json(ex, _anthropic.models_list(self._server.anthropic_models))
+        else:
+            await _json(ex, _openai.models_list(self._server.openai_models))
+
+    async def _ollama_tags(self, ex: Exchange) -> None:
+        await _json(ex, _ollama.tags_body(self._server.ollama_models))
+
+    async def _ollama_version(self, ex: Exchange) -> None:
+        await _json(ex, dumps({"version": _ollama.OLLAMA_VERSION}))
+
+    async def _ollama_show(self, ex: Exchange) -> None:
+        try:
+            data = json.loads(ex.body or b"{}")
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            await _json(ex, dumps({"error": "invalid request body"}), 400)
+            return
+        name = str(data.get("model") or data.get("name") or "")
+        known = {_ollama.normalize_model(m) for m in self._server.ollama_models}
+        if name and _ollama.normalize_model(name) in known:
+            await _json(ex, _ollama.show_body(name))
+        else:
+            await _json(ex, dumps({"error": f"model '{name}' not found"}), 404)
+
+    async def _copilot_models(self, ex: Exchange) -> None:
+        if self.copilot.authorize(ex) is not None:
+            await _json(ex, self.copilot.error_body(401, "Unauthorized"), 401)
+            return
+        await _json(ex, _openai.models_list(self._server.copilot_models))
+
+    async def _modelsdev(self, ex: Exchange) -> None:
+        await _json(ex, dumps(self._server.modelsdev_catalog))
+
+    async def _device_page(self, ex: Exchange) -> None:
+        page = b"<html><body><h1>Device activation</h1><p>Enter the code the app shows.</p></body></html>"
+        await ex.respond(200, page, content_type="text/html; charset=utf-8")
