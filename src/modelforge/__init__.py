@@ -33,7 +33,24 @@ _LAZY: dict[str, str] = {
     "ModelNotFoundError": "modelforge.exceptions",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "EnhancedLLM",
+    "ManagedChatModel",
+    "ModelForgeError",
+    "ModelForgeRegistry",
+    "ModelNotFoundError",
+    "ModelsDevClient",
+    "NetworkError",
+    "NetworkTimeoutError",
+    "ProviderError",
+    "RateLimitError",
+    "StreamWrapper",
+    "__version__",
+    "stream",
+    "stream_to_file",
+]
 
 if TYPE_CHECKING:
     from modelforge.enhanced_llm import EnhancedLLM

@@ -43,7 +43,7 @@ def openai_llm(server: ProviderServer, **kwargs: Any) -> ChatOpenAI:
 
 def anthropic_llm(server: ProviderServer, **kwargs: Any) -> ChatAnthropic:
     return ChatAnthropic(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         api_key=ANTHROPIC_KEY,
         base_url=server.anthropic_base_url,
         max_retries=0,
@@ -83,8 +83,8 @@ def test_enhance_reads_the_catalogue(server: ProviderServer) -> None:
 
 def test_enhance_uses_the_api_model_name_and_proxies() -> None:
     fake = GenericFakeChatModel(messages=iter(["x"]))
-    aliased = enhance(fake, "anthropic", "my-claude", model_name="claude-sonnet-4-5")
-    assert aliased.context_length == 200_000 and aliased.model_alias == "my-claude"
+    aliased = enhance(fake, "anthropic", "my-claude", model_name="claude-sonnet-4-6")
+    assert aliased.context_length == 1_000_000 and aliased.model_alias == "my-claude"
     proxied = enhance(fake, "corp_gateway", "gpt-4o-mini")  # a provider models.dev does not know
     assert proxied.pricing_info["input_per_1m"] == 0.15
     local = enhance(fake, "ollama", "gpt-4o-mini")  # local: never priced like a cloud model
@@ -147,7 +147,7 @@ def test_parameters_reach_the_openai_request(server: ProviderServer) -> None:
 
 
 def test_parameters_reach_the_anthropic_request(server: ProviderServer) -> None:
-    llm = enhance(anthropic_llm(server), "anthropic", "claude-sonnet-4-5")
+    llm = enhance(anthropic_llm(server), "anthropic", "claude-sonnet-4-6")
     llm.max_tokens = 256
     llm.top_k = 40
     llm.temperature = 1.5
@@ -226,7 +226,7 @@ def test_pickle_round_trip_rebuilds_a_working_model(server: ProviderServer, fami
     if family == "openai":
         llm = enhance(openai_llm(server), "openai", "gpt-4o-mini")
     else:
-        llm = enhance(anthropic_llm(server), "anthropic", "claude-sonnet-4-5")
+        llm = enhance(anthropic_llm(server), "anthropic", "claude-sonnet-4-6")
     llm.temperature = 0.3
     llm.max_tokens = 123
     llm.invoke("warm up")  # the SDK clients (unpicklable) now exist
@@ -278,8 +278,8 @@ def test_bind_tools_keeps_the_enhanced_llm(server: ProviderServer) -> None:
 
 
 def test_with_structured_output_keeps_the_enhanced_llm(server: ProviderServer) -> None:
-    telemetry = TelemetryCallback("anthropic", "claude-sonnet-4-5")
-    llm = enhance(anthropic_llm(server), "anthropic", "claude-sonnet-4-5")
+    telemetry = TelemetryCallback("anthropic", "claude-sonnet-4-6")
+    llm = enhance(anthropic_llm(server), "anthropic", "claude-sonnet-4-6")
     llm.callbacks = [telemetry]
     structured = llm.with_structured_output(Weather)
     server.script(Reply(tool_calls=[ToolCall("Weather", {"city": "Oslo"})], usage=Usage(12, 3)))

@@ -117,7 +117,7 @@ def test_llm_output_token_usage_is_the_fallback() -> None:
 
 
 def test_anthropic_style_usage_counts_cache_reads_and_writes() -> None:
-    callback = TelemetryCallback("anthropic", "claude-sonnet-4-5")
+    callback = TelemetryCallback("anthropic", "claude-sonnet-4-6")
     usage = {
         "input_tokens": 100,
         "output_tokens": 10,
@@ -204,7 +204,7 @@ def test_calculate_cost_exact_values() -> None:
     usage = TokenUsage(prompt_tokens=1_000_000, completion_tokens=1_000_000, total_tokens=2_000_000)
     assert calculate_cost("openai", "gpt-4o-mini", usage) == pytest.approx(0.75)
     assert calculate_cost("openai", "gpt-4o", usage) == pytest.approx(12.5)
-    assert calculate_cost("anthropic", "claude-sonnet-4-5", usage) == pytest.approx(18.0)
+    assert calculate_cost("anthropic", "claude-sonnet-4-6", usage) == pytest.approx(18.0)
     assert calculate_cost("gemini", "gemini-2.5-flash", usage) == pytest.approx(2.8)
     assert calculate_cost("github_copilot", "gpt-4.1", usage) == pytest.approx(10.0)
     assert calculate_cost("openrouter", "openai/gpt-4o-mini", usage) == pytest.approx(0.75)

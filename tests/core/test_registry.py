@@ -351,3 +351,10 @@ def test_pickles_carry_no_credentials(server: ProviderServer) -> None:
         assert server.requests[-1].headers["authorization"] == f"Bearer {OPENAI_KEY}"
         if enhanced:
             assert (server.requests[-1].json or {})["temperature"] == 0.7
+
+
+def test_every_public_name_resolves() -> None:
+    import modelforge
+
+    for name in modelforge.__all__:
+        assert getattr(modelforge, name) is not None

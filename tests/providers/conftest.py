@@ -30,7 +30,7 @@ class FamilyCase:
 
 CASES = [
     FamilyCase("openai", "gpt-4o-mini", {"MODELFORGE_OPENAI_API_KEY": OPENAI_KEY}),
-    FamilyCase("anthropic", "claude-sonnet-4-5", {"MODELFORGE_ANTHROPIC_API_KEY": ANTHROPIC_KEY}),
+    FamilyCase("anthropic", "claude-sonnet-4-6", {"MODELFORGE_ANTHROPIC_API_KEY": ANTHROPIC_KEY}),
     FamilyCase("ollama", "qwen3:1.7b", {}, errors_carry_headers=False),
     FamilyCase("google", "gemini-2.5-flash", {"MODELFORGE_GOOGLE_API_KEY": GOOGLE_KEY}),
     FamilyCase("github_copilot", "gpt-4o", {"MODELFORGE_GITHUB_COPILOT_ACCESS_TOKEN": GITHUB_TOKEN}),
@@ -54,7 +54,7 @@ def provider_config(server: ProviderServer) -> dict[str, Any]:
                 "llm_type": "anthropic",
                 "base_url": server.anthropic_base_url,
                 "auth_strategy": "api_key",
-                "models": {"claude-sonnet-4-5": {}},
+                "models": {"claude-sonnet-4-6": {}},
                 "retry": no_retry,
             },
             "ollama": {
