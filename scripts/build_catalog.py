@@ -6,7 +6,7 @@ keeps only the fields ModelForge uses (see ``modelforge._catalog_data.MODEL_FIEL
 date and writes compact, key-sorted JSON, gzip-compressed with a fixed mtime so a rebuild from the same input
 gives the same bytes.
 
-    .venv/bin/python scripts/build_catalog.py                       # from /work/shared/data/models-dev.json
+    .venv/bin/python scripts/build_catalog.py                       # from ../shared/data/models-dev.json
     .venv/bin/python scripts/build_catalog.py --source snapshot.json --date 2026-07-02
     .venv/bin/python scripts/build_catalog.py --source https://models.dev/api.json   # date: today (UTC)
 """
@@ -34,8 +34,8 @@ from modelforge._catalog_data import (  # noqa: E402
     trim,
 )
 
-DEFAULT_SOURCE = "/work/shared/data/models-dev.json"
-DEFAULT_SNAPSHOT_DATE = "2026-07-02"  # the date of DEFAULT_SOURCE (see /work/shared/data/README.md)
+DEFAULT_SOURCE = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "models-dev.json")
+DEFAULT_SNAPSHOT_DATE = "2026-07-02"  # the date of DEFAULT_SOURCE (see ../shared/data/README.md)
 OUTPUT = ROOT / "src" / "modelforge" / "data" / "models_dev.json.gz"
 
 
