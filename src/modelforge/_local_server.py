@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     params = xllamacpp.CommonParams()
     params.model.path = args.model
-    params.model_alias = args.alias
+    params.model_alias = {args.alias}  # a set of names in llama.cpp
     params.hostnames = ["127.0.0.1"]
     params.port = 0
     params.n_ctx = args.ctx

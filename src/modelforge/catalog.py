@@ -45,7 +45,7 @@ __all__ = [
 CATALOG_SNAPSHOT_DATE: str  # resolved on first access by the module ``__getattr__`` (reads the data file)
 
 # Providers that run models locally: no catalogue entry and no price.
-LOCAL_PROVIDERS = frozenset({"ollama"})
+LOCAL_PROVIDERS = frozenset({"ollama", "local"})
 
 # ModelForge provider names (and LangChain ``llm_type`` spellings) whose models.dev id differs.
 _PROVIDER_ALIASES: dict[str, str | None] = {

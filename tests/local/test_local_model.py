@@ -59,6 +59,7 @@ def test_invoke_reports_usage(local_server: LocalModelServer) -> None:
     assert message.text.strip()
     assert message.usage_metadata is not None
     assert 0 < message.usage_metadata["output_tokens"] <= 16
+    assert message.response_metadata["model_name"] == "smollm2"
 
 
 def test_server_stops_and_its_port_closes(local_server: LocalModelServer) -> None:
