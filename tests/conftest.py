@@ -4,9 +4,10 @@ Every test runs with HOME and the working directory in a fresh temporary folder 
 variables, so no test can read or write a real user's config or credentials.
 
 The secret scan: every log record of the whole run (at DEBUG, from every library, our SDKs included), every
-captured stdout/stderr and every failure report is searched for the test secrets below and for every
-secret ModelForge registered while loading credentials (``modelforge._secrets``). Any hit fails the run
-and names the test and the place it leaked.
+captured stdout/stderr, every failure report, and the message, repr and ``to_dict()`` of every ModelForge
+error raised anywhere in the run are searched for the test secrets below and for every secret ModelForge
+registered while loading credentials (``modelforge._secrets``). Any hit fails the run and names the test
+and the place it leaked.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from modelforge import _secrets
+from modelforge.exceptions import ModelForgeError
 
 # Distinct, realistic-looking secrets shared by the tests that need one.
 OPENAI_KEY = "sk-proj-MFTESTSECRETopenai0000000000000000000001"
@@ -61,10 +63,25 @@ _handler = _RecordEverything()
 _leaks: list[str] = []
 
 
+_errors_seen: list[str] = []
+
+
+def _record_errors() -> None:
+    """Wrap ModelForgeError.__init__ so the scan sees every error's message, repr and dict."""
+    original = ModelForgeError.__init__
+
+    def recording_init(self: ModelForgeError, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        _errors_seen.append(f"{self!s}\n{self!r}\n{self.to_dict()!r}")
+
+    ModelForgeError.__init__ = recording_init  # type: ignore[method-assign]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     root = logging.getLogger()
     root.addHandler(_handler)
     root.setLevel(logging.DEBUG)
+    _record_errors()
 
 
 def _secrets_to_find() -> set[str]:
@@ -86,6 +103,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _scan(f"{report.nodeid} [failure report]", report.longreprtext)
     lines, _handler.lines = _handler.lines, []
     _scan(f"{report.nodeid} [log records]", "\n".join(lines))
+    errors = list(_errors_seen)
+    _errors_seen.clear()
+    _scan(f"{report.nodeid} [ModelForge errors]", "\n".join(errors))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
