@@ -12,7 +12,6 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 
-from modelforge.exceptions import InvalidApiKeyError
 from modelforge.providers.base import ModelRequest, ProviderFamily
 from modelforge.providers.errors import HttpFailure
 from modelforge.providers.openai_compatible import read_stainless_failure
@@ -33,14 +32,7 @@ class AnthropicFamily(ProviderFamily):
     def build(self, request: ModelRequest) -> BaseChatModel:
         from langchain_anthropic import ChatAnthropic
 
-        from modelforge.auth import resolve_credentials
-
-        credentials = resolve_credentials(request.provider_name, request.provider)
-        key = credentials.api_key or credentials.access_token
-        if not key:
-            raise InvalidApiKeyError(
-                request.provider_name, f"No API key for provider '{request.provider_name}'"
-            )
+        key = request.require_api_key()
         extra: dict[str, Any] = {}
         if request.model.model_kwargs:
             extra["model_kwargs"] = dict(request.model.model_kwargs)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from langchain_core.language_models import BaseChatModel
 
 from modelforge.config_schema import ModelConfig, ProviderConfig
-from modelforge.exceptions import ModelForgeError
+from modelforge.exceptions import InvalidApiKeyError, ModelForgeError
 from modelforge.providers.errors import HttpFailure, error_from_http, transport_error
 
 __all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT_SECONDS", "ModelRequest", "ProviderFamily"]
@@ -49,6 +49,20 @@ class ModelRequest:
         if isinstance(attempts, int) and attempts >= 1:
             return attempts - 1
         return DEFAULT_MAX_RETRIES
+
+    def optional_api_key(self) -> str | None:
+        """The provider's key from the env, the credential store, then legacy ``auth_data``; or None."""
+        from modelforge.auth import resolve_credentials
+
+        credentials = resolve_credentials(self.provider_name, self.provider)
+        return credentials.api_key or credentials.access_token
+
+    def require_api_key(self) -> str:
+        """The provider's key, or ``InvalidApiKeyError`` saying how to provide one."""
+        key = self.optional_api_key()
+        if not key:
+            raise InvalidApiKeyError(self.provider_name, f"No API key for provider '{self.provider_name}'")
+        return key
 
     def sampling(self, *, max_tokens_field: str = "max_tokens") -> dict[str, Any]:
         """Temperature, top_p and the output limit set on the model, under the SDK's field names."""

@@ -11,7 +11,6 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from modelforge.exceptions import InvalidApiKeyError
 from modelforge.providers.base import ModelRequest, ProviderFamily, header_dict
 from modelforge.providers.errors import HttpFailure
 
@@ -28,14 +27,7 @@ class GoogleGenAIFamily(ProviderFamily):
     def build(self, request: ModelRequest) -> BaseChatModel:
         from langchain_google_genai import ChatGoogleGenerativeAI
 
-        from modelforge.auth import resolve_credentials
-
-        credentials = resolve_credentials(request.provider_name, request.provider)
-        key = credentials.api_key or credentials.access_token
-        if not key:
-            raise InvalidApiKeyError(
-                request.provider_name, f"No API key for provider '{request.provider_name}'"
-            )
+        key = request.require_api_key()
         extra: dict[str, Any] = {}
         if request.provider.base_url:
             extra["base_url"] = request.provider.base_url

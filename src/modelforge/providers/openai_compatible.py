@@ -13,7 +13,6 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from modelforge.exceptions import InvalidApiKeyError
 from modelforge.providers.base import ModelRequest, ProviderFamily, header_dict
 from modelforge.providers.errors import HttpFailure
 
@@ -80,17 +79,8 @@ class OpenAICompatibleFamily(ProviderFamily):
     default_base_url = OPENAI_BASE_URL
 
     def build(self, request: ModelRequest) -> BaseChatModel:
-        from modelforge.auth import resolve_credentials
-
-        credentials = resolve_credentials(request.provider_name, request.provider)
-        key = credentials.api_key or credentials.access_token
-        if not key:
-            if request.provider.auth_strategy == "api_key":
-                raise InvalidApiKeyError(
-                    request.provider_name,
-                    f"No API key for provider '{request.provider_name}'",
-                )
-            key = NO_KEY_PLACEHOLDER
+        needs_key = request.provider.auth_strategy == "api_key"
+        key = request.require_api_key() if needs_key else request.optional_api_key() or NO_KEY_PLACEHOLDER
         return build_chat_openai(request, base_url=request.provider.base_url or OPENAI_BASE_URL, api_key=key)
 
     def read_failure(self, err: BaseException) -> HttpFailure | None:
