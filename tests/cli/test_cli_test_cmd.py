@@ -131,3 +131,21 @@ def test_missing_key_and_missing_selection_fail_cleanly(invoke: Invoke, write_co
     config.pop("current_model")
     write_config(config)
     assert_clean_failure(invoke("test", "-p", "Hi"), "No model selected", "config use")
+
+
+def test_a_2_3_0_config_with_auth_data_answers_unchanged(
+    invoke: Invoke, write_config: WriteConfig, config_file: Path
+) -> None:
+    from tests.conftest import OPENAI_KEY
+    from tests.core.test_registry import legacy_config
+
+    with ProviderServer() as server:
+        server.script(Reply(text="answered from a 2.3.0 config"))
+        write_config(legacy_config(server.openai_base_url))
+        before = config_file.read_text()
+        result = invoke("test", "--prompt", "hello", "--no-telemetry")
+        assert result.exit_code == 0, result.output
+        assert "answered from a 2.3.0 config" in result.stdout
+        assert server.requests[-1].headers["authorization"] == f"Bearer {OPENAI_KEY}"
+        assert OPENAI_KEY not in result.output
+    assert config_file.read_text() == before
