@@ -145,14 +145,19 @@ def _parse(path: Path, text: str) -> dict[str, Any]:
     return data
 
 
+def _read(path: Path) -> tuple[dict[str, Any], ModelForgeConfig]:
+    """The raw data of one config file and its validated form (empty when the file is absent)."""
+    if not path.exists():
+        return {}, ModelForgeConfig()
+    text = _read_text(path)
+    data = _parse(path, text)
+    return data, validate_config(data, source=path, text=text)
+
+
 def get_config_from_path(path: Path | str) -> tuple[dict[str, Any], Path]:
     """Read one config file (JSON or YAML by its suffix) and validate it; ``({}, path)`` if it is absent."""
     path = Path(path)
-    if not path.exists():
-        return {}, path
-    text = _read_text(path)
-    data = _parse(path, text)
-    validate_config(data, source=path, text=text)
+    data, _ = _read(path)
     return data, path
 
 
@@ -173,10 +178,8 @@ class LoadedConfig:
 def load_config(path: Path | str | None = None) -> LoadedConfig:
     """Read and validate the active config (or ``path``), as typed objects."""
     target = Path(path) if path is not None else _active_path()
-    raw, found = get_config_from_path(target)
-    return LoadedConfig(
-        config=ModelForgeConfig.model_validate(raw), raw=raw, path=found if found.exists() else None
-    )
+    raw, config = _read(target)
+    return LoadedConfig(config=config, raw=raw, path=target if target.exists() else None)
 
 
 def _dump(path: Path, data: dict[str, Any]) -> str:
@@ -208,28 +211,45 @@ def save_config(config_data: dict[str, Any], local: bool = False) -> None:
 
 
 def update_config(mutate: Callable[[dict[str, Any]], Any], local: bool = False) -> dict[str, Any]:
-    """Read, change and write a config file as one locked step; refuses to touch a corrupt file."""
+    """Read, change and write a config file as one locked step; refuses to touch a corrupt file.
+
+    ``mutate`` changes the dict in place; returning ``False`` means "nothing to change" (no write).
+    """
     path = get_config_path(local=local)
     with locked(path):
         data, _ = get_config_from_path(path)
-        mutate(data)
+        if mutate(data) is False:
+            return data
         validate_config(data, source=path)
         atomic_write_text(path, _dump(path, data))
     return data
 
 
 def set_current_model(provider: str, model: str, local: bool = False, quiet: bool = False) -> bool:
-    """Select ``provider``/``model`` if both are configured in that scope; ``False`` (and a note) if not."""
-    data, path = get_config_from_path(get_config_path(local=local))
-    models = data.get("providers", {}).get(provider, {}).get("models")
-    if models is None or model not in models:
-        if not quiet:
-            print(f"Model '{model}' of provider '{provider}' is not configured in {path}.", file=sys.stderr)
-        return False
-    update_config(lambda d: d.__setitem__("current_model", {"provider": provider, "model": model}), local)
+    """Select ``provider``/``model`` if both are configured in that scope; ``False`` (and a note) if not.
+
+    The check and the write happen under one lock, so a concurrent ``config remove`` cannot leave the
+    selection pointing at a model that is gone.
+    """
+    found = False
+
+    def select(data: dict[str, Any]) -> bool:
+        nonlocal found
+        models = data.get("providers", {}).get(provider, {}).get("models")
+        found = models is not None and model in models
+        if not found:
+            return False
+        data["current_model"] = {"provider": provider, "model": model}
+        return True
+
+    update_config(select, local)
     if not quiet:
-        print(f"Current model set to {provider}/{model}.")
-    return True
+        if found:
+            print(f"Current model set to {provider}/{model}.")
+        else:
+            where = get_config_path(local=local)
+            print(f"Model '{model}' of provider '{provider}' is not configured in {where}.", file=sys.stderr)
+    return found
 
 
 def get_current_model() -> dict[str, str] | None:

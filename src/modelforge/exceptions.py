@@ -95,7 +95,7 @@ class ModelForgeError(Exception):
         self.context = mask_secrets(context) if context else context
         self.suggestion = mask_secrets(suggestion) if suggestion else suggestion
         self.error_code = error_code or self.default_code
-        self.details: dict[str, Any] = dict(details or {})
+        self.details: dict[str, Any] = _masked(dict(details or {}))
         self.provider = provider
         self.status_code = status_code
         self.retry_after = retry_after
@@ -128,6 +128,17 @@ class ModelForgeError(Exception):
             "retryable": self.retryable,
             "request_id": self.request_id,
         }
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with every string inside it (dicts and lists included) passed through ``mask_secrets``."""
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_masked(item) for item in value)
+    return value
 
 
 def _rebuild_error(cls: type[ModelForgeError], state: dict[str, Any]) -> ModelForgeError:

@@ -56,6 +56,7 @@ class LocalModelServer:
         self._url: str | None = None
         self._lock = threading.Lock()
         self._log: IO[bytes] | None = None
+        self._registered_at_exit = False
 
     @property
     def running(self) -> bool:
@@ -77,6 +78,7 @@ class LocalModelServer:
                 "local", "xllamacpp is not installed", suggestion=f"Install it with: {_INSTALL_HINT}"
             ) from err
         model = self.model_path or default_model_path()
+        self.stop()  # a server that died: release its pipes and log before starting anew
         log_path = _log_path()
         self._log = open(log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self._process = subprocess.Popen(
@@ -94,14 +96,20 @@ class LocalModelServer:
             stderr=self._log,
             text=True,
         )
-        line = self._read_first_line(self._process)
+        try:
+            line = self._read_first_line(self._process)
+        except NetworkTimeoutError:
+            self.stop()
+            raise
         if not line:
             self.stop()
             raise ProviderNotAvailableError(
                 "local", f"the llama.cpp server did not start; see {log_path}", suggestion=_INSTALL_HINT
             )
         self._url = str(json.loads(line)["url"])
-        atexit.register(self.stop)
+        if not self._registered_at_exit:
+            atexit.register(self.stop)
+            self._registered_at_exit = True
 
     @staticmethod
     def _read_first_line(process: subprocess.Popen[str]) -> str:
@@ -113,7 +121,6 @@ class LocalModelServer:
         reader.start()
         reader.join(START_TIMEOUT_SECONDS)
         if reader.is_alive():
-            process.kill()
             raise NetworkTimeoutError("starting the local model server", timeout=START_TIMEOUT_SECONDS)
         return result[0].strip() if result else ""
 
@@ -127,7 +134,7 @@ class LocalModelServer:
             try:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                process.kill()
+                process.kill()  # it ignored its closed stdin (e.g. still loading the model)
                 process.wait(timeout=5)
             if process.stdout:
                 process.stdout.close()

@@ -77,8 +77,16 @@ class ModelForgeRegistry:
         )
         if self.verbose:
             logger.info("Building %s/%s (%s)", provider_name, model_alias, family.llm_type)
+        try:
+            built = family.build(request)
+        except ImportError as err:
+            raise ProviderNotAvailableError(
+                provider_name,
+                f"its package is not installed ({err.name})",
+                suggestion=f"Install it with: pip install {family.pip_package}",
+            ) from err
         llm: BaseChatModel = ManagedChatModel(
-            wrapped_llm=family.build(request),
+            wrapped_llm=built,
             provider_name=provider_name,
             model_alias=model_alias,
             llm_type_name=family.llm_type,

@@ -251,6 +251,11 @@ def test_set_current_model_checks_the_model_exists(capsys: pytest.CaptureFixture
     assert "not configured" in capsys.readouterr().err
 
 
+def test_selecting_an_unknown_model_writes_nothing() -> None:
+    assert config.set_current_model("openai", "gpt-4o", quiet=True) is False
+    assert not config.GLOBAL_CONFIG_FILE.exists()
+
+
 def test_migrate_old_models_json() -> None:
     old = write(config.global_config_dir() / "models.json", json.dumps(COMPAT_EXAMPLE))
     assert config.migrate_old_config() is True

@@ -358,3 +358,21 @@ def test_every_public_name_resolves() -> None:
 
     for name in modelforge.__all__:
         assert getattr(modelforge, name) is not None
+
+
+def test_missing_provider_package_names_the_pip_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    write_config(
+        {
+            "providers": {
+                "ollama": {"llm_type": "ollama", "base_url": "http://127.0.0.1:9", "models": {"q": {}}}
+            },
+            "current_model": {"provider": "ollama", "model": "q"},
+        }
+    )
+    # An uninstalled package cannot be produced in a venv that has it, so its import is blocked here.
+    monkeypatch.setitem(sys.modules, "langchain_ollama", None)
+    with pytest.raises(ProviderNotAvailableError) as info:
+        ModelForgeRegistry().get_llm()
+    assert "pip install langchain-ollama" in (info.value.suggestion or "")

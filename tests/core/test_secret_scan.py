@@ -31,3 +31,10 @@ def test_key_shapes_are_masked_even_unregistered() -> None:
         "Bearer abcdefghijklmnop",
     ):
         assert key.split()[-1] not in mask_secrets(f"header: {key}")
+
+
+def test_details_are_masked_too() -> None:
+    secret = "another-unusual-secret-value-987654"
+    register_secret(secret)
+    err = RateLimitError("openai", details={"provider_message": f"bad key {secret}", "nested": [secret]})
+    assert secret not in repr(err.to_dict())

@@ -1,8 +1,7 @@
 """Anthropic's Messages API through the native ``langchain_anthropic.ChatAnthropic`` (new in ModelForge).
 
-Always needs a key. ``max_tokens`` is required by the Messages API; when the model config sets none, the
-model's output limit from the bundled catalogue is used (capped at ``DEFAULT_MAX_TOKENS``). Overloaded
-answers (HTTP 529) become ``ProviderOverloadedError``.
+Always needs a key. ``max_tokens`` is required by the Messages API; when the model config sets none,
+``DEFAULT_MAX_TOKENS`` is sent. Overloaded answers (HTTP 529) become ``ProviderOverloadedError``.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ class AnthropicFamily(ProviderFamily):
         return ChatAnthropic(  # type: ignore[call-arg]
             model=request.model_name,
             api_key=SecretStr(key),
-            base_url=request.provider.base_url or ANTHROPIC_BASE_URL,
+            base_url=request.provider.base_url or self.default_base_url,
             default_headers=dict(request.provider.headers) or None,
             timeout=request.timeout,
             max_retries=request.max_retries,

@@ -8,6 +8,10 @@ Each call then needs a short-lived Copilot token, obtained by exchanging the Git
 and exchanges again before it expires. The source is handed to ``ChatOpenAI`` as a callable ``api_key``, so
 every request, sync or async, carries a fresh token, and one source is shared by every model built for the
 same provider so concurrent callers trigger one exchange, not one each.
+
+Requests go to the provider's ``base_url`` (GitHub's public ``https://api.githubcopilot.com`` by default).
+Copilot Business and Enterprise accounts are served from the ``endpoints.api`` address that the token
+exchange names; set ``base_url`` to it for such an account.
 """
 
 from __future__ import annotations
@@ -40,13 +44,11 @@ class GitHubCopilotFamily(ProviderFamily):
     default_base_url = COPILOT_BASE_URL
 
     def build(self, request: ModelRequest) -> BaseChatModel:
-        source = self._token_source(request)
-        base_url = request.provider.base_url or getattr(source, "api_base", None) or COPILOT_BASE_URL
         return build_chat_openai(
             request,
-            base_url=base_url,
-            api_key=source,
-            default_headers=dict(COPILOT_HEADERS),
+            base_url=request.provider.base_url or self.default_base_url,
+            api_key=self._token_source(request),
+            default_headers=COPILOT_HEADERS,
         )
 
     def _token_source(self, request: ModelRequest) -> CopilotTokenSource:

@@ -38,10 +38,9 @@ class LocalFamily(ProviderFamily):
             from modelforge.local_model import local_model_server
 
             base_url = local_model_server().url() + "/v1"
-        model = build_chat_openai(request, base_url=base_url, api_key=NO_KEY_PLACEHOLDER)
-        if request.model.max_tokens is None:
-            model.max_tokens = DEFAULT_MAX_TOKENS  # type: ignore[attr-defined]
-        return model
+        return build_chat_openai(
+            request, base_url=base_url, api_key=NO_KEY_PLACEHOLDER, default_max_tokens=DEFAULT_MAX_TOKENS
+        )
 
     def read_failure(self, err: BaseException) -> HttpFailure | None:
         return read_stainless_failure(err, "openai")

@@ -8,7 +8,7 @@ usage chunk (``stream_usage=True``) so token counts are known for streamed calls
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -49,7 +49,8 @@ def build_chat_openai(
     *,
     base_url: str | None,
     api_key: ApiKey,
-    default_headers: dict[str, str] | None = None,
+    default_headers: Mapping[str, str] | None = None,
+    default_max_tokens: int | None = None,
 ) -> BaseChatModel:
     """A ``ChatOpenAI`` for ``request`` against ``base_url`` (shared by the Copilot and local families)."""
     from langchain_openai import ChatOpenAI
@@ -57,7 +58,10 @@ def build_chat_openai(
     extra: dict[str, Any] = {}
     if request.model.model_kwargs:
         extra["model_kwargs"] = dict(request.model.model_kwargs)
-    headers = {**request.provider.headers, **(default_headers or {})}
+    headers = {**(default_headers or {}), **request.provider.headers}  # the user's headers win
+    sampling = request.sampling()
+    if default_max_tokens is not None:
+        sampling.setdefault("max_tokens", default_max_tokens)
     return ChatOpenAI(
         model=request.model_name,
         base_url=base_url,
@@ -66,7 +70,7 @@ def build_chat_openai(
         timeout=request.timeout,
         max_retries=request.max_retries,
         stream_usage=True,
-        **request.sampling(),
+        **sampling,
         **extra,
     )
 
@@ -81,7 +85,9 @@ class OpenAICompatibleFamily(ProviderFamily):
     def build(self, request: ModelRequest) -> BaseChatModel:
         needs_key = request.provider.auth_strategy == "api_key"
         key = request.require_api_key() if needs_key else request.optional_api_key() or NO_KEY_PLACEHOLDER
-        return build_chat_openai(request, base_url=request.provider.base_url or OPENAI_BASE_URL, api_key=key)
+        return build_chat_openai(
+            request, base_url=request.provider.base_url or self.default_base_url, api_key=key
+        )
 
     def read_failure(self, err: BaseException) -> HttpFailure | None:
         return read_stainless_failure(err, "openai")
