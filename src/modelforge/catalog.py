@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -204,6 +204,26 @@ class Catalog:
             if found is None and vendor_id and vendor_id != pid:
                 found = self._lookup(vendor_id, rest)
         return found
+
+    def lookup(self, provider: str, names: Sequence[str | None]) -> ModelInfo | None:
+        """The entry for the first of ``names`` that ``provider`` lists (``model`` on each, in order).
+
+        ``names`` are the ids a model may go by (the API model name, the alias, the id a response
+        reported); empty ones and repeats are skipped. Only for a provider the catalogue does not know
+        (an OpenAI-compatible proxy) are the names then looked for at any provider
+        (``find_model_anywhere``), again in order; a known provider that lacks them, and a local one
+        (``LOCAL_PROVIDERS``), give ``None``.
+        """
+        wanted = [name for name in dict.fromkeys(names) if isinstance(name, str) and name.strip()]
+        for name in wanted:
+            if found := self.model(provider, name):
+                return found
+        if self.provider_id(provider) is not None or (provider or "").strip().lower() in LOCAL_PROVIDERS:
+            return None
+        for name in wanted:
+            if found := self.find_model_anywhere(name):
+                return found
+        return None
 
     def find_model_anywhere(self, model: str) -> ModelInfo | None:
         """The entry for exactly ``model`` at any provider, preferring the model's own maker.

@@ -26,7 +26,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field
 
-from modelforge.catalog import LOCAL_PROVIDERS, Catalog, ModelInfo
+from modelforge.catalog import Catalog
 from modelforge.delegating import DelegatingChatModel, innermost, replace_innermost
 from modelforge.exceptions import InvalidInputError
 
@@ -65,15 +65,6 @@ class EnhancedLLM(DelegatingChatModel):
             kwargs["callbacks"] = wrapped_llm.callbacks
         kwargs.update(model_metadata=dict(model_metadata or {}), provider=provider, model_alias=model_alias)
         super().__init__(wrapped_llm=wrapped_llm, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            wrapped = self.__dict__.get("wrapped_llm")
-            if name.startswith("_") or wrapped is None:
-                raise
-            return getattr(wrapped, name)
 
     def __repr__(self) -> str:
         return (
@@ -339,11 +330,6 @@ def enhance(
     catalog = catalog or Catalog.bundled()
     reported = getattr(llm, "model_name", None) or getattr(llm, "model", None)
     names = [n for n in dict.fromkeys((model_name, model_alias, reported)) if isinstance(n, str) and n]
-    info: ModelInfo | None = None
-    for name in names:
-        info = info or catalog.model(provider, name)
-    if info is None and catalog.provider_id(provider) is None and provider.lower() not in LOCAL_PROVIDERS:
-        for name in names:
-            info = info or catalog.find_model_anywhere(name)
+    info = catalog.lookup(provider, names)
     metadata = info.to_dict() if info else {"id": names[0] if names else model_alias, "provider": provider}
     return EnhancedLLM(llm, metadata, provider, model_alias)

@@ -25,6 +25,7 @@ message, context and suggestion so a key pasted into an error by a caller is sti
     │   ├── ProviderNotAvailableError(provider, reason=None)          PROVIDER_NOT_AVAILABLE
     │   ├── ProviderServerError(provider, status_code)                PROVIDER_SERVER_ERROR (retryable)
     │   ├── ProviderOverloadedError(provider)                         PROVIDER_OVERLOADED   (retryable)
+    │   ├── MalformedResponseError(provider, reason)                  MALFORMED_RESPONSE    (retryable)
     │   └── BadRequestError(provider, reason)                         BAD_REQUEST
     │       └── ContextLengthExceededError(provider)                  CONTEXT_LENGTH_EXCEEDED
     ├── ValidationError                                               VALIDATION_ERROR
@@ -55,6 +56,7 @@ __all__ = [
     "InvalidInputError",
     "JsonDecodeError",
     "JsonError",
+    "MalformedResponseError",
     "ModelForgeError",
     "ModelNotFoundError",
     "NetworkConnectionError",
@@ -197,8 +199,7 @@ class InvalidApiKeyError(AuthenticationError):
     def __init__(self, provider: str, message: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault(
             "suggestion",
-            f"Set MODELFORGE_{env_name(provider)}_API_KEY or run: "
-            f"modelforge auth login --provider {provider}",
+            f"Set {env_var_name(provider, 'API_KEY')} or run: modelforge auth login --provider {provider}",
         )
         super().__init__(
             message or f"Invalid or missing API key for provider '{provider}'", provider=provider, **kwargs
@@ -369,6 +370,21 @@ class ProviderOverloadedError(ProviderServerError):
     default_code = "PROVIDER_OVERLOADED"
 
 
+class MalformedResponseError(ProviderError):
+    """The provider's answer could not be read (broken JSON, an unknown shape)."""
+
+    default_code = "MALFORMED_RESPONSE"
+    default_retryable = True
+
+    def __init__(self, provider: str, reason: str, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "suggestion", "Retry; if it persists, the server or a proxy in between is at fault."
+        )
+        super().__init__(
+            f"Provider '{provider}' sent a malformed response: {reason}", provider=provider, **kwargs
+        )
+
+
 class BadRequestError(ProviderError):
     """The provider rejected the request itself (400 / 422)."""
 
@@ -449,3 +465,8 @@ class InternalError(ModelForgeError):
 def env_name(provider: str) -> str:
     """The ``<PROVIDER>`` part of ``MODELFORGE_<PROVIDER>_API_KEY``."""
     return provider.upper().replace("-", "_")
+
+
+def env_var_name(provider: str, kind: str) -> str:
+    """``MODELFORGE_<PROVIDER>_API_KEY`` (kind ``API_KEY``) or ``..._ACCESS_TOKEN``."""
+    return f"MODELFORGE_{env_name(provider)}_{kind}"

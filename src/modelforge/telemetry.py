@@ -14,7 +14,7 @@ price, and the callback then says ``metadata["pricing"] == "unknown"`` so 0.0 is
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -210,18 +210,6 @@ def _estimate(prompt_chars: int, completion_chars: int) -> TokenUsage:
     return TokenUsage(prompt, completion, prompt + completion)
 
 
-def _lookup(provider: str, models: Sequence[str | None], catalog: Catalog) -> ModelInfo | None:
-    names = [m for m in dict.fromkeys(models) if m]
-    for name in names:
-        if info := catalog.model(provider, name):
-            return info
-    if catalog.provider_id(provider) is None:  # an OpenAI-compatible proxy: the model's own price
-        for name in names:
-            if info := catalog.find_model_anywhere(name):
-                return info
-    return None
-
-
 def _price(
     provider: str, model: str, usage: TokenUsage, actual_model: str | None, catalog: Catalog | None
 ) -> tuple[float, dict[str, Any]]:
@@ -229,7 +217,7 @@ def _price(
     if provider.strip().lower() in LOCAL_PROVIDERS:
         return 0.0, {"pricing": "local"}
     catalog = catalog or Catalog.bundled()
-    info = _lookup(provider, [model, actual_model], catalog)
+    info = catalog.lookup(provider, [model, actual_model])
     meta: dict[str, Any] = {"pricing_snapshot_date": catalog.snapshot_date}
     if info is not None:
         meta.update(
@@ -262,7 +250,7 @@ def calculate_cost(provider: str, model: str, usage: TokenUsage, *, catalog: Cat
     """USD for ``usage`` at the catalogue's price for exactly ``provider``/``model``; 0.0 when unknown."""
     if provider.strip().lower() in LOCAL_PROVIDERS:
         return 0.0
-    cost = _cost(_lookup(provider, [model], catalog or Catalog.bundled()), usage)
+    cost = _cost((catalog or Catalog.bundled()).lookup(provider, [model]), usage)
     return cost if cost is not None else 0.0
 
 

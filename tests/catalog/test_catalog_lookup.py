@@ -294,3 +294,52 @@ def test_build_script_reproduces_the_bundled_file(tmp_path: Path) -> None:
     script = runpy.run_path(str(ROOT / "scripts" / "build_catalog.py"), run_name="build_catalog")
     assert script["main"](["--output", str(out)]) == 0
     assert out.read_bytes() == (ROOT / "src" / "modelforge" / "data" / "models_dev.json.gz").read_bytes()
+
+
+# --- lookup by several names (telemetry and EnhancedLLM) ---------------------------------------------------
+
+
+def _two_providers() -> Catalog:
+    return Catalog(
+        {
+            "openai": {"models": {"gpt-a": model_entry("gpt-a"), "gpt-b": model_entry("gpt-b")}},
+            "acme": {"models": {"acme-1": model_entry("acme-1")}},
+        }
+    )
+
+
+def test_lookup_tries_each_name_in_order_at_the_provider() -> None:
+    catalog = _two_providers()
+    first = catalog.lookup("openai", ["gpt-b", "gpt-a"])
+    assert first is not None and first.model == "gpt-b"
+    skipped = catalog.lookup("openai", [None, "", "gpt-x", "gpt-a"])
+    assert skipped is not None and skipped.model == "gpt-a"
+    assert catalog.lookup("openai", []) is None
+    assert catalog.lookup("openai", [None, "  "]) is None
+
+
+def test_lookup_searches_other_providers_only_for_an_unknown_provider() -> None:
+    catalog = _two_providers()
+    # A known provider that lacks the model: no cross-provider guess.
+    assert catalog.lookup("openai", ["acme-1"]) is None
+    # An OpenAI-compatible proxy models.dev does not know: exact id at any provider, names in order.
+    found = catalog.lookup("my_proxy", ["no-such", "acme-1", "gpt-a"])
+    assert found is not None and (found.provider, found.model) == ("acme", "acme-1")
+    # Local models have no catalogue entry and are never priced like a cloud model.
+    for local in ("ollama", "local", " Ollama "):
+        assert catalog.lookup(local, ["gpt-a"]) is None, local
+
+
+def test_telemetry_and_enhance_agree_with_lookup(bundled: Catalog) -> None:
+    from langchain_core.language_models import FakeListChatModel
+
+    from modelforge.enhanced_llm import enhance
+    from modelforge.telemetry import TokenUsage, calculate_cost
+
+    usage = TokenUsage(1_000_000, 0, 1_000_000)
+    for provider, name in (("openai", "gpt-4o-mini"), ("my_proxy", "gpt-4o-mini"), ("ollama", "gpt-4o")):
+        info = bundled.lookup(provider, [name])
+        expected = info.input_per_1m if info is not None and info.input_per_1m is not None else 0.0
+        assert calculate_cost(provider, name, usage, catalog=bundled) == expected, provider
+        enhanced = enhance(FakeListChatModel(responses=["x"]), provider, name, catalog=bundled)
+        assert enhanced.context_length == (info.context_length or 0 if info else 0), provider

@@ -111,6 +111,49 @@ def test_login_reads_a_piped_key_and_fails_cleanly_without_one(
     assert get_auth_data("anthropic") == {"api_key": ANTHROPIC_KEY}
 
 
+def test_login_asks_on_a_terminal_as_the_library_decides(
+    invoke: Invoke, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One test of "is stdin a terminal" for the CLI and the library: auth.strategies.is_interactive.
+    monkeypatch.setattr("modelforge.auth.strategies.is_interactive", lambda: True)
+    write_config({"providers": {"anthropic": {**KNOWN_PROVIDERS["anthropic"], "models": {"m": {}}}}})
+
+    result = invoke("auth", "login", "--provider", "anthropic", input=ANTHROPIC_KEY + "\n")
+
+    assert result.exit_code == 0, result.output
+    assert "API key for anthropic" in result.output  # the hidden prompt, not a silent read of stdin
+    assert ANTHROPIC_KEY not in result.output
+    assert get_auth_data("anthropic") == {"api_key": ANTHROPIC_KEY}
+
+
+def test_environment_variable_names_are_the_libraries(
+    invoke: Invoke, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelforge import exceptions
+    from modelforge.auth import env_var_name
+
+    for name in ("openai", "github_copilot", "my-proxy", "Acme.AI"):
+        for kind in ("API_KEY", "ACCESS_TOKEN"):
+            assert exceptions.env_var_name(name, kind) == env_var_name(name, kind)
+    api_key, token = env_var_name("my-proxy", "API_KEY"), env_var_name("my-proxy", "ACCESS_TOKEN")
+    assert (api_key, token) == ("MODELFORGE_MY_PROXY_API_KEY", "MODELFORGE_MY_PROXY_ACCESS_TOKEN")
+    assert api_key in str(exceptions.InvalidApiKeyError("my-proxy").suggestion)
+    proxy = {"llm_type": "openai_compatible", "base_url": "http://127.0.0.1:9/v1", "auth_strategy": "api_key"}
+    write_config({"providers": {"my-proxy": {**proxy, "models": {"m": {}}}}})
+
+    status = invoke("auth", "status", "--verbose")
+    assert status.exit_code == 0, status.output
+    assert f"my-proxy: environment variables {api_key}, {token}" in status.stdout
+
+    failed = invoke("auth", "login", "--provider", "my-proxy")  # no key, no terminal
+    assert_clean_failure(failed, api_key)
+
+    monkeypatch.setenv(api_key, OPENAI_KEY)
+    login = invoke("auth", "login", "--provider", "my-proxy", "--api-key", ANTHROPIC_KEY, "--force")
+    assert login.exit_code == 0, login.output
+    assert f"{api_key} is set and takes precedence" in login.stderr
+
+
 def test_login_errors(invoke: Invoke, write_config: WriteConfig) -> None:
     write_config(COMPAT_CONFIG)
     assert_clean_failure(invoke("auth", "login", "--provider", "acme", "--api-key", OPENAI_KEY), "acme")

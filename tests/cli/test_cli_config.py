@@ -272,7 +272,7 @@ def test_wizard_on_a_terminal(
     read_config: Callable[[], dict[str, Any]],
     config_file: Path,
 ) -> None:
-    monkeypatch.setattr("modelforge.cli.wizard.is_interactive", lambda: True)
+    _pretend_terminal(monkeypatch)
     answers = "openai\ngpt-4o-mini\nmini\nn\n" + OPENAI_KEY + "\n"
 
     result = invoke("config", input=answers)
@@ -283,3 +283,34 @@ def test_wizard_on_a_terminal(
     assert data["current_model"] == {"provider": "openai", "model": "mini"}
     assert OPENAI_KEY not in config_file.read_text()
     assert get_auth_data("openai") == {"api_key": OPENAI_KEY}
+    assert "API key for 'openai' saved in the credential store." in result.stdout  # as `config add` says
+
+
+def _pretend_terminal(monkeypatch: pytest.MonkeyPatch, *, stdout: bool = True) -> None:
+    # The CLI asks the library's own test whether stdin is a terminal (auth.strategies.is_interactive).
+    monkeypatch.setattr("modelforge.auth.strategies.is_interactive", lambda: True)
+    monkeypatch.setattr("modelforge.cli._output.stdout_is_tty", lambda: stdout)
+
+
+def test_wizard_needs_stdout_on_a_terminal_too(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    _pretend_terminal(monkeypatch, stdout=False)
+    assert_clean_failure(invoke("config", input="openai\n"), "interactive terminal", "NOT_A_TERMINAL")
+
+
+def test_wizard_without_a_key_says_how_to_add_one_like_config_add(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelforge.auth import env_var_name
+
+    _pretend_terminal(monkeypatch)
+
+    result = invoke("config", input="anthropic\nclaude-sonnet-4-5\nclaude\nn\n\n")
+
+    assert result.exit_code == 0, result.output
+    assert get_auth_data("anthropic") == {}
+    variable = env_var_name("anthropic", "API_KEY")
+    login = "run `modelforge auth login --provider anthropic`"
+    hint = f"No credentials for 'anthropic' yet: {login} or set {variable}."
+    assert hint in result.stderr
+    added = invoke("config", "add", "--provider", "anthropic", "--model", "other")
+    assert hint in added.stderr  # the same step after `config add`

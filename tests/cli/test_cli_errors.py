@@ -47,7 +47,7 @@ def test_any_failure_inside_a_command_is_clean(
     def fail() -> None:
         raise raised
 
-    monkeypatch.setattr("modelforge.cli.config_cmds.get_config", fail)
+    monkeypatch.setattr("modelforge.config.get_config", fail)  # the commands import it when they run
     result = invoke("config", "show")
     assert result.exit_code == code
     assert_clean_failure(result, text)
@@ -80,3 +80,21 @@ def test_real_console_script(isolated_home: Path, tmp_path: Path) -> None:
     failed = run("config", "show")
     assert failed.returncode == 1
     assert "Traceback" not in failed.stderr and str(broken) in failed.stderr and "line 1" in failed.stderr
+
+
+def test_help_loads_neither_config_nor_pydantic_nor_yaml() -> None:
+    """`modelforge --help` stays fast: the config layer (pydantic, yaml) loads only in the commands."""
+    code = (
+        "import sys\n"
+        "from modelforge.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('modelforge.config', 'modelforge.config_schema', 'modelforge.auth', 'pydantic', 'yaml')\n"
+        "print('LOADED', [name for name in heavy if name in sys.modules], file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "config" in done.stdout  # the help itself was printed
+    assert "LOADED []" in done.stderr, done.stderr

@@ -35,6 +35,37 @@ def test_telemetry_local(invoke: Invoke, config_file: Path) -> None:
     assert "off" in invoke("settings", "telemetry", "status", "--local").stdout
 
 
+def test_telemetry_status_local_without_a_project_config_reports_what_is_in_effect(
+    invoke: Invoke, config_file: Path
+) -> None:
+    assert invoke("settings", "telemetry", "off").exit_code == 0  # global config
+
+    result = invoke("settings", "telemetry", "status", "--local")
+
+    assert result.exit_code == 0, result.output
+    # No project config: `modelforge test` uses the global setting, so that is the state to report.
+    assert result.stdout.strip() == f"Telemetry display: off ({config_file})"
+    assert "No project config" in result.stderr
+    assert not (Path.cwd() / ".model-forge").exists()
+
+
+def test_settings_show_is_get_settings(
+    invoke: Invoke, write_config: Callable[[dict[str, Any]], Path]
+) -> None:
+    from modelforge.config import get_settings
+
+    write_config({"settings": {"show_telemetry": False, "theme": "dark"}})
+
+    result = invoke("settings", "show")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        json.loads(result.stdout.split("\n", 1)[1])
+        == get_settings()
+        == {"show_telemetry": False, "theme": "dark"}
+    )
+
+
 def test_telemetry_bad_action_is_a_usage_error(invoke: Invoke) -> None:
     result = invoke("settings", "telemetry", "maybe")
     assert result.exit_code == 2 and "Traceback" not in result.output

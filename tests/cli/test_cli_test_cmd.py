@@ -89,6 +89,24 @@ def test_input_and_output_files(ready: ProviderServer, invoke: Invoke, tmp_path:
     assert [p.name for p in out.parent.iterdir()] == ["answer.txt"]  # no temporary file left behind
 
 
+@pytest.mark.parametrize("quiet", [[], ["-q"]])
+def test_stream_to_output_file_leaves_stdout_empty(
+    quiet: list[str], ready: ProviderServer, invoke: Invoke, tmp_path: Path
+) -> None:
+    out = tmp_path / "answer.txt"
+
+    result = invoke("test", "-p", "Stream it", "--stream", "-o", str(out), *quiet)
+
+    assert result.exit_code == 0, result.output
+    assert ready.requests_for("openai")[-1].json.get("stream") is True
+    assert out.read_text(encoding="utf-8") == ANSWER + "\n"
+    assert result.stdout == ""  # the answer goes only to the file
+    if quiet:
+        assert result.stderr == ""
+    else:
+        assert str(out) in result.stderr and "Total tokens: 18" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "stdin", "fragments"),
     [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ class FamilyCase:
 
     provider: str
     model: str
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # holds test secrets: keep them out of failure reports
     # Whether the protocol carries response headers into the SDK error (Ollama's client drops them).
     errors_carry_headers: bool = True
 

@@ -17,20 +17,23 @@ __all__ = ["echo_json", "note", "print_table", "stdin_is_tty", "stdout_is_tty", 
 
 
 def stdout_is_tty() -> bool:
-    """Whether stdout is an interactive terminal."""
-    return _isatty(sys.stdout)
+    """Whether stdout is an interactive terminal (tables and prompts can be seen)."""
+    try:
+        return bool(sys.stdout.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def stdin_is_tty() -> bool:
-    """Whether stdin is an interactive terminal (no piped input)."""
-    return _isatty(sys.stdin)
+    """Whether stdin is an interactive terminal (no piped input), so the user can be asked.
 
+    The same test the library's auth strategies use before prompting (``auth.strategies.is_interactive``),
+    so the CLI and the library agree on when a prompt is possible. Imported here, not at module level:
+    ``modelforge --help`` need not load the auth package.
+    """
+    from modelforge.auth.strategies import is_interactive
 
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
+    return is_interactive()
 
 
 def note(message: str) -> None:

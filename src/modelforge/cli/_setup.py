@@ -3,7 +3,11 @@
 Known provider names (``modelforge.providers.KNOWN_PROVIDERS``) get their defaults; another name needs
 ``--base-url`` (an OpenAI-compatible server) or ``--llm-type``. Each change is one locked
 read-modify-write of the chosen config file (``modelforge.config.update_config``); credentials go to the
-credential store through ``modelforge.auth``, never into the config file.
+credential store through ``modelforge.auth``, never into the config file (``store_credentials``, the step
+after ``add_model`` in both ``config add`` and the wizard).
+
+``modelforge.config``, ``modelforge.validation`` and ``modelforge.auth`` are imported inside the functions:
+``modelforge --help`` loads this module and need not wait for pydantic and yaml.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelforge.config import get_config_from_path, get_config_path, update_config
+import click
+
+from modelforge.cli._output import note
 from modelforge.exceptions import (
     ConfigurationError,
     ConfigurationNotFoundError,
@@ -21,7 +27,6 @@ from modelforge.exceptions import (
     ModelNotFoundError,
     ProviderNotAvailableError,
 )
-from modelforge.validation import InputValidator
 
 __all__ = [
     "AddResult",
@@ -29,9 +34,11 @@ __all__ = [
     "add_model",
     "canonical_provider",
     "find_provider",
+    "hint_missing_credentials",
     "provider_entry",
     "provider_in_other_scope",
     "remove_model",
+    "store_credentials",
 ]
 
 AUTH_STRATEGIES = ("api_key", "device_flow", "none")
@@ -64,6 +71,8 @@ class RemoveResult:
 def canonical_provider(name: str) -> str:
     """The provider name as stored: stripped, lower-case, ``-`` as ``_`` (``GitHub-Copilot`` ->
     ``github_copilot``)."""
+    from modelforge.validation import InputValidator
+
     return InputValidator.validate_provider_name(name)
 
 
@@ -108,6 +117,7 @@ def provider_entry(
     """
     # Imported here: modelforge.providers loads langchain-core, which `modelforge --help` need not wait for.
     from modelforge.providers import FAMILIES, KNOWN_PROVIDERS
+    from modelforge.validation import InputValidator
 
     if existing is not None:
         entry = {k: v for k, v in existing.items() if k != "models"}
@@ -165,6 +175,9 @@ def add_model(
     ``login`` says how the caller will authenticate right after (``"api_key"`` or ``"device_flow"``); a
     provider that cannot do that is refused before anything is written.
     """
+    from modelforge.config import get_config_from_path, get_config_path, update_config
+    from modelforge.validation import InputValidator
+
     model = InputValidator.validate_model_name(model)
     path = get_config_path(local=local)
     current, _ = get_config_from_path(path)
@@ -224,6 +237,8 @@ def _check_login(name: str, strategy: str, login: str | None) -> None:
 
 def remove_model(provider: str, model: str, *, local: bool = False) -> RemoveResult:
     """Remove ``provider``/``model``; the provider goes too when it has no model left."""
+    from modelforge.config import get_config_from_path, get_config_path, update_config
+
     path = get_config_path(local=local)
     current, _ = get_config_from_path(path)
     providers = current.get("providers", {})
@@ -264,6 +279,43 @@ def remove_model(provider: str, model: str, *, local: bool = False) -> RemoveRes
 
 def provider_in_other_scope(name: str, *, local: bool) -> bool:
     """Whether the other config file (global when ``local``, else local) also configures ``name``."""
+    from modelforge.config import get_config_from_path, get_config_path
+
     path = get_config_path(local=not local)
     data, _ = get_config_from_path(path)
     return name in data.get("providers", {})
+
+
+def store_credentials(result: AddResult, *, api_key: str | None = None, device_login: bool = False) -> None:
+    """The credential step after ``add_model``: save ``api_key``, or run the device login.
+
+    With neither, a provider that needs credentials and has none gets a hint on how to add them.
+    """
+    name = result.provider
+    if api_key is not None:
+        from modelforge.auth import save_auth_data
+
+        save_auth_data(name, {"api_key": api_key})
+        click.echo(f"API key for '{name}' saved in the credential store.")
+    elif device_login:
+        from modelforge.auth import get_auth_strategy
+
+        note(f"Starting the device login for '{name}'...")
+        if get_auth_strategy(name, result.entry).authenticate():
+            click.echo(f"Logged in to '{name}'.")
+    else:
+        hint_missing_credentials(name, result.entry)
+
+
+def hint_missing_credentials(name: str, entry: dict[str, Any]) -> None:
+    """A note naming ``auth login`` and the environment variable when ``name`` needs credentials it lacks."""
+    from modelforge.auth import env_var_name, resolve_credentials
+
+    strategy = entry.get("auth_strategy") or "none"
+    if strategy not in ("api_key", "device_flow") or resolve_credentials(name, entry):
+        return
+    kind = "API_KEY" if strategy == "api_key" else "ACCESS_TOKEN"
+    note(
+        f"No credentials for '{name}' yet: run `modelforge auth login --provider {name}`"
+        f" or set {env_var_name(name, kind)}."
+    )

@@ -19,13 +19,14 @@ from modelforge._secrets import mask
 from modelforge.cli._errors import ForgeGroup, set_verbose
 from modelforge.cli._output import note, print_table, stdin_is_tty, warn
 from modelforge.cli._setup import find_provider
-from modelforge.config import get_config
-from modelforge.exceptions import ConfigurationNotFoundError, InvalidApiKeyError, InvalidInputError, env_name
+from modelforge.exceptions import ConfigurationNotFoundError, InvalidApiKeyError, InvalidInputError
 
 __all__ = ["auth_group", "auth_status", "format_expiry"]
 
 
 def _configured(provider: str) -> tuple[str, dict[str, Any]]:
+    from modelforge.config import get_config
+
     data, path = get_config()
     providers = data.get("providers", {})
     name = find_provider(provider, providers)
@@ -38,9 +39,15 @@ def _configured(provider: str) -> tuple[str, dict[str, Any]]:
     return name, providers[name]
 
 
+def _env_var_names(name: str) -> list[str]:
+    """The variables that override ``name``'s stored credentials (``MODELFORGE_<NAME>_API_KEY``, ...)."""
+    from modelforge.auth import env_var_name
+
+    return [env_var_name(name, kind) for kind in ("API_KEY", "ACCESS_TOKEN")]
+
+
 def _env_vars_set(name: str) -> list[str]:
-    names = [f"MODELFORGE_{env_name(name)}_{kind}" for kind in ("API_KEY", "ACCESS_TOKEN")]
-    return [var for var in names if os.environ.get(var, "").strip()]
+    return [var for var in _env_var_names(name) if os.environ.get(var, "").strip()]
 
 
 def format_expiry(expires_at: float | None, *, now: float | None = None) -> str:
@@ -68,6 +75,8 @@ def auth_group() -> None:
 
 def _read_key(name: str) -> str:
     """The API key from a hidden prompt on a terminal, else the first line of piped stdin."""
+    from modelforge.auth import env_var_name
+
     if stdin_is_tty():
         return str(click.prompt(f"API key for {name}", hide_input=True))
     line = sys.stdin.readline().strip() if sys.stdin else ""
@@ -76,7 +85,7 @@ def _read_key(name: str) -> str:
             name,
             f"No API key given for '{name}', and no terminal to ask for one",
             suggestion=f"Run: modelforge auth login --provider {name} --api-key <KEY> "
-            f"(or pipe the key on stdin, or set MODELFORGE_{env_name(name)}_API_KEY)",
+            f"(or pipe the key on stdin, or set {env_var_name(name, 'API_KEY')})",
         )
     return line
 
@@ -126,6 +135,7 @@ def logout(provider: str | None, all_providers: bool) -> None:
     """Remove stored credentials (credential store and 2.3.0 auth_data in config files)."""
     from modelforge.auth import clear_auth_data, get_auth_data
     from modelforge.auth.store import FileCredentialStore, get_store
+    from modelforge.config import get_config
 
     if bool(provider) == all_providers:
         raise click.UsageError("Give either --provider P or --all-providers")
@@ -172,6 +182,8 @@ def _status_row(name: str, entry: dict[str, Any], now: float) -> tuple[list[str]
 @click.option("--verbose", is_flag=True, callback=set_verbose, help="Show where credentials are looked for.")
 def auth_status(provider: str | None, verbose: bool) -> None:
     """Show each provider's auth strategy and credentials (masked)."""
+    from modelforge.config import get_config
+
     if provider:
         name, entry = _configured(provider)
         providers = {name: entry}
@@ -202,7 +214,7 @@ def _print_details(details: dict[str, dict[str, Any]], path: Any) -> None:
     if path is not None:
         click.echo(f"Config file: {path}")
     for name, stored in details.items():
-        env = ", ".join(f"MODELFORGE_{env_name(name)}_{k}" for k in ("API_KEY", "ACCESS_TOKEN"))
+        env = ", ".join(_env_var_names(name))
         click.echo(f"{name}: environment variables {env}")
         if stored.get("refresh_token"):
             click.echo(f"  refresh token: {mask(str(stored['refresh_token']))}")

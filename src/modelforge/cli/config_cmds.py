@@ -18,20 +18,8 @@ import click
 from modelforge._secrets import mask, mask_secrets
 from modelforge.cli import _setup
 from modelforge.cli._errors import ForgeGroup, set_verbose
-from modelforge.cli._output import note, warn
-from modelforge.config import (
-    get_config,
-    get_config_from_path,
-    get_config_path,
-    local_config_dir,
-    migrate_old_config,
-    set_current_model,
-)
-from modelforge.exceptions import (
-    ConfigurationNotFoundError,
-    ModelNotFoundError,
-    env_name,
-)
+from modelforge.cli._output import warn
+from modelforge.exceptions import ConfigurationNotFoundError, ModelNotFoundError
 
 __all__ = ["config_group", "masked_config"]
 
@@ -60,6 +48,8 @@ def masked_config(value: Any, *, key: str = "", in_auth_data: bool = False) -> A
 
 
 def _scope_of(path: Any) -> str:
+    from modelforge.config import local_config_dir
+
     return "local" if local_config_dir() in getattr(path, "parents", ()) else "global"
 
 
@@ -83,6 +73,8 @@ def config_group(ctx: click.Context, wizard: bool, verbose: bool) -> None:
 @config_group.command(name="show")
 def show_config() -> None:
     """Show the active configuration (secrets masked) and which file it comes from."""
+    from modelforge.config import get_config, get_config_path
+
     data, path = get_config()
     scope = _scope_of(path)
     state = "" if path.exists() else " (not created yet)"
@@ -114,6 +106,7 @@ def show_config() -> None:
 def migrate_config() -> None:
     """Move the old models.json to config.json, and credentials out of config files."""
     from modelforge.auth import save_auth_data
+    from modelforge.config import get_config_from_path, get_config_path, migrate_old_config
 
     moved = migrate_old_config()
     click.echo(
@@ -159,6 +152,7 @@ def add_model(
     auth_strategy: str | None,
 ) -> None:
     """Add a model (and its provider) to the configuration."""
+    from modelforge.config import get_config_path
     from modelforge.validation import InputValidator
 
     if api_key is not None and dev_auth:
@@ -176,38 +170,13 @@ def add_model(
         auth_strategy=auth_strategy,
         login="api_key" if api_key is not None else "device_flow" if dev_auth else None,
     )
-    name, strategy = result.provider, result.entry.get("auth_strategy") or "none"
     verb = "Updated" if result.updated_model else "Added"
-    click.echo(f"{verb} model '{result.model}' of provider '{name}' in {result.path}.")
+    click.echo(f"{verb} model '{result.model}' of provider '{result.provider}' in {result.path}.")
     if result.selected:
-        click.echo(f"Current model: {name}/{result.model}")
+        click.echo(f"Current model: {result.provider}/{result.model}")
     if local and not had_local:
         warn(f"created {result.path}; while it exists it is used instead of the global config.")
-    if api_key is not None:
-        from modelforge.auth import save_auth_data
-
-        save_auth_data(name, {"api_key": api_key})
-        click.echo(f"API key for '{name}' saved in the credential store.")
-    elif dev_auth:
-        from modelforge.auth import get_auth_strategy
-
-        note(f"Starting the device login for '{name}'...")
-        if get_auth_strategy(name, result.entry).authenticate():
-            click.echo(f"Logged in to '{name}'.")
-    elif strategy in ("api_key", "device_flow"):
-        _hint_missing_credentials(name, result.entry, strategy)
-
-
-def _hint_missing_credentials(name: str, entry: dict[str, Any], strategy: str) -> None:
-    from modelforge.auth import resolve_credentials
-
-    if resolve_credentials(name, entry):
-        return
-    kind = "API_KEY" if strategy == "api_key" else "ACCESS_TOKEN"
-    note(
-        f"No credentials for '{name}' yet: run `modelforge auth login --provider {name}`"
-        f" or set MODELFORGE_{env_name(name)}_{kind}."
-    )
+    _setup.store_credentials(result, api_key=api_key, device_login=dev_auth)
 
 
 @config_group.command(name="use")
@@ -216,6 +185,8 @@ def _hint_missing_credentials(name: str, entry: dict[str, Any], strategy: str) -
 @click.option("--local", is_flag=True, help="Set the current model in the project config.")
 def use_model(provider_name: str, model_alias: str, local: bool) -> None:
     """Select the model that `modelforge test` and get_llm() use by default."""
+    from modelforge.config import get_config_from_path, get_config_path, set_current_model
+
     path = get_config_path(local=local)
     data, _ = get_config_from_path(path)
     providers = data.get("providers", {})

@@ -1,24 +1,20 @@
 """``modelforge settings``: show settings, and turn the telemetry line of ``modelforge test`` on or off.
 
-Settings live under ``settings`` in the config file (``show_telemetry``, default true), written with
-``modelforge.config.update_setting``; ``--local`` writes the project config instead of the global one.
+Settings live under ``settings`` in the config file (``show_telemetry``, default true), read with
+``modelforge.config.get_settings`` (the active file: the project config when it exists, else the global one)
+and written with ``modelforge.config.update_setting``; ``--local`` writes the project config instead of the
+global one.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from modelforge.cli._errors import ForgeGroup
-from modelforge.cli._output import warn
-from modelforge.config import (
-    DEFAULT_SETTINGS,
-    get_config,
-    get_config_from_path,
-    get_config_path,
-    update_setting,
-)
+from modelforge.cli._output import note, warn
 
 __all__ = ["settings_group"]
 
@@ -31,10 +27,19 @@ def settings_group() -> None:
 @settings_group.command(name="show")
 def show_settings() -> None:
     """Show the settings in effect and the file they come from."""
-    data, path = get_config()
-    effective = {**DEFAULT_SETTINGS, **data.get("settings", {})}
+    from modelforge.config import get_settings
+
+    effective = get_settings()
+    path = _active_config()
     click.echo(f"Settings from {path}" + ("" if path.exists() else " (not created yet: defaults)"))
     click.echo(json.dumps(effective, indent=4, ensure_ascii=False))
+
+
+def _active_config() -> Path:
+    """The config file ``get_settings`` reads."""
+    from modelforge.config import get_config
+
+    return get_config()[1]
 
 
 @settings_group.command(name="telemetry")
@@ -42,15 +47,16 @@ def show_settings() -> None:
 @click.option("--local", is_flag=True, help="Use the project config (./.model-forge/config.json).")
 def telemetry(action: str, local: bool) -> None:
     """Turn the token/duration/cost line of `modelforge test` on or off, or show its state."""
+    from modelforge.config import get_config_path, get_settings, update_setting
+
     path = get_config_path(local=local)
     action = action.lower()
     if action == "status":
-        if local:
-            data, _ = get_config_from_path(path)
-        else:
-            data, path = get_config()
-        value = {**DEFAULT_SETTINGS, **data.get("settings", {})}["show_telemetry"]
-        click.echo(f"Telemetry display: {'on' if value else 'off'} ({path})")
+        # The state `modelforge test` will use: the project config's when it exists, else the global one's.
+        if local and not path.exists():
+            note(f"No project config at {path}; the global config is in effect.")
+        value = get_settings()["show_telemetry"]
+        click.echo(f"Telemetry display: {'on' if value else 'off'} ({_active_config()})")
         return
     created = not path.exists()
     update_setting("show_telemetry", action == "on", local=local)

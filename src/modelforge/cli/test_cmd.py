@@ -1,9 +1,9 @@
 """``modelforge test``: send one prompt to the current model and print the answer.
 
 The prompt comes from ``--prompt``, ``--input-file`` or piped stdin. stdout carries only the answer (or
-nothing, with ``--output-file``, which is written atomically); progress notes and the telemetry line
-(tokens, duration, cost) go to stderr. ``--quiet`` leaves only the answer. Telemetry is shown unless
-``--no-telemetry`` is given or ``settings.show_telemetry`` is false.
+nothing, with ``--output-file``, which is written atomically, streamed or not); progress notes and the
+telemetry line (tokens, duration, cost) go to stderr. ``--quiet`` leaves only the answer. Telemetry is
+shown unless ``--no-telemetry`` is given or ``settings.show_telemetry`` is false.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def _writable_output(output_file: Path | None) -> Path | None:
 
 
 def _answer(llm: Any, text: str, callbacks: list[Any], *, stream: bool, echo: bool) -> str:
+    """The answer; with ``stream`` and ``echo`` its pieces are also printed to stdout as they arrive."""
     config: dict[str, Any] = {"callbacks": callbacks}
     if not stream:
         return str(llm.invoke(text, config=config).text)
@@ -100,7 +101,7 @@ def _answer(llm: Any, text: str, callbacks: list[Any], *, stream: bool, echo: bo
 )
 @click.option("--verbose", is_flag=True, callback=set_verbose, help="Log what happens, and show tracebacks.")
 @click.option("--no-telemetry", is_flag=True, help="Do not show tokens, duration and cost.")
-@click.option("--stream", is_flag=True, help="Print the answer as it arrives.")
+@click.option("--stream", is_flag=True, help="Stream the answer (printed as it arrives, unless -o is given).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the answer.")
 def test_model(
     prompt: str | None,
@@ -131,7 +132,7 @@ def test_model(
         callbacks.append(TelemetryCallback(provider, model))
     if not quiet:
         note(f"Sending the prompt to {provider}/{model}...")
-    answer = _answer(llm, text, callbacks, stream=stream, echo=target is None or stream)
+    answer = _answer(llm, text, callbacks, stream=stream, echo=target is None)
     if target is not None:
         from modelforge._files import atomic_write_text
 

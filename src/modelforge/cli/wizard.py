@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import click
 
-from modelforge.cli import _setup
+from modelforge.cli import _output, _setup
 from modelforge.cli._errors import CliError
-from modelforge.cli._output import stdin_is_tty, stdout_is_tty
 from modelforge.config import set_current_model
 from modelforge.providers import KNOWN_PROVIDERS
 
-__all__ = ["NON_INTERACTIVE_HELP", "is_interactive", "run_wizard"]
+__all__ = ["NON_INTERACTIVE_HELP", "run_wizard"]
 
 NON_INTERACTIVE_HELP = (
     "Without a terminal use the commands directly: "
@@ -25,11 +24,6 @@ NON_INTERACTIVE_HELP = (
 )
 _OTHER = "other"
 _SUGGESTIONS = 6
-
-
-def is_interactive() -> bool:
-    """Whether both stdin and stdout are terminals, so the wizard can ask and be seen."""
-    return stdin_is_tty() and stdout_is_tty()
 
 
 def _suggested_models(provider: str) -> list[str]:
@@ -49,7 +43,8 @@ def _suggested_models(provider: str) -> list[str]:
 
 def run_wizard(*, verbose: bool = False) -> None:
     """Ask the user for a provider and model, save them, and store credentials."""
-    if not is_interactive():
+    # Both ends must be a terminal: the user answers on stdin and reads the questions on stdout.
+    if not (_output.stdin_is_tty() and _output.stdout_is_tty()):
         raise CliError(
             "The configuration wizard needs an interactive terminal.",
             suggestion=NON_INTERACTIVE_HELP,
@@ -89,16 +84,8 @@ def run_wizard(*, verbose: bool = False) -> None:
         login="api_key" if api_key is not None else None,
     )
     click.echo(f"Saved {result.provider}/{result.model} in {result.path}.")
-    if api_key:
-        from modelforge.auth import save_auth_data
-
-        save_auth_data(result.provider, {"api_key": api_key})
-        click.echo("API key saved in the credential store.")
-    if strategy == "device_flow" and click.confirm("Log in to GitHub now?", default=True):
-        from modelforge.auth import get_auth_strategy
-
-        get_auth_strategy(result.provider, result.entry).authenticate()
-        click.echo("Logged in.")
+    device_login = strategy == "device_flow" and click.confirm("Log in to GitHub now?", default=True)
+    _setup.store_credentials(result, api_key=api_key, device_login=device_login)
     selected = result.selected
     if not selected and click.confirm("Make it the current model?", default=True):
         selected = set_current_model(result.provider, result.model, local=local, quiet=True)

@@ -21,6 +21,7 @@ from modelforge.exceptions import (
     BadRequestError,
     ContextLengthExceededError,
     InvalidApiKeyError,
+    MalformedResponseError,
     ModelForgeError,
     ModelNotFoundError,
     NetworkConnectionError,
@@ -189,7 +190,8 @@ def _should_retry_header(headers: Mapping[str, str]) -> bool | None:
 
 
 def transport_error(err: BaseException, *, provider: str, url: str | None = None) -> ModelForgeError | None:
-    """A timeout or connection failure under any SDK (found by walking the cause chain), else None."""
+    """A timeout, a connection failure or an unreadable answer under any SDK (found by walking the cause
+    chain), else None."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
@@ -201,6 +203,8 @@ def transport_error(err: BaseException, *, provider: str, url: str | None = None
             return NetworkConnectionError(
                 f"request to {provider} ({type(current).__name__})", url=url, provider=provider
             )
+        if lineage & _MALFORMED_CLASSES:
+            return MalformedResponseError(provider, f"{type(current).__name__}: {current}")
         current = current.__cause__ or current.__context__
     return None
 
@@ -209,3 +213,4 @@ def transport_error(err: BaseException, *, provider: str, url: str | None = None
 # wrapper is recognised without importing them all.
 _TIMEOUT_CLASSES = {"TimeoutException", "APITimeoutError"}
 _CONNECTION_CLASSES = {"TransportError", "APIConnectionError", "RemoteProtocolError"}
+_MALFORMED_CLASSES = {"JSONDecodeError", "UnknownApiResponseError", "APIResponseValidationError"}

@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
+from modelforge._chunks import chunk_text
 from modelforge.exceptions import InvalidInputError, NetworkTimeoutError, StreamInterruptedError
 from modelforge.streaming._tokens import TokenCounter
 from modelforge.validation import InputValidator
@@ -43,26 +44,6 @@ ProgressCallback = Callable[[int], object]
 ChunkCallback = Callable[[str], object]
 
 _END = object()
-
-
-def chunk_text(chunk: object) -> str:
-    """The answer text in one streamed chunk: a ``str``, or a message chunk's text content."""
-    if isinstance(chunk, str):
-        return chunk
-    content = getattr(chunk, "content", None)
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts: list[str] = []
-        for block in content:
-            if isinstance(block, str):
-                parts.append(block)
-            elif (
-                isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str)
-            ):
-                parts.append(block["text"])
-        return "".join(parts)
-    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +88,26 @@ def _check_prompt(prompt: object) -> None:
             suggestion="Give a non-empty prompt",
             error_code="EMPTY_PROMPT",
         )
+
+
+def _with_handlers(
+    config: RunnableConfig | None, handlers: Sequence[Any], *, inherit: bool
+) -> RunnableConfig:
+    """``config`` with more callback handlers; the caller's config and callback manager are not changed."""
+    merged: dict[str, Any] = dict(config or {})
+    if not handlers:
+        return cast(RunnableConfig, merged)
+    existing = merged.get("callbacks")
+    if existing is None:
+        merged["callbacks"] = list(handlers)
+    elif isinstance(existing, list):
+        merged["callbacks"] = [*existing, *handlers]
+    else:  # a callback manager: add to a copy
+        manager = existing.copy()
+        for handler in handlers:
+            manager.add_handler(handler, inherit=inherit)
+        merged["callbacks"] = manager
+    return cast(RunnableConfig, merged)
 
 
 class StreamWrapper:
@@ -168,19 +169,7 @@ class StreamWrapper:
         return self._run(prompt, options, self._config(config), kwargs)
 
     def _config(self, config: RunnableConfig | None) -> RunnableConfig:
-        merged: dict[str, Any] = dict(config or {})
-        if self.callbacks:
-            existing = merged.get("callbacks")
-            if existing is None:
-                merged["callbacks"] = list(self.callbacks)
-            elif isinstance(existing, list):
-                merged["callbacks"] = [*existing, *self.callbacks]
-            else:  # a callback manager: add ours to a copy, never to the caller's object
-                manager = existing.copy()
-                for handler in self.callbacks:
-                    manager.add_handler(handler, inherit=True)
-                merged["callbacks"] = manager
-        return cast(RunnableConfig, merged)
+        return _with_handlers(config, self.callbacks, inherit=True)
 
     @property
     def _who(self) -> str:

@@ -1,0 +1,61 @@
+"""Reading streamed LangChain message chunks the same way for every provider: their text, their finish.
+
+``chunk_text`` is the answer text of a chunk (a plain string, or the ``text`` blocks of Anthropic-style
+content lists; reasoning and tool-call blocks are not text). ``finish_reason_of`` reads the provider's
+finish/stop reason from a chunk's ``response_metadata`` (``finish_reason`` for OpenAI and Gemini,
+``stop_reason`` for Anthropic, ``done_reason``/``done`` for Ollama) and normalises it to ``stop``,
+``tool_calls``, ``length`` or ``content_filter`` (others pass through lower-cased). A stream whose chunks
+never carried one did not finish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["chunk_text", "finish_reason_of"]
+
+_FINISH_KEYS = ("finish_reason", "stop_reason", "done_reason")
+_FINISH_NAMES = {
+    "stop": "stop",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "tool_calls": "tool_calls",
+    "tool_use": "tool_calls",
+    "function_call": "tool_calls",
+    "length": "length",
+    "max_tokens": "length",
+    "content_filter": "content_filter",
+    "safety": "content_filter",
+    "refusal": "content_filter",
+    "prohibited_content": "content_filter",
+}
+
+
+def finish_reason_of(metadata: Mapping[str, Any]) -> str | None:
+    """The normalised finish reason in a chunk's ``response_metadata``, or None if it carries none."""
+    for key in _FINISH_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, str) and value:
+            lowered = value.lower()
+            return _FINISH_NAMES.get(lowered, lowered)
+    if metadata.get("done") is True:  # Ollama's last line
+        return "stop"
+    return None
+
+
+def chunk_text(chunk: object) -> str:
+    """The answer text in one streamed chunk: a ``str``, or a message chunk's text content blocks."""
+    if isinstance(chunk, str):
+        return chunk
+    content = getattr(chunk, "content", None)
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            block if isinstance(block, str) else block.get("text", "")
+            for block in content
+            if isinstance(block, str) or (isinstance(block, dict) and block.get("type") == "text")
+        )
+    return ""

@@ -1,0 +1,216 @@
+"""Typed stream events, the same for every provider family.
+
+``EventAssembler`` turns LangChain message chunks (whatever the provider: OpenAI-style tool-call argument
+fragments, Anthropic content blocks, Ollama's and Gemini's whole tool calls, per-chunk or cumulative usage)
+into one sequence of events::
+
+    TextDelta*  (ToolCallDelta* ToolCallComplete)*  Usage?  StreamEnd        on success
+    ...                                                     StreamError      on failure
+
+``finish_reason_of`` reads the provider's finish/stop reason from a chunk's ``response_metadata`` and
+normalises it to ``stop``, ``tool_calls``, ``length`` or ``content_filter`` (others pass through
+lower-cased); a stream whose chunks never carried one did not finish.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessageChunk
+
+from modelforge._chunks import chunk_text, finish_reason_of
+from modelforge.exceptions import ModelForgeError, StreamInterruptedError
+
+__all__ = [
+    "EventAssembler",
+    "StreamEnd",
+    "StreamError",
+    "StreamEvent",
+    "StreamRestart",
+    "TextDelta",
+    "ToolCallComplete",
+    "ToolCallDelta",
+    "Usage",
+    "chunk_text",
+    "finish_reason_of",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the answer's text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A fragment of a tool call as it streams: ``arguments`` is a piece of its JSON text."""
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallComplete:
+    """A whole tool call, arguments parsed from the reassembled JSON."""
+
+    index: int
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts reported by the provider for the whole response."""
+
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The stream finished: why, what it said, what it cost (``cost`` is None when no price is known)."""
+
+    finish_reason: str
+    text: str
+    tool_calls: tuple[ToolCallComplete, ...] = ()
+    usage: Usage | None = None
+    cost: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """The stream failed; ``partial_text`` is everything that arrived before."""
+
+    error: Exception
+    partial_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRestart:
+    """Text already delivered is void: the answer starts again (e.g. on a fallback provider)."""
+
+    reason: str
+    discarded_text: str
+
+
+StreamEvent = TextDelta | ToolCallDelta | ToolCallComplete | Usage | StreamEnd | StreamError | StreamRestart
+
+
+@dataclass
+class _PendingCall:
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: list[str] = field(default_factory=list)
+
+
+class EventAssembler:
+    """Feeds on message chunks, returns the events each one completes; ``finish()`` ends the stream."""
+
+    def __init__(self, *, provider: str | None = None) -> None:
+        self.provider = provider
+        self.text_parts: list[str] = []
+        self.finish_reason: str | None = None
+        self._calls: dict[int, _PendingCall] = {}
+        self._order = 0
+        self._input = self._output = self._total = 0
+        self._saw_usage = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts)
+
+    def feed(self, chunk: AIMessageChunk) -> list[StreamEvent]:
+        """The events carried by ``chunk`` (text and tool-call fragments; usage and the end are held)."""
+        events: list[StreamEvent] = []
+        text = chunk_text(chunk)
+        if text:
+            self.text_parts.append(text)
+            events.append(TextDelta(text))
+        for fragment in chunk.tool_call_chunks:
+            events.append(self._fragment(fragment))
+        usage = chunk.usage_metadata
+        if usage:
+            self._saw_usage = True
+            self._input += int(usage.get("input_tokens") or 0)
+            self._output += int(usage.get("output_tokens") or 0)
+            self._total += int(usage.get("total_tokens") or 0)
+        reason = finish_reason_of(chunk.response_metadata or {})
+        if reason is not None:
+            self.finish_reason = reason
+        return events
+
+    def _fragment(self, fragment: Mapping[str, Any]) -> ToolCallDelta:
+        index = fragment.get("index")
+        if index is None:  # a whole call in one piece (Ollama): give it the next free slot
+            index = max(self._calls, default=-1) + 1
+        pending = self._calls.setdefault(int(index), _PendingCall(int(index)))
+        pending.id = pending.id or fragment.get("id")
+        pending.name = pending.name or fragment.get("name")
+        arguments = fragment.get("args") or ""
+        pending.arguments.append(arguments)
+        return ToolCallDelta(pending.index, fragment.get("id"), fragment.get("name"), arguments)
+
+    def tool_calls(self) -> list[ToolCallComplete]:
+        """Every tool call so far, arguments parsed; ``StreamInterruptedError`` if one is not valid JSON."""
+        calls: list[ToolCallComplete] = []
+        for position, pending in enumerate(sorted(self._calls.values(), key=lambda p: p.index)):
+            raw = "".join(pending.arguments).strip() or "{}"
+            try:
+                arguments = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise StreamInterruptedError(
+                    self.provider,
+                    self.text,
+                    reason=f"the arguments of tool call '{pending.name}' are not valid JSON ({err.msg})",
+                ) from None
+            if not isinstance(arguments, dict):
+                arguments = {"value": arguments}
+            calls.append(
+                ToolCallComplete(
+                    index=position,
+                    id=pending.id or f"call_{position}",
+                    name=pending.name or "",
+                    arguments=arguments,
+                )
+            )
+        return calls
+
+    def usage(self) -> Usage | None:
+        if not self._saw_usage:
+            return None
+        return Usage(self._input, self._output, self._total or self._input + self._output)
+
+    def finish(self, *, cost: float | None = None) -> list[StreamEvent]:
+        """The closing events: completed tool calls, usage and ``StreamEnd``.
+
+        Raises ``StreamInterruptedError`` (with the text so far) when no chunk carried a finish reason:
+        the stream was cut before its end.
+        """
+        if self.finish_reason is None:
+            raise StreamInterruptedError(
+                self.provider, self.text, reason="it ended without a finish reason (cut before its end)"
+            )
+        calls = self.tool_calls()
+        reason = "tool_calls" if calls and self.finish_reason == "stop" else self.finish_reason
+        usage = self.usage()
+        events: list[StreamEvent] = list(calls)
+        if usage is not None:
+            events.append(usage)
+        events.append(StreamEnd(reason, self.text, tuple(calls), usage, cost))
+        return events
+
+    def error(self, err: Exception) -> StreamError:
+        """The event for a failure, carrying the text so far (also set on the error when it has room)."""
+        if isinstance(err, ModelForgeError) and hasattr(err, "partial_text") and not err.partial_text:
+            err.partial_text = self.text
+        return StreamError(err, self.text)

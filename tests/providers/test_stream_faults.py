@@ -1,0 +1,96 @@
+"""Streams that go wrong, for every provider family, against its real wire protocol.
+
+A stream cut before its terminator, a connection dropped mid-stream and a malformed chunk each end as
+``StreamInterruptedError`` with the text that arrived; a stalled stream ends as ``NetworkTimeoutError``
+when the idle timeout passes; in every case the HTTP connection is closed, and a synchronous consumer
+that stops early closes the response.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import modelforge
+from modelforge.exceptions import MalformedResponseError, NetworkTimeoutError, StreamInterruptedError
+from modelforge.registry import ModelForgeRegistry
+from modelforge.testing import ProviderServer, Reply
+from tests.providers.conftest import FamilyCase
+
+TEXT = "one two three four five six"
+
+
+def llm_for(case: FamilyCase):  # type: ignore[no-untyped-def]
+    return ModelForgeRegistry().get_llm(case.provider, case.model)
+
+
+@pytest.mark.parametrize("fault", ["cut_after", "disconnect_after", "malformed_after"])
+def test_broken_stream_raises_with_the_partial_text(
+    case: FamilyCase, server: ProviderServer, fault: str
+) -> None:
+    server.script(Reply(text=TEXT, **{fault: 2}))
+    received: list[str] = []
+    with pytest.raises(StreamInterruptedError) as info:
+        for chunk in llm_for(case).stream("count"):
+            received.append(chunk.text)
+    assert info.value.partial_text == "one two "
+    assert "".join(received) == "one two "
+    assert info.value.provider == case.provider
+
+
+async def test_broken_async_stream_through_modelforge_stream(
+    case: FamilyCase, server: ProviderServer
+) -> None:
+    server.script(Reply(text=TEXT, cut_after=3))
+    pieces: list[str] = []
+    with pytest.raises(StreamInterruptedError) as info:
+        async for piece in modelforge.stream(llm_for(case), "count", buffer_size=1):
+            pieces.append(piece)
+    assert "".join(pieces) == info.value.partial_text == "one two three "
+
+
+def test_malformed_answer_to_invoke(case: FamilyCase, server: ProviderServer) -> None:
+    server.script(Reply(text=TEXT, malformed_after=1))
+    with pytest.raises(MalformedResponseError) as info:
+        llm_for(case).invoke("count")
+    assert info.value.retryable
+
+
+async def test_stall_fires_the_idle_timeout_on_time_and_closes_the_connection(
+    case: FamilyCase, server: ProviderServer
+) -> None:
+    idle = 0.5
+    server.script(Reply(text=TEXT, stall_after=2))
+    last_piece_at = time.monotonic()
+    pieces: list[str] = []
+    with pytest.raises(NetworkTimeoutError) as info:
+        async for piece in modelforge.stream(llm_for(case), "count", buffer_size=1, idle_timeout=idle):
+            pieces.append(piece)
+            last_piece_at = time.monotonic()
+    waited = time.monotonic() - last_piece_at
+    assert idle * 0.9 <= waited <= idle * 1.1, f"idle timeout fired after {waited:.3f}s"
+    assert info.value.partial_text == "".join(pieces) == "one two "
+    assert server.wait_for_disconnects(1), "the stalled response was closed"
+
+
+async def test_stall_before_any_chunk_still_times_out(case: FamilyCase, server: ProviderServer) -> None:
+    server.script(Reply(text=TEXT, stall_after=0))
+    started = time.monotonic()
+    with pytest.raises(NetworkTimeoutError) as info:
+        async for _ in modelforge.stream(llm_for(case), "count", idle_timeout=0.3):
+            pass
+    assert time.monotonic() - started < 1.0
+    assert info.value.partial_text == ""
+    assert server.wait_for_disconnects(1)
+
+
+def test_sync_consumer_breaking_early_closes_the_response(case: FamilyCase, server: ProviderServer) -> None:
+    words = " ".join(f"w{i}" for i in range(40))
+    server.script(Reply(text=words, chunk_delay=0.02))
+    stream = llm_for(case).stream("go")
+    for index, _ in enumerate(stream):
+        if index == 3:
+            break
+    stream.close()
+    assert server.wait_for_disconnects(1)
