@@ -3,14 +3,19 @@
 A write goes to a temporary file in the same directory, is flushed to disk, then renamed over the target,
 so a reader sees the old file or the new one and never half of either; an interrupted write leaves the old
 file untouched. ``locked`` serialises read-modify-write cycles between processes through a ``.lock`` file.
+``set_aside`` keeps an owner-only copy of a file that cannot be parsed before anything writes over it (the
+config files and the credentials file both use it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +23,9 @@ from filelock import FileLock, Timeout
 
 from modelforge.exceptions import ConfigurationError
 
-__all__ = ["atomic_write_text", "ensure_private_dir", "locked"]
+__all__ = ["atomic_write_text", "ensure_private_dir", "locked", "set_aside"]
+
+logger = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_SECONDS = 15.0
 
@@ -68,6 +75,48 @@ def atomic_write_text(path: Path, text: str, *, mode: int = 0o600) -> None:
         if tmp_name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
+
+
+def set_aside(path: Path, *, reason: str) -> Path:
+    """Copy ``path`` to ``<name>.corrupt-<timestamp>`` (mode 0600, never replacing an earlier copy), log
+    one warning and print it to stderr; return the copy's path.
+
+    The original stays where it is, so the caller decides what happens to it (usually an atomic write
+    replaces it right after). ``reason`` says what is wrong and must not quote the content (it may hold
+    secrets).
+    """
+    try:
+        content = path.read_bytes()
+    except OSError as err:
+        raise ConfigurationError(
+            f"Cannot read {path}: {os.strerror(err.errno) if err.errno else err}",
+            suggestion=f"Check the owner and permissions of {path}.",
+            details={"path": str(path)},
+        ) from err
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        backup, fd = _create_new(path.with_name(f"{path.name}.corrupt-{stamp}"))
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # whatever the umask says
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as err:
+        raise _unwritable(path.parent, err) from err
+    logger.warning("%s could not be read (%s); kept a copy at %s", path, reason, backup)
+    print(f"Warning: {path} could not be read ({reason}); a copy was kept at {backup}", file=sys.stderr)
+    return backup
+
+
+def _create_new(base: Path) -> tuple[Path, int]:
+    """Create ``base`` (or ``base-1``, ``base-2`` ... if taken) exclusively, mode 0600; the path and fd."""
+    for n in range(1000):
+        candidate = base.with_name(f"{base.name}-{n}") if n else base
+        try:
+            return candidate, os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "No free name for a copy", str(base))
 
 
 def _fsync_dir(directory: Path) -> None:

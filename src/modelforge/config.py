@@ -5,7 +5,7 @@ Locations are those of 2.3.0: the global ``~/.config/model-forge/config.json`` a
 (or ``config.yml``) with the same data; having both a JSON and a YAML file in one place is an error rather
 than a silent choice. Reads validate into ``ModelForgeConfig``; writes validate first, then replace the
 file atomically under a lock, so concurrent writers never lose each other's changes and a crash never
-leaves half a file. A file that cannot be parsed is never overwritten silently: ``save_config`` moves it
+leaves half a file. A file that cannot be parsed is never overwritten silently: ``save_config`` copies it
 aside to ``<name>.corrupt-<timestamp>`` and says so, and read-modify-write updates refuse to run on it.
 
 The 2.3.0 functions (``get_config``, ``save_config``, ``set_current_model`` ...) keep their signatures and
@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from modelforge._files import atomic_write_text, locked
+from modelforge._files import atomic_write_text, locked, set_aside
 from modelforge.config_schema import ModelForgeConfig, validate_config
 from modelforge.exceptions import ConfigurationError, ConfigurationValidationError, JsonDecodeError
 
@@ -194,11 +192,7 @@ def _set_aside_if_corrupt(path: Path) -> None:
     try:
         _parse(path, _read_text(path))
     except (ConfigurationValidationError, JsonDecodeError) as err:
-        backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-        shutil.copy2(path, backup)
-        os.chmod(backup, 0o600)
-        logger.warning("Config file %s could not be read (%s); kept a copy at %s", path, err.message, backup)
-        print(f"Warning: {path} could not be read; a copy was kept at {backup}", file=sys.stderr)
+        set_aside(path, reason=err.message)
 
 
 def save_config(config_data: dict[str, Any], local: bool = False) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -138,7 +138,8 @@ def test_granted_honours_interval_and_slow_down(server: Any, clock: Any) -> None
     assert data["access_token"] == TOKEN
     assert get_auth_data("github_copilot")["access_token"] == TOKEN
     stored_expiry = datetime.fromisoformat(get_auth_data("github_copilot")["expires_at"])
-    assert stored_expiry.utcoffset() is not None and stored_expiry.utcoffset().total_seconds() == 0
+    offset = stored_expiry.utcoffset()
+    assert offset is not None and offset.total_seconds() == 0
     assert abs(stored_expiry.timestamp() - (clock.now + 28800)) < 1
     first = next(r for r in server.requests if r.path == "/login/device/code")
     assert first.headers["accept"] == "application/json"
@@ -150,7 +151,9 @@ def test_granted_honours_interval_and_slow_down(server: Any, clock: Any) -> None
 @pytest.mark.parametrize(
     ("outcome", "error"), [("denied", DeviceFlowError), ("expired", DeviceCodeExpiredError)]
 )
-def test_denied_and_expired(server: Any, clock: Any, outcome: str, error: type[Exception]) -> None:
+def test_denied_and_expired(
+    server: Any, clock: Any, outcome: Literal["denied", "expired"], error: type[Exception]
+) -> None:
     from modelforge.testing import DeviceFlowScript
 
     server.device_flow = DeviceFlowScript(pending_polls=1, outcome=outcome)

@@ -59,7 +59,7 @@ def test_full_lifecycle_leaks_nothing(
             },
         }
     )
-    settings = DeviceFlowSettings.from_provider("github_copilot", provider)
+    settings = DeviceFlowSettings.from_details("github_copilot", provider.auth_details)
     asyncio.run(arun_device_flow(settings, on_prompt=lambda c, u: None, sleep=clock.asleep, clock=clock))
     ApiKeyAuth("openai").store_api_key(API_KEY)
 

@@ -18,6 +18,7 @@ from modelforge.auth import (
     get_auth_strategy,
     get_credentials,
 )
+from modelforge.auth.resolve import provider_auth_details
 from modelforge.auth.tokens import format_expires_at
 from modelforge.config import get_config
 from modelforge.config_schema import ProviderConfig
@@ -201,3 +202,98 @@ def test_a_2_3_config_file_keeps_working(isolated_home: Path) -> None:
     assert get_credentials("openai", "gpt-4o-mini", OPENAI) == {
         "api_key": "sk-proj-rotatedkey000000000000000000"
     }
+
+
+# --- one lookup order for the strategies and resolve_credentials -------------------------------------------
+
+GLOBAL_KEY = "sk-proj-strategyglobal000000000000000"
+STORE_KEY = "sk-proj-strategystore0000000000000000"
+ENV_KEY = "sk-proj-strategyenv000000000000000000"
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=4))
+
+
+def situation(name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], str | None]:
+    """Set up files and env for one situation; the provider entry the caller passes, the expected key."""
+    with_key = dict(OPENAI, auth_data={"api_key": KEY})
+    if name == "legacy key passed in, no config files":
+        return with_key, KEY
+    if name == "project config without a key, global config with one":
+        write_json(Path.home() / ".config/model-forge/config.json", {"providers": {"openai": with_key}})
+        write_json(Path.cwd() / ".model-forge/config.json", {"providers": {"openai": OPENAI}})
+        entry, _ = get_config()
+        return entry["providers"]["openai"], None
+    if name == "stored key beats the legacy one":
+        auth.save_auth_data("openai", {"api_key": STORE_KEY})
+        return with_key, STORE_KEY
+    if name == "env beats everything":
+        auth.save_auth_data("openai", {"api_key": STORE_KEY})
+        monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", ENV_KEY)
+        return with_key, ENV_KEY
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "legacy key passed in, no config files",
+        "project config without a key, global config with one",
+        "stored key beats the legacy one",
+        "env beats everything",
+    ],
+)
+def test_strategies_and_resolve_credentials_agree(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry, expected = situation(name, monkeypatch)
+    assert auth.resolve_credentials("openai", entry).api_key == expected
+    assert get_auth_strategy("openai", entry).get_credentials() == (
+        {"api_key": expected} if expected else None
+    )
+    if expected is None:
+        with pytest.raises(InvalidApiKeyError):
+            get_credentials("openai", "gpt-4o-mini", entry)
+    else:
+        assert get_credentials("openai", "gpt-4o-mini", entry) == {"api_key": expected}
+
+
+def test_a_strategy_without_provider_data_reads_the_active_config_entry() -> None:
+    write_json(
+        Path.home() / ".config/model-forge/config.json",
+        {"providers": {"openai": dict(OPENAI, auth_data={"api_key": GLOBAL_KEY})}},
+    )
+    assert ApiKeyAuth("openai").get_credentials() == {"api_key": GLOBAL_KEY}
+    write_json(Path.cwd() / ".model-forge/config.json", {"providers": {"openai": OPENAI}})
+    assert ApiKeyAuth("openai").get_credentials() is None  # the project config is active and has no key
+    assert get_auth_data("openai") == {}
+
+
+def test_device_flow_token_passed_in_is_used() -> None:
+    token = "gho_passedinlegacytoken0000000000000"
+    entry = dict(COPILOT, auth_data={"access_token": token, "token_type": "bearer"})
+    creds = get_credentials("github_copilot", "claude-sonnet", entry)
+    assert creds is not None and creds["access_token"] == token
+    assert auth.resolve_credentials("github_copilot", entry).access_token == token
+
+
+def test_default_auth_details_are_defined_once() -> None:
+    details = auth.default_auth_details("github_copilot", None)
+    assert details is not None
+    assert (details.client_id, details.token_url) == (
+        "01ab8ac9400c4e429b23",
+        "https://github.com/login/oauth/access_token",
+    )
+    assert auth.default_auth_details("work-copilot", "github_copilot") == details
+    assert auth.default_auth_details("openai", "openai_compatible") is None
+    # the strategy and the token source take the same defaults for a provider written without them
+    bare = {"llm_type": "github_copilot", "auth_strategy": "device_flow"}
+    flow = get_auth_strategy("work-copilot", bare)
+    assert isinstance(flow, DeviceFlowAuth)
+    assert (flow.client_id, flow.device_code_url, flow.token_url, flow.scope) == (
+        details.client_id,
+        details.device_code_url,
+        details.token_url,
+        details.scope,
+    )
+    assert provider_auth_details("work-copilot", ProviderConfig.model_validate(bare)) == details

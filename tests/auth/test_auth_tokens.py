@@ -127,7 +127,8 @@ def test_refreshes_within_skew_and_saves(server: Any, clock: Any) -> None:
     stored = get_auth_data("github_copilot")
     assert stored["access_token"] == ACCESS + "_r1"
     assert stored["refresh_token"] == REFRESH + "_r1"
-    assert abs(parse_expires_at(stored["expires_at"]) - (clock.now + 3600)) < 1  # type: ignore[operator]
+    expires_at = parse_expires_at(stored["expires_at"])
+    assert expires_at is not None and abs(expires_at - (clock.now + 3600)) < 1
     assert source.get_token() == token  # fresh again: no second refresh
     assert len(refresh_requests(server)) == 1
 
@@ -188,3 +189,11 @@ def test_a_token_refreshed_by_another_process_is_picked_up(server: Any, clock: A
     assert theirs.get_token() == ACCESS + "_r1"
     assert ours.get_token() == ACCESS + "_r1"  # read from the store, no second refresh
     assert len(refresh_requests(server)) == 1
+
+
+def test_unused_counters_and_helpers_are_gone() -> None:
+    from modelforge.auth import CopilotTokenSource
+
+    assert not hasattr(DeviceFlowSettings, "from_provider")  # from_details is the one constructor
+    assert not hasattr(OAuthTokenSource("p", initial={"access_token": ACCESS}), "refresh_count")
+    assert not hasattr(CopilotTokenSource(ACCESS), "exchange_count")

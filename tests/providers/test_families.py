@@ -130,3 +130,12 @@ def test_revoked_copilot_token_is_exchanged_again_once(
     assert llm.invoke("one").text == "first"
     assert llm.invoke("two").text == "second"
     assert server.copilot_token_exchanges == 2
+
+
+def test_copilot_login_change_is_picked_up(server: ProviderServer, monkeypatch, configured) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MODELFORGE_GITHUB_COPILOT_ACCESS_TOKEN", "gho_" + "a" * 36)
+    ModelForgeRegistry().get_llm("github_copilot", "gpt-4o").invoke("one")
+    monkeypatch.setenv("MODELFORGE_GITHUB_COPILOT_ACCESS_TOKEN", "gho_" + "b" * 36)
+    ModelForgeRegistry().get_llm("github_copilot", "gpt-4o").invoke("two")
+    exchanges = [r for r in server.requests if r.path.startswith("/copilot_internal")]
+    assert [r.headers["authorization"][-1] for r in exchanges] == ["a", "b"]

@@ -6,6 +6,9 @@ the leader and runs the refresh; everyone arriving while it runs waits for the l
 of refreshing again. Waiting is blocking for sync callers and ``await``-ing for async ones; the shared
 result travels through a ``concurrent.futures.Future``, which works across threads and event loops.
 
+``waiting`` counts the callers currently committed to the running refresh, and ``on_wait`` (optional) is
+called each time one commits, so a test can hold a refresh until it has seen every follower arrive.
+
 Two details matter: a leader task that is cancelled releases its followers, who then retry (one of them
 leads); and a sync caller on the very thread whose event loop runs an async leader cannot wait for it
 (that would deadlock the loop), so it refreshes on its own.
@@ -15,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 __all__ = ["SingleFlight"]
@@ -52,9 +56,16 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 class SingleFlight(Generic[T]):
     """Runs at most one refresh at a time; callers arriving meanwhile share its outcome."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_wait: Callable[[], object] | None = None) -> None:
         self._lock = threading.Lock()
         self._flight: _Flight | None = None
+        self._waiting = 0
+        self.on_wait = on_wait
+
+    @property
+    def waiting(self) -> int:
+        """How many callers are waiting for another caller's refresh right now."""
+        return self._waiting
 
     def _begin(self, current: Callable[[], T | None]) -> tuple[T | None, _Flight | None, bool]:
         """Under the lock: the current value, or the flight to follow, or a new flight to lead."""
@@ -76,6 +87,19 @@ class SingleFlight(Generic[T]):
         else:
             flight.future.set_result(value)
 
+    @contextlib.contextmanager
+    def _follower(self) -> Iterator[None]:
+        """Counts a caller as waiting (and tells ``on_wait``) while it waits for the leader's result."""
+        with self._lock:
+            self._waiting += 1
+        try:
+            if self.on_wait is not None:
+                self.on_wait()
+            yield
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
     def run(self, current: Callable[[], T | None], refresh: Callable[[], T]) -> T:
         """``current()`` if it is not ``None``; else the result of one shared ``refresh()``."""
         while True:
@@ -88,7 +112,8 @@ class SingleFlight(Generic[T]):
                 logger.debug("Refresh led by a task of this thread's event loop; refreshing here instead")
                 return refresh()
             try:
-                return flight.future.result()
+                with self._follower():
+                    return flight.future.result()
             except _LeaderGone:
                 continue
 
@@ -122,6 +147,7 @@ class SingleFlight(Generic[T]):
                 self._finish(flight, value=result)
                 return result
             try:
-                return await asyncio.wrap_future(flight.future)
+                with self._follower():
+                    return await asyncio.wrap_future(flight.future)
             except _LeaderGone:
                 continue

@@ -24,6 +24,7 @@ from modelforge._secrets import mask, register_secret
 from modelforge.auth._http import DEFAULT_TIMEOUT, HttpRequest, HttpResponse, TimeoutSpec, asend, send
 from modelforge.auth._singleflight import SingleFlight
 from modelforge.auth.tokens import DEFAULT_SKEW_SECONDS, TokenSource
+from modelforge.config_schema import AuthDetails
 from modelforge.exceptions import AuthenticationError, NetworkError, RateLimitError
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "GITHUB_COPILOT_AUTH_DETAILS",
     "CopilotToken",
     "CopilotTokenSource",
+    "default_auth_details",
     "exchange_request",
     "interpret_exchange",
 ]
@@ -55,6 +57,16 @@ GITHUB_COPILOT_AUTH_DETAILS: Mapping[str, str] = {
     "token_url": "https://github.com/login/oauth/access_token",
     "scope": "read:user",
 }
+
+
+def default_auth_details(provider_name: str, llm_type: str | None) -> AuthDetails | None:
+    """The device-flow settings a provider gets when its config has no ``auth_details``: GitHub's
+    (``GITHUB_COPILOT_AUTH_DETAILS``) for ``llm_type`` ``github_copilot`` or a provider named so, else
+    ``None``."""
+    if llm_type == "github_copilot" or provider_name == "github_copilot":
+        return AuthDetails.model_validate(dict(GITHUB_COPILOT_AUTH_DETAILS))
+    return None
+
 
 OAuthProvider = TokenSource | Callable[[], str] | Callable[[], Awaitable[str]] | str
 
@@ -150,7 +162,6 @@ class CopilotTokenSource:
         self.headers: Mapping[str, str] = dict(COPILOT_HEADERS if headers is None else headers)
         self._token: CopilotToken | None = None
         self._flight: SingleFlight[CopilotToken] = SingleFlight()
-        self.exchange_count = 0
 
     def __repr__(self) -> str:
         return f"CopilotTokenSource({self.exchange_url!r}, token={self._token!r})"
@@ -213,7 +224,6 @@ class CopilotTokenSource:
 
     def _adopt(self, response: HttpResponse) -> CopilotToken:
         token = interpret_exchange(self.provider_name, response, now=self.clock(), skew=self.skew)
-        self.exchange_count += 1
         self._token = token
         logger.debug("Exchanged a Copilot token for %s", self.provider_name)
         return token

@@ -28,9 +28,9 @@ from typing import Any
 
 from modelforge._secrets import register_secret
 from modelforge.auth._http import DEFAULT_TIMEOUT, HttpRequest, HttpResponse, TimeoutSpec, asend, send
-from modelforge.auth.store import save_auth_data
+from modelforge.auth.auth_data import save_auth_data
 from modelforge.auth.tokens import token_auth_data
-from modelforge.config_schema import AuthDetails, ProviderConfig
+from modelforge.config_schema import AuthDetails
 from modelforge.exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -106,10 +106,6 @@ class DeviceFlowSettings:
             token_url=str(details["token_url"]),
             scope=str(details.get("scope") or ""),
         )
-
-    @classmethod
-    def from_provider(cls, provider_name: str, provider: ProviderConfig) -> DeviceFlowSettings:
-        return cls.from_details(provider_name, provider.auth_details)
 
 
 @dataclass(frozen=True)

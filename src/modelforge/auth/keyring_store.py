@@ -2,7 +2,12 @@
 
 Only a backend that can really keep secrets counts (not keyring's ``fail`` or ``null`` backends, nor a
 chainer with nothing to chain); ``real_keyring`` finds one. Each entry's value is the provider's
-credentials as JSON; an index entry lists the providers, since keyrings cannot be enumerated.
+credentials as JSON; an index entry lists the entries, since keyrings cannot be enumerated.
+
+Credentials belong to a scope: the global one (``scope=None``, entry name = the provider name) or one
+project (``scope`` = the project's ``.model-forge`` directory, entry ``<provider>@project:<directory>``),
+which holds what that project's local config kept in 2.3.0. A keyring that fails to read, store or delete
+raises ``ConfigurationError``; nothing is reported as done that was not.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ __all__ = [
     "KEYRING_SERVICE",
     "STORE_ENV",
     "KeyringCredentialStore",
+    "entry_name",
     "real_keyring",
     "register_credential_secrets",
+    "split_entry_name",
 ]
 
 logger = logging.getLogger(__name__)
@@ -28,6 +35,7 @@ logger = logging.getLogger(__name__)
 STORE_ENV = "MODELFORGE_CREDENTIAL_STORE"
 KEYRING_SERVICE = "model-forge"
 _INDEX_KEY = "__providers__"
+_PROJECT = "@project:"
 SECRET_FIELDS = ("api_key", "access_token", "refresh_token", "token")
 
 
@@ -39,6 +47,17 @@ def register_credential_secrets(data: Mapping[str, Any] | None) -> None:
         value = data.get(name)
         if isinstance(value, str):
             register_secret(value)
+
+
+def entry_name(provider: str, scope: str | None) -> str:
+    """The keyring user name of ``provider``'s credentials in ``scope`` (``None``: global)."""
+    return provider if scope is None else f"{provider}{_PROJECT}{scope}"
+
+
+def split_entry_name(name: str) -> tuple[str, str | None]:
+    """``(provider, scope)`` of a keyring user name made by ``entry_name``."""
+    provider, marker, scope = name.partition(_PROJECT)
+    return (provider, scope) if marker else (name, None)
 
 
 def real_keyring() -> Any | None:
@@ -88,8 +107,8 @@ class KeyringCredentialStore:
                 suggestion=f"Unlock the keyring, or set {STORE_ENV}=file to use the credentials file.",
             ) from err
 
-    def load(self, provider: str) -> dict[str, Any] | None:
-        raw = self._call("read a credential", self.backend.get_password, provider)
+    def load(self, provider: str, *, scope: str | None = None) -> dict[str, Any] | None:
+        raw = self._call("read a credential", self.backend.get_password, entry_name(provider, scope))
         if not raw:
             return None
         try:
@@ -102,27 +121,46 @@ class KeyringCredentialStore:
         register_credential_secrets(data)
         return data
 
-    def save(self, provider: str, data: Mapping[str, Any]) -> None:
+    def save(self, provider: str, data: Mapping[str, Any], *, scope: str | None = None) -> None:
         register_credential_secrets(data)
-        self._call("store a credential", self.backend.set_password, provider, json.dumps(dict(data)))
-        names = set(self.providers()) | {provider}
-        self._call("store a credential", self.backend.set_password, _INDEX_KEY, json.dumps(sorted(names)))
+        name = entry_name(provider, scope)
+        self._call("store a credential", self.backend.set_password, name, json.dumps(dict(data)))
+        self._write_index(self._index() | {name})
 
-    def delete(self, provider: str) -> bool:
-        existed = self.load(provider) is not None
-        if existed:
-            try:
-                self.backend.delete_password(self.service, provider)
-            except Exception as err:
-                logger.debug("Keyring delete for %s failed: %s", provider, type(err).__name__)
-        names = set(self.providers()) - {provider}
-        self._call("store a credential", self.backend.set_password, _INDEX_KEY, json.dumps(sorted(names)))
+    def delete(self, provider: str, *, scope: str | None = None, every_scope: bool = False) -> bool:
+        """Delete the entry in ``scope`` (or in every scope); ``True`` if one existed. A keyring that
+        refuses the delete raises ``ConfigurationError`` and the entry stays listed."""
+        index = self._index()
+        if every_scope:
+            names = {n for n in index if split_entry_name(n)[0] == provider} | {provider}
+        else:
+            names = {entry_name(provider, scope)}
+        existed = False
+        for name in sorted(names):
+            if self._call("read a credential", self.backend.get_password, name) is None:
+                continue
+            self._call("delete a credential", self.backend.delete_password, name)
+            existed = True
+        if index & names:
+            self._write_index(index - names)
         return existed
 
+    def scopes(self, provider: str) -> list[str | None]:
+        """The scopes holding credentials of ``provider`` (as the index lists them)."""
+        found = [scope for name, scope in map(split_entry_name, self._index()) if name == provider]
+        return sorted(found, key=lambda s: (s is not None, s or ""))
+
     def providers(self) -> list[str]:
+        """The providers with credentials in any scope."""
+        return sorted({split_entry_name(n)[0] for n in self._index()})
+
+    def _index(self) -> set[str]:
         raw = self._call("read a credential", self.backend.get_password, _INDEX_KEY)
         try:
             names = json.loads(raw) if raw else []
         except ValueError:
             names = []
-        return sorted(str(n) for n in names) if isinstance(names, list) else []
+        return {str(n) for n in names} if isinstance(names, list) else set()
+
+    def _write_index(self, names: set[str]) -> None:
+        self._call("store a credential", self.backend.set_password, _INDEX_KEY, json.dumps(sorted(names)))

@@ -1,11 +1,12 @@
-"""Credential resolution for the registry: which key or token a provider uses, and where it came from.
+"""Credential resolution: which key or token a provider uses, and where it came from.
 
 Lookup order, first hit wins: the environment (``MODELFORGE_<PROVIDER>_API_KEY`` /
-``MODELFORGE_<PROVIDER>_ACCESS_TOKEN``), then the credential store, then legacy 2.3.0 ``auth_data`` in the
-config (the ``auth_data`` of the provider passed in; the config files are not read again). Nothing here
-is interactive and nothing touches the network: ``resolve_credentials`` only reads
-the environment and the store. ``access_token_source`` wraps a device-flow provider's token in a source
-that refreshes it before expiry; ``copilot_token_source`` adds the GitHub Copilot token exchange on top.
+``MODELFORGE_<PROVIDER>_ACCESS_TOKEN``), then ``store.lookup`` (the active project's stored credentials,
+the legacy 2.3.0 ``auth_data`` of the provider passed in, the global stored credentials; the config
+files are not read again). The registry, the CLI and the 2.3.0 strategies all resolve through
+``resolve_credentials``, so they cannot disagree. Nothing here is interactive and nothing touches the
+network. ``access_token_source`` wraps a device-flow provider's token in a source that refreshes it before
+expiry; ``copilot_token_source`` adds the GitHub Copilot token exchange on top.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from pydantic import ValidationError as PydanticValidationError
 
 from modelforge._secrets import mask, register_secret
 from modelforge.auth._http import DEFAULT_TIMEOUT, TimeoutSpec
-from modelforge.auth.copilot import GITHUB_COPILOT_AUTH_DETAILS, CopilotTokenSource
-from modelforge.auth.store import load_stored, register_credential_secrets
+from modelforge.auth.copilot import CopilotTokenSource, default_auth_details
+from modelforge.auth.keyring_store import register_credential_secrets
+from modelforge.auth.store import Stored, lookup
 from modelforge.auth.tokens import (
     DEFAULT_SKEW_SECONDS,
     OAuthTokenSource,
     StaticTokenSource,
-    TokenRecord,
     TokenSource,
     parse_expires_at,
 )
@@ -40,7 +41,9 @@ __all__ = [
     "copilot_token_source",
     "env_credentials",
     "env_var_name",
+    "provider_auth_details",
     "resolve_credentials",
+    "stored_credentials",
 ]
 
 
@@ -55,6 +58,8 @@ class ResolvedCredentials:
     access_token: str | None = field(default=None, repr=False)
     source: str = "none"  # "env" | "store" | "config" | "none"
     expires_at: float | None = None  # unix seconds, for stored OAuth tokens that expire
+    # What the lookup found (the whole stored dict, its scope); None for env credentials or none at all.
+    stored: Stored | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         key = mask(self.api_key) if self.api_key else None
@@ -107,7 +112,9 @@ def _wanted(provider: ProviderConfig) -> tuple[str, ...]:
     return ("api_key", "access_token")
 
 
-def _from(data: Mapping[str, Any] | None, wanted: tuple[str, ...], source: str) -> ResolvedCredentials | None:
+def _from(
+    data: Mapping[str, Any] | None, wanted: tuple[str, ...], source: str, stored: Stored | None = None
+) -> ResolvedCredentials | None:
     if not data or not any(data.get(k) for k in wanted):
         return None
     register_credential_secrets(data)
@@ -118,33 +125,45 @@ def _from(data: Mapping[str, Any] | None, wanted: tuple[str, ...], source: str) 
         access_token=str(token) if token else None,
         source=source,
         expires_at=parse_expires_at(data.get("expires_at")) if token else None,
+        stored=stored,
     )
 
 
 def resolve_credentials(
     provider_name: str, provider: ProviderConfig | Mapping[str, Any] | None
 ) -> ResolvedCredentials:
-    """The provider's credentials: env > store > legacy ``auth_data``. Never interactive, no network.
+    """The provider's credentials: env, then ``store.lookup`` (project store, the ``auth_data`` of
+    ``provider``, global store). Never interactive, no network.
 
-    ``source`` says where they came from; ``ResolvedCredentials()`` (falsy, source ``"none"``) when
-    nothing is found. An expired stored token is returned as it is; use ``access_token_source`` to get
-    one that refreshes.
+    Which fields count follows ``provider``'s ``auth_strategy`` (``api_key``, ``access_token`` for
+    ``device_flow``, either without one). ``source`` says where they came from; ``ResolvedCredentials()``
+    (falsy, source ``"none"``) when nothing is found. An expired stored token is returned as it is; use
+    ``access_token_source`` to get one that refreshes.
     """
     config = as_provider_config(provider)
     wanted = _wanted(config)
-    for source, data in (("env", env_credentials(provider_name)), ("store", load_stored(provider_name))):
-        found = _from(data, wanted, source)
-        if found is not None:
-            return found
-    return _from(config.auth_data, wanted, "config") or ResolvedCredentials()
+    from_env = _from(env_credentials(provider_name), wanted, "env")
+    if from_env is not None:
+        return from_env
+    found = stored_credentials(provider_name, config)
+    if found is None:
+        return ResolvedCredentials()
+    return _from(found.data, wanted, found.source, found) or ResolvedCredentials()
 
 
-def _auth_details(provider_name: str, provider: ProviderConfig) -> AuthDetails | None:
-    if provider.auth_details is not None:
-        return provider.auth_details
-    if provider.llm_type == "github_copilot" or provider_name == "github_copilot":
-        return AuthDetails.model_validate(dict(GITHUB_COPILOT_AUTH_DETAILS))
-    return None
+def stored_credentials(
+    provider_name: str, provider: ProviderConfig | Mapping[str, Any] | None
+) -> Stored | None:
+    """What ``resolve_credentials`` finds when the environment is left out: ``store.lookup`` with the
+    provider's ``auth_data`` as the legacy credential, counting only the fields its strategy uses."""
+    config = as_provider_config(provider)
+    wanted = _wanted(config)
+    return lookup(provider_name, config.auth_data, accept=lambda data: any(data.get(k) for k in wanted))
+
+
+def provider_auth_details(provider_name: str, provider: ProviderConfig) -> AuthDetails | None:
+    """The provider's ``auth_details``, else the defaults of ``default_auth_details``."""
+    return provider.auth_details or default_auth_details(provider_name, provider.llm_type)
 
 
 def access_token_source(
@@ -172,13 +191,12 @@ def access_token_source(
                 f"(or set {env_var_name(provider_name, 'ACCESS_TOKEN')})"
             ),
         )
-    if creds.source == "env":
+    if creds.stored is None:  # from the environment
         return StaticTokenSource(creds.access_token)
-    data = load_stored(provider_name) if creds.source == "store" else config.auth_data
-    details = _auth_details(provider_name, config)
+    details = provider_auth_details(provider_name, config)
     return OAuthTokenSource(
         provider_name,
-        initial=TokenRecord.from_auth_data(data),
+        origin=creds.stored,
         token_url=details.token_url if details else None,
         client_id=details.client_id if details else None,
         skew=skew,
@@ -201,7 +219,7 @@ def copilot_token_source(
     """
     config = as_provider_config(provider)
     oauth = access_token_source(provider_name, config, skew=skew, clock=clock, http_timeout=http_timeout)
-    details = _auth_details(provider_name, config)
+    details = provider_auth_details(provider_name, config)
     return CopilotTokenSource(
         oauth,
         details.token_exchange_url if details else None,

@@ -1,6 +1,10 @@
 """The 2.3.0 authentication faces: ``AuthStrategy`` and its subclasses, ``get_auth_strategy`` and
 ``get_credentials``, built on the credential store, the device flow and the refreshing token source.
 
+Every strategy finds credentials through ``resolve_credentials`` (the same lookup order as the registry);
+the legacy ``auth_data`` comes from the provider entry the strategy was made for (``get_auth_strategy``
+passes it), else from the active config file's entry for the provider, as in 2.3.0.
+
 Differences from 2.3.0, all fixes: credentials go to the credential store (not the config file); an
 interactive prompt or device login starts only when stdin is a terminal (library code without a TTY
 gets an ``AuthenticationError`` naming ``modelforge auth login --provider P``); stored tokens are
@@ -18,12 +22,20 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from modelforge.auth.copilot import GITHUB_COPILOT_AUTH_DETAILS
+from modelforge.auth.auth_data import clear_auth_data, get_auth_data, legacy_auth_data, save_auth_data
+from modelforge.auth.copilot import default_auth_details
 from modelforge.auth.device_flow import DeviceFlowSettings, PromptCallback, arun_device_flow, run_device_flow
-from modelforge.auth.resolve import env_credentials, env_var_name
-from modelforge.auth.store import clear_auth_data, get_auth_data, register_credential_secrets, save_auth_data
+from modelforge.auth.keyring_store import register_credential_secrets
+from modelforge.auth.resolve import (
+    ResolvedCredentials,
+    as_provider_config,
+    env_var_name,
+    resolve_credentials,
+    stored_credentials,
+)
+from modelforge.auth.store import Stored
 from modelforge.auth.tokens import OAuthTokenSource, TokenRecord
-from modelforge.config_schema import ProviderConfig
+from modelforge.config_schema import AuthStrategyName, ProviderConfig
 from modelforge.exceptions import (
     ConfigurationError,
     InvalidApiKeyError,
@@ -52,13 +64,38 @@ def is_interactive() -> bool:
 
 
 class AuthStrategy:
-    """How one provider authenticates: get stored credentials, obtain new ones, forget them."""
+    """How one provider authenticates: get stored credentials, obtain new ones, forget them.
 
-    def __init__(self, provider_name: str) -> None:
+    ``provider_data`` is the provider's config entry (a 2.3.0 dict or a ``ProviderConfig``); its
+    ``auth_data`` is the legacy credential. Without it, the active config file's entry is read.
+    """
+
+    #: The ``auth_strategy`` whose fields ``get_credentials`` looks for (``None``: either kind).
+    auth_strategy: AuthStrategyName | None = None
+
+    def __init__(
+        self, provider_name: str, *, provider_data: ProviderConfig | Mapping[str, Any] | None = None
+    ) -> None:
         self.provider_name = provider_name
+        self.provider_data = provider_data
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.provider_name!r})"
+
+    def _provider(self) -> ProviderConfig:
+        if self.provider_data is not None:
+            config = as_provider_config(self.provider_data)
+        else:
+            config = ProviderConfig(auth_data=legacy_auth_data(self.provider_name))
+        return config.model_copy(update={"auth_strategy": self.auth_strategy})
+
+    def _resolve(self) -> ResolvedCredentials:
+        """The credentials in effect (environment first), by the one lookup order."""
+        return resolve_credentials(self.provider_name, self._provider())
+
+    def _stored(self) -> Stored | None:
+        """The stored credentials in effect (the environment left out), by the same lookup order."""
+        return stored_credentials(self.provider_name, self._provider())
 
     def authenticate(self) -> dict[str, Any] | None:
         """Obtain new credentials (may prompt the user), store them and return them."""
@@ -90,6 +127,8 @@ class AuthStrategy:
 class ApiKeyAuth(AuthStrategy):
     """An API key: from ``MODELFORGE_<PROVIDER>_API_KEY``, the credential store, or legacy config data."""
 
+    auth_strategy = "api_key"
+
     def authenticate(self) -> dict[str, Any] | None:
         """Prompt for the key (hidden input) when stdin is a terminal, store it and return it."""
         if not is_interactive():
@@ -118,18 +157,17 @@ class ApiKeyAuth(AuthStrategy):
         logger.info("API key stored for %s", self.provider_name)
 
     def get_credentials(self) -> dict[str, Any] | None:
-        env = env_credentials(self.provider_name)
-        if env.get("api_key"):
-            return {"api_key": env["api_key"]}
-        data = self._get_auth_data()
-        if data.get("api_key"):
-            return {"api_key": str(data["api_key"])}
+        creds = self._resolve()
+        if creds.api_key:
+            return {"api_key": creds.api_key}
         logger.debug("No API key found for %s", self.provider_name)
         return None
 
 
 class DeviceFlowAuth(AuthStrategy):
     """OAuth device flow (GitHub's for Copilot); stored tokens are refreshed before they expire."""
+
+    auth_strategy = "device_flow"
 
     def __init__(
         self,
@@ -140,8 +178,9 @@ class DeviceFlowAuth(AuthStrategy):
         scope: str,
         *,
         on_prompt: PromptCallback | None = None,
+        provider_data: ProviderConfig | Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(provider_name)
+        super().__init__(provider_name, provider_data=provider_data)
         self.client_id = client_id
         self.device_code_url = device_code_url
         self.token_url = token_url
@@ -165,15 +204,13 @@ class DeviceFlowAuth(AuthStrategy):
     def get_credentials(self) -> dict[str, Any] | None:
         """The env token, or the stored token (refreshed first when about to expire); ``None`` if none
         or expired beyond refresh."""
-        env = env_credentials(self.provider_name)
-        if env.get("access_token"):
-            return {"access_token": env["access_token"]}
-        data = self._get_auth_data()
-        record = TokenRecord.from_auth_data(data)
-        if record is None:
+        creds = self._resolve()
+        if not creds.access_token:
             return None
+        if creds.stored is None:  # from the environment
+            return {"access_token": creds.access_token}
         source = OAuthTokenSource(
-            self.provider_name, initial=record, token_url=self.token_url, client_id=self.client_id
+            self.provider_name, origin=creds.stored, token_url=self.token_url, client_id=self.client_id
         )
         try:
             source.get_token()
@@ -185,9 +222,10 @@ class DeviceFlowAuth(AuthStrategy):
 
     def get_token_info(self) -> dict[str, Any] | None:
         """The stored token data plus ``time_remaining`` and ``expiry_time`` for display; ``None`` if none."""
-        data = self._get_auth_data()
-        if not data:
+        stored = self._stored()
+        if stored is None:
             return None
+        data = stored.data
         info = dict(data)
         record = TokenRecord.from_auth_data(data)
         if record is not None and record.expires_at is not None:
@@ -210,11 +248,8 @@ class NoAuth(AuthStrategy):
         return {}
 
     def get_credentials(self) -> dict[str, Any] | None:
-        env = env_credentials(self.provider_name)
-        if env.get("api_key"):
-            return {"api_key": env["api_key"]}
-        data = get_auth_data(self.provider_name)
-        return {"api_key": str(data["api_key"])} if data.get("api_key") else {}
+        creds = self._resolve()
+        return {"api_key": creds.api_key} if creds.api_key else {}
 
     def clear_credentials(self) -> None:
         """Nothing to clear for a provider without authentication."""
@@ -243,17 +278,20 @@ def get_auth_strategy(
         )
     strategy = data.get("auth_strategy") or ""
     if strategy == "api_key":
-        return ApiKeyAuth(provider_name)
+        return ApiKeyAuth(provider_name, provider_data=data)
     if strategy == "device_flow":
-        details = data.get("auth_details")
-        if not details and (provider_name == "github_copilot" or data.get("llm_type") == "github_copilot"):
-            details = dict(GITHUB_COPILOT_AUTH_DETAILS)
+        details = data.get("auth_details") or default_auth_details(provider_name, data.get("llm_type"))
         settings = DeviceFlowSettings.from_details(provider_name, details)
         return DeviceFlowAuth(
-            provider_name, settings.client_id, settings.device_code_url, settings.token_url, settings.scope
+            provider_name,
+            settings.client_id,
+            settings.device_code_url,
+            settings.token_url,
+            settings.scope,
+            provider_data=data,
         )
     if strategy in ("", "none"):
-        return NoAuth(provider_name)
+        return NoAuth(provider_name, provider_data=data)
     raise ConfigurationError(
         f"Unknown auth strategy '{strategy}' for provider '{provider_name}'",
         suggestion="Use 'api_key', 'device_flow', or leave auth_strategy out for no authentication.",

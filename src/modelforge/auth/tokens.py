@@ -5,7 +5,9 @@ and ours (the same). ``token_auth_data`` turns a token response into that stored
 hands out a valid access token, sync (``get_token``) or async (``aget_token``).
 ``OAuthTokenSource`` refreshes through the OAuth ``refresh_token`` grant when the token is within
 ``skew`` seconds (60 by default) of ``expires_at``; concurrent callers (threads, asyncio tasks or both)
-share one refresh, whose result is saved to the credential store. Without a refresh token an expiring
+share one refresh, whose result is saved to the credential store: in the scope the token was stored in,
+without touching any config file (a token still in a 2.3.0 config file's ``auth_data`` moves into the
+store with its first refresh, through ``save_auth_data``). Without a refresh token an expiring
 token raises ``TokenExpiredError`` telling the user to log in again. The clock is injectable.
 """
 
@@ -22,7 +24,9 @@ from typing import Any, Protocol, runtime_checkable
 from modelforge._secrets import mask, register_secret
 from modelforge.auth._http import DEFAULT_TIMEOUT, HttpRequest, HttpResponse, TimeoutSpec, asend, send
 from modelforge.auth._singleflight import SingleFlight
-from modelforge.auth.store import load_stored, register_credential_secrets, save_auth_data
+from modelforge.auth.auth_data import save_auth_data
+from modelforge.auth.keyring_store import register_credential_secrets
+from modelforge.auth.store import Stored, find_stored, load_scope, store_credentials
 from modelforge.exceptions import AuthenticationError, NetworkError, TokenExpiredError
 
 __all__ = [
@@ -201,8 +205,16 @@ def interpret_refresh(
     )
 
 
+def _has_access_token(data: Mapping[str, Any]) -> bool:
+    return bool(data.get("access_token"))
+
+
 class OAuthTokenSource:
-    """An OAuth access token that is refreshed (once, for all concurrent callers) before it expires."""
+    """An OAuth access token that is refreshed (once, for all concurrent callers) before it expires.
+
+    ``origin`` is what ``store.lookup`` found the token as: a refresh looks for a newer token in that
+    same scope and saves the new one there. Without it, the stored token in effect is used.
+    """
 
     def __init__(
         self,
@@ -215,6 +227,7 @@ class OAuthTokenSource:
         clock: Clock = time.time,
         http_timeout: TimeoutSpec = DEFAULT_TIMEOUT,
         persist: bool = True,
+        origin: Stored | None = None,
     ) -> None:
         self.provider_name = provider_name
         self.token_url = token_url
@@ -223,10 +236,12 @@ class OAuthTokenSource:
         self.clock = clock
         self.http_timeout = http_timeout
         self.persist = persist
+        self.origin = origin
+        if initial is None and origin is not None:
+            initial = origin.data
         self._record = initial if isinstance(initial, TokenRecord) else TokenRecord.from_auth_data(initial)
         self._stale = False
         self._flight: SingleFlight[TokenRecord] = SingleFlight()
-        self.refresh_count = 0
 
     def __repr__(self) -> str:
         return f"OAuthTokenSource({self.provider_name!r}, record={self._record!r})"
@@ -256,16 +271,30 @@ class OAuthTokenSource:
             return record
         return None
 
-    def _newer_from_store(self) -> TokenRecord | None:
-        """The stored token when another process replaced ours meanwhile (fresh, or with a newer
-        refresh token), else ``None``."""
+    def _stored(self) -> Stored | None:
+        """The token in the credential store now (another process may have refreshed it)."""
         if not self.persist:
             return None
-        record = TokenRecord.from_auth_data(load_stored(self.provider_name))
+        if self.origin is not None:  # look where the token was found, as the lookup order would
+            return load_scope(self.provider_name, self.origin.scope, _has_access_token)
+        return find_stored(self.provider_name, accept=_has_access_token)
+
+    def _newer(self, stored: Stored | None) -> TokenRecord | None:
+        """The stored token when it is not the one held (fresh, or with a newer refresh token)."""
+        record = TokenRecord.from_auth_data(stored.data) if stored is not None else None
         current = self._record
         if record is None or (current is not None and record.access_token == current.access_token):
             return None
         return record
+
+    def _save(self, record: TokenRecord, stored: Stored | None) -> None:
+        """Persist a refreshed token: back into its store scope (no config I/O), or, when it was not in
+        the store (2.3.0 ``auth_data``), through ``save_auth_data``, which moves it out of the config."""
+        home = stored or (self.origin if self.origin is not None and self.origin.source == "store" else None)
+        if home is not None:
+            store_credentials(self.provider_name, dict(record.data), scope=home.scope)
+        else:
+            save_auth_data(self.provider_name, dict(record.data))
 
     def _start(self, stored: TokenRecord | None) -> TokenRecord | HttpRequest:
         """Decide: adopt a fresh stored token, or the refresh request to send (raises if impossible)."""
@@ -292,9 +321,7 @@ class OAuthTokenSource:
         previous = self._record
         if previous is None:  # pragma: no cover - _start guarantees a record
             raise TokenExpiredError(self.provider_name)
-        record = interpret_refresh(self.provider_name, response, now=self.clock(), previous=previous)
-        self.refresh_count += 1
-        return record
+        return interpret_refresh(self.provider_name, response, now=self.clock(), previous=previous)
 
     def _adopt(self, record: TokenRecord) -> TokenRecord:
         self._record = record
@@ -304,19 +331,21 @@ class OAuthTokenSource:
     # -- I/O: the sync and async refresh --
 
     def _refresh(self) -> TokenRecord:
-        step = self._start(self._newer_from_store())
+        stored = self._stored()
+        step = self._start(self._newer(stored))
         if isinstance(step, TokenRecord):
             return step
         record = self._finish(send(step, http_timeout=self.http_timeout))
         if self.persist:
-            save_auth_data(self.provider_name, dict(record.data))
+            self._save(record, stored)
         return self._adopt(record)
 
     async def _arefresh(self) -> TokenRecord:
-        step = self._start(await asyncio.to_thread(self._newer_from_store))
+        stored = await asyncio.to_thread(self._stored)
+        step = self._start(self._newer(stored))
         if isinstance(step, TokenRecord):
             return step
         record = self._finish(await asend(step, http_timeout=self.http_timeout))
         if self.persist:
-            await asyncio.to_thread(save_auth_data, self.provider_name, dict(record.data))
+            await asyncio.to_thread(self._save, record, stored)
         return self._adopt(record)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["GitHubCopilotFamily"]
 
 COPILOT_BASE_URL = "https://api.githubcopilot.com"
-_sources: dict[tuple[str, str], CopilotTokenSource] = {}
+_sources: dict[tuple[str, str], tuple[object, CopilotTokenSource]] = {}
 _sources_lock = threading.Lock()
 
 
@@ -52,24 +52,26 @@ class GitHubCopilotFamily(ProviderFamily):
         )
 
     def _token_source(self, request: ModelRequest) -> CopilotTokenSource:
-        from modelforge.auth import copilot_token_source
+        from modelforge.auth import copilot_token_source, credentials_version
 
         details = request.provider.auth_details
         exchange_url = (details.token_exchange_url if details else None) or DEFAULT_EXCHANGE_URL
+        # A login, a logout or a changed token variable makes a new source; the stale one is dropped.
+        version = credentials_version(request.provider_name)
         key = (request.provider_name, exchange_url)
         with _sources_lock:
-            source = _sources.get(key)
-            if source is None:
-                source = copilot_token_source(request.provider_name, request.provider)
-                _sources[key] = source
-        return source
+            cached = _sources.get(key)
+            if cached is None or cached[0] != version:
+                cached = (version, copilot_token_source(request.provider_name, request.provider))
+                _sources[key] = cached
+        return cached[1]
 
     def recover(self, err: Exception, *, provider: str) -> bool:
         if getattr(err, "status_code", None) != 401:
             return False
         # The Copilot token was revoked or the service forgot it: exchange the OAuth token again, once.
         with _sources_lock:
-            sources = [source for (name, _), source in _sources.items() if name == provider]
+            sources = [source for (name, _), (_, source) in _sources.items() if name == provider]
         for source in sources:
             source.invalidate()
         return bool(sources)
