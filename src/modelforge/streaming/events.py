@@ -193,15 +193,13 @@ class EventAssembler:
     def finish(self, *, cost: float | None = None) -> list[StreamEvent]:
         """The closing events: completed tool calls, usage and ``StreamEnd``.
 
-        Raises ``StreamInterruptedError`` (with the text so far) when no chunk carried a finish reason:
-        the stream was cut before its end.
+        The finish reason is ``"unknown"`` when no chunk carried one: a model that is not a ModelForge
+        model may not report it (ModelForge models raise ``StreamInterruptedError`` for a cut stream).
         """
-        if self.finish_reason is None:
-            raise StreamInterruptedError(
-                self.provider, self.text, reason="it ended without a finish reason (cut before its end)"
-            )
         calls = self.tool_calls()
-        reason = "tool_calls" if calls and self.finish_reason == "stop" else self.finish_reason
+        reason = self.finish_reason or "unknown"
+        if calls and reason in ("stop", "unknown"):
+            reason = "tool_calls"
         usage = self.usage()
         events: list[StreamEvent] = list(calls)
         if usage is not None:

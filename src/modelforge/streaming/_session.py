@@ -1,0 +1,127 @@
+"""One model stream as the streaming helpers see it: chunks in batches, under a deadline and an idle limit.
+
+``StreamSession`` starts ``llm.astream`` in a ``ChunkPump``, turns the pump's timeouts into
+``NetworkTimeoutError`` naming the provider and the limit, and closes the stream (cancelling the pump,
+which releases the HTTP response) whatever happens. Shared by the text stream (``stream``) and the
+event stream (``stream_events``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from modelforge.exceptions import InvalidInputError, NetworkTimeoutError
+from modelforge.streaming._pump import ChunkPump, PumpTimeout
+from modelforge.validation import InputValidator
+
+__all__ = ["Limits", "StreamSession", "check_prompt", "provider_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The total deadline and the idle limit of one stream, in seconds (None: no limit)."""
+
+    timeout: float | None = None
+    idle_timeout: float | None = None
+
+    @classmethod
+    def checked(cls, timeout: float | None, idle_timeout: float | None) -> Limits:
+        return cls(_limit(timeout, "timeout"), _limit(idle_timeout, "idle_timeout"))
+
+
+def _limit(value: float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    number = InputValidator.validate_positive_number(value, name)
+    return None if math.isinf(number) else number
+
+
+def check_prompt(prompt: object) -> None:
+    """Refuse an empty prompt at the call, before any request is made."""
+    empty = prompt is None or (
+        prompt.strip() == "" if isinstance(prompt, str) else isinstance(prompt, Sequence) and len(prompt) == 0
+    )
+    if empty:
+        raise InvalidInputError(
+            "The prompt is empty. Give a question or instruction, or a non-empty list of messages.",
+            suggestion="Give a non-empty prompt",
+            error_code="EMPTY_PROMPT",
+        )
+
+
+def provider_of(llm: Any) -> str | None:
+    """The provider name a ModelForge model carries (through bindings), if any."""
+    seen = 0
+    while llm is not None and seen < 8:
+        name = getattr(llm, "provider_name", None)
+        if isinstance(name, str):
+            return name
+        llm = getattr(llm, "bound", None) or getattr(llm, "wrapped_llm", None)
+        seen += 1
+    return None
+
+
+class StreamSession:
+    """Streams ``llm``'s answer to ``prompt`` in batches of chunks; always ``aclose()`` it."""
+
+    def __init__(
+        self,
+        llm: Runnable[Any, Any],
+        prompt: Any,
+        *,
+        limits: Limits,
+        config: RunnableConfig | None,
+        kwargs: dict[str, Any],
+        provider: str | None,
+        url: str | None = None,
+    ) -> None:
+        self.limits = limits
+        self.provider = provider
+        self.url = url
+        self.chunks = 0
+        self._pump = ChunkPump(llm.astream(prompt, config=config, **kwargs))
+        start = self._pump.started_at
+        self._deadline = None if limits.timeout is None else start + limits.timeout
+
+    async def next_batch(self) -> list[Any] | None:
+        """The chunks that arrived since the last call, None at the end; raises ``NetworkTimeoutError``."""
+        try:
+            batch = await self._pump.next_batch(
+                deadline=self._deadline, idle_timeout=self.limits.idle_timeout
+            )
+        except PumpTimeout as timeout:
+            raise self._timeout_error(timeout.kind) from None
+        if batch is not None:
+            self.chunks += len(batch)
+        return batch
+
+    async def aclose(self) -> None:
+        await self._pump.aclose()
+
+    def elapsed(self) -> float:
+        return asyncio.get_running_loop().time() - self._pump.started_at
+
+    def _timeout_error(self, kind: str) -> NetworkTimeoutError:
+        who = f"'{self.provider}'" if self.provider else "the model"
+        if kind == "idle":
+            limit = self.limits.idle_timeout
+            operation = f"waiting for the next chunk from {who} (idle timeout)"
+            fix = "The model sent nothing for that long: check the server, or raise idle_timeout."
+        else:
+            limit = self.limits.timeout
+            operation = f"streaming from {who} (total timeout)"
+            fix = "Raise timeout, or ask for a shorter answer."
+        return NetworkTimeoutError(
+            operation,
+            limit,
+            self.url,
+            provider=self.provider,
+            suggestion=fix,
+            details={"kind": kind, "chunks_received": self.chunks},
+        )
