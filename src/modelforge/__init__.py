@@ -22,7 +22,10 @@ _LAZY: dict[str, str] = {
     "ModelsDevClient": "modelforge.modelsdev",
     "StreamWrapper": "modelforge.streaming",
     "stream": "modelforge.streaming",
+    "stream_events": "modelforge.streaming",
+    "stream_sync": "modelforge.streaming",
     "stream_to_file": "modelforge.streaming",
+    "stream_with_callback": "modelforge.streaming",
     "ModelForgeError": "modelforge.exceptions",
     "ConfigurationError": "modelforge.exceptions",
     "AuthenticationError": "modelforge.exceptions",
@@ -49,7 +52,10 @@ __all__ = [
     "StreamWrapper",
     "__version__",
     "stream",
+    "stream_events",
+    "stream_sync",
     "stream_to_file",
+    "stream_with_callback",
 ]
 
 if TYPE_CHECKING:
@@ -67,7 +73,14 @@ if TYPE_CHECKING:
     from modelforge.managed import ManagedChatModel
     from modelforge.modelsdev import ModelsDevClient
     from modelforge.registry import ModelForgeRegistry
-    from modelforge.streaming import StreamWrapper, stream, stream_to_file
+    from modelforge.streaming import (
+        StreamWrapper,
+        stream,
+        stream_events,
+        stream_sync,
+        stream_to_file,
+        stream_with_callback,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.language_models import BaseChatModel
@@ -29,6 +30,9 @@ from modelforge.exceptions import (
 from modelforge.local_model import LOCAL_MODEL_ALIAS
 from modelforge.managed import ManagedChatModel
 from modelforge.providers import ModelRequest, get_family
+
+if TYPE_CHECKING:
+    from modelforge.streaming import StreamEvent
 
 __all__ = ["ModelForgeRegistry"]
 
@@ -140,6 +144,24 @@ class ModelForgeRegistry:
             suggestion=f"Configured providers: {known}. Add one with: modelforge config add --provider "
             f"{provider_name} --model <model>",
         )
+
+    # --- streaming -------------------------------------------------------------------------------------
+
+    def stream(
+        self, prompt: Any, *, provider_name: str | None = None, model_alias: str | None = None, **kwargs: Any
+    ) -> AsyncGenerator[str, None]:
+        """``modelforge.stream`` on ``get_llm(provider_name, model_alias)``; ``kwargs`` as for ``stream``."""
+        from modelforge.streaming import stream
+
+        return stream(self.get_llm(provider_name, model_alias), prompt, **kwargs)
+
+    def stream_events(
+        self, prompt: Any, *, provider_name: str | None = None, model_alias: str | None = None, **kwargs: Any
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """``modelforge.stream_events`` on ``get_llm(provider_name, model_alias)``."""
+        from modelforge.streaming import stream_events
+
+        return stream_events(self.get_llm(provider_name, model_alias), prompt, **kwargs)
 
     # --- discovery (2.3.0) -------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from modelforge.exceptions import (
     StreamInterruptedError,
 )
 from modelforge.streaming import StreamWrapper, TokenCounter, chunk_text, stream, stream_sync, stream_to_file
+from modelforge.streaming._session import model_of
 from modelforge.streaming._tokens import encoding_name_for_model
 
 from .fakes import ScriptedChatModel, eventually
@@ -383,7 +384,7 @@ def test_token_counter() -> None:
     assert counter.exact
     assert counter.count("hello world") == 2
     assert counter.count("") == 0
-    assert TokenCounter.model_of(ScriptedChatModel()) is None
+    assert model_of(ScriptedChatModel()) is None
 
 
 def test_token_counter_falls_back_to_an_estimate() -> None:

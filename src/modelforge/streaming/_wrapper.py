@@ -24,6 +24,7 @@ Nothing is retried or replayed here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import warnings
@@ -35,11 +36,19 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from modelforge._chunks import chunk_text
 from modelforge.exceptions import NetworkTimeoutError, StreamInterruptedError
-from modelforge.streaming._session import Limits, StreamSession, check_prompt, provider_of
+from modelforge.streaming._session import Limits, StreamSession, check_prompt, model_of, provider_of
 from modelforge.streaming._tokens import TokenCounter
 from modelforge.validation import InputValidator
 
-__all__ = ["ChunkCallback", "ProgressCallback", "StreamWrapper", "chunk_text", "stream"]
+__all__ = [
+    "ChunkCallback",
+    "ProgressCallback",
+    "StreamWrapper",
+    "TextProcessor",
+    "chunk_text",
+    "stream",
+    "stream_with_callback",
+]
 
 logger = logging.getLogger("modelforge.streaming")
 
@@ -172,7 +181,7 @@ class StreamWrapper:
     ) -> AsyncGenerator[str, None]:
         counter: TokenCounter | None = None
         if options.on_progress is not None:  # load the encoding off the loop, before the clocks start
-            counter = await asyncio.to_thread(TokenCounter.for_model, TokenCounter.model_of(self.llm))
+            counter = await asyncio.to_thread(TokenCounter.for_model, model_of(self.llm))
         provider = self.provider_name or provider_of(self.llm)
         url = self.provider_data.get("base_url") if isinstance(self.provider_data, dict) else None
         session = StreamSession(
@@ -270,3 +279,19 @@ def stream(
     Use as ``async for piece in stream(llm, "...")``; wrap in ``contextlib.aclosing`` when you may stop early.
     """
     return StreamWrapper(llm, provider_name, provider_data).stream(prompt, **kwargs)
+
+
+async def stream_with_callback(
+    llm: Runnable[Any, Any],
+    prompt: Any,
+    callback: Callable[[str], object],
+    **kwargs: Any,
+) -> str:
+    """Stream ``llm``'s answer, calling ``callback(piece)`` (sync or async) for each piece; returns the
+    whole text. ``kwargs`` as for ``stream``."""
+    pieces: list[str] = []
+    async with contextlib.aclosing(stream(llm, prompt, **kwargs)) as stream_pieces:
+        async for piece in stream_pieces:
+            pieces.append(piece)
+            await _call(callback, piece)
+    return "".join(pieces)
