@@ -143,10 +143,15 @@ def _status(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def _reset_peak_rss() -> None:
+    """Reset VmHWM (the peak RSS) to the current RSS (Linux ``clear_refs``; instant, off no disk)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 async def file_rss_growth(llm: Any) -> tuple[float, int]:
     target = Path(tempfile.mkdtemp()) / "answer.txt"
     await modelforge.stream_to_file(llm, "warm up", target)  # first-use allocations are not growth
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
+    _reset_peak_rss()
     before = _status("VmRSS")
     await modelforge.stream_to_file(llm, "go", target)
     peak = _status("VmHWM")
