@@ -13,11 +13,12 @@ import contextlib
 import time
 
 import pytest
+from langchain_core.callbacks import AsyncCallbackHandler
 
 import modelforge
 from modelforge.exceptions import MalformedResponseError, NetworkTimeoutError, StreamInterruptedError
 from modelforge.registry import ModelForgeRegistry
-from modelforge.testing import ProviderServer, Reply
+from modelforge.testing import Fault, ProviderServer, Reply
 from tests.providers.conftest import FamilyCase
 
 TEXT = "one two three four five six"
@@ -116,3 +117,42 @@ def test_sync_consumer_breaking_early_closes_the_response(case: FamilyCase, serv
             break
     stream.close()
     assert server.wait_for_disconnects(1)
+
+
+class _Ends(AsyncCallbackHandler):
+    """Counts how each model run ended, as a LangChain callback sees it."""
+
+    def __init__(self) -> None:
+        self.ends = 0
+        self.errors: list[BaseException] = []
+
+    async def on_llm_end(self, response: object, **kwargs: object) -> None:
+        self.ends += 1
+
+    async def on_llm_error(self, error: BaseException, **kwargs: object) -> None:
+        self.errors.append(error)
+
+
+@pytest.mark.parametrize("outcome", ["complete", "break", "stall", "cut", "http_error"])
+async def test_callbacks_hear_the_end_exactly_once(
+    case: FamilyCase, server: ProviderServer, outcome: str
+) -> None:
+    replies = {
+        "complete": Reply(text=TEXT),
+        "break": Reply(text=TEXT, chunk_delay=0.02),
+        "stall": Reply(text=TEXT, stall_after=2),
+        "cut": Reply(text=TEXT, cut_after=2),
+        "http_error": Fault(status=500),
+    }
+    server.script(replies[outcome])
+    ends = _Ends()
+    stream = modelforge.stream(
+        llm_for(case), "count", buffer_size=1, idle_timeout=0.3, config={"callbacks": [ends]}
+    )
+    with contextlib.suppress(Exception):
+        async with contextlib.aclosing(stream) as pieces:
+            async for _ in pieces:
+                if outcome == "break":
+                    break
+    assert ends.ends + len(ends.errors) == 1, f"ends={ends.ends} errors={ends.errors}"
+    assert (ends.ends == 1) is (outcome == "complete")
