@@ -13,6 +13,7 @@ import contextlib
 import errno
 import logging
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -23,7 +24,7 @@ from filelock import FileLock, Timeout
 
 from modelforge.exceptions import ConfigurationError
 
-__all__ = ["atomic_write_text", "ensure_private_dir", "locked", "set_aside"]
+__all__ = ["AtomicFile", "atomic_write_text", "ensure_private_dir", "locked", "set_aside"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,26 +56,63 @@ def locked(path: Path) -> Iterator[None]:
         raise _unwritable(path.parent, err) from err
 
 
+class AtomicFile:
+    """A temporary file beside ``path`` that replaces it in one step on ``commit()``.
+
+    Until then ``path`` is untouched; ``discard()`` (or any failure) removes the temporary file, so a
+    half-written file never takes the target's place. ``mode`` is the new file's permission bits; None keeps
+    those of the file being replaced (0644 for a new one). Raises ``OSError``; callers name the problem.
+    """
+
+    def __init__(self, path: Path, *, mode: int | None = 0o600, suffix: str = ".tmp") -> None:
+        self.path = path
+        self._mode = mode
+        fd, self._temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+    def write(self, text: str) -> None:
+        self.handle.write(text)
+
+    def commit(self) -> None:
+        """Flush to disk and rename over the target (then sync the directory entry)."""
+        try:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+        finally:
+            self.handle.close()
+        mode = self._mode
+        if mode is None:
+            try:
+                mode = stat.S_IMODE(self.path.stat().st_mode)
+            except OSError:
+                mode = 0o644
+        os.chmod(self._temp, mode)
+        os.replace(self._temp, self.path)
+        _fsync_dir(self.path.parent)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.handle.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._temp)
+
+
 def atomic_write_text(path: Path, text: str, *, mode: int = 0o600) -> None:
     """Replace ``path`` with ``text`` atomically; the file gets ``mode`` (owner-only by default)."""
     ensure_private_dir(path.parent)
-    tmp_name: str | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
-        _fsync_dir(path.parent)
+        target = AtomicFile(path, mode=mode)
     except OSError as err:
         raise _unwritable(path.parent, err) from err
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
+    try:
+        target.write(text)
+        target.commit()
+    except OSError as err:
+        target.discard()
+        raise _unwritable(path.parent, err) from err
+    except BaseException:
+        target.discard()
+        raise
 
 
 def set_aside(path: Path, *, reason: str) -> Path:
