@@ -321,7 +321,10 @@ async def test_stream_to_file_timeout_keeps_the_previous_file(outdir: Path) -> N
 async def test_stream_to_file_cancelled_leaves_no_file(outdir: Path) -> None:
     target = outdir / "answer.txt"
     task = asyncio.create_task(stream_to_file(ScriptedChatModel(pieces=["a"], stall_at=1), "hi", target))
-    await asyncio.sleep(0.1)
+    deadline = asyncio.get_running_loop().time() + 5
+    while not list(outdir.glob(".answer.txt.*.part")):  # cancel only once the half file exists
+        assert asyncio.get_running_loop().time() < deadline, "the temporary file never appeared"
+        await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
