@@ -165,7 +165,7 @@ class Connection:
         if isinstance(err, TimeoutError) or (isinstance(err, MCPError) and err.code == _REQUEST_TIMEOUT):
             return MCPTimeoutError(self.server.name, operation, limit, tool=tool)
         if isinstance(err, MCPError) and err.code == _CONNECTION_CLOSED:
-            return self._connection_error(tool, "the connection closed")
+            return self._connection_error(tool, "the server went away (connection closed)")
         if self._closed or self._session is None or isinstance(err, OSError):
             return self._connection_error(tool, "the connection failed")
         reason = mask_secrets(err.message) if isinstance(err, MCPError) else _describe(err)

@@ -27,6 +27,7 @@ from langchain_core.tools import ToolException
 
 from modelforge.exceptions import (
     NetworkConnectionError,
+    NetworkError,
     NetworkTimeoutError,
     ProviderError,
     ProviderNotAvailableError,
@@ -68,8 +69,12 @@ class MCPConnectionError(NetworkConnectionError):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("suggestion", "Check that the MCP server starts and stays up, then reconnect.")
-        details = {"server": server, "tool": tool, **kwargs.pop("details", {})}
-        super().__init__(f"{_where(server, tool)}: {reason}", url=url, details=details, **kwargs)
+        details = {"server": server, "tool": tool, "url": url, **kwargs.pop("details", {})}
+        # NetworkError's constructor, not NetworkConnectionError's: the message says what happened, without
+        # a "Connection failed" prefix that would be wrong for a closed toolset.
+        NetworkError.__init__(self, f"{_where(server, tool)}: {reason}", details=details, **kwargs)
+        self.operation = _where(server, tool)
+        self.url = url
         self.server = server
         self.tool = tool
         self.reason = reason

@@ -1,14 +1,17 @@
 """How to reach one MCP server (``MCPServer.stdio(...)``, ``MCPServer.http(...)``), and opening its transport.
 
 An ``MCPServer`` is a frozen description, cheap to build and safe to print: its repr shows header and
-environment *names* only, and the values of headers and variables that look secret (``Authorization``,
-``*KEY*``, ``*TOKEN*``, ...) are registered with ``modelforge._secrets`` the moment the description is built,
-so they are masked in every later error and log line. Only ``open_transport`` touches the ``mcp`` SDK.
+environment *names* only, and the values of headers, variables and URL query parameters that look secret
+(``Authorization``, ``*KEY*``, ``*TOKEN*``, ...) and a URL's password are registered with
+``modelforge._secrets`` the moment the description is built, so they are masked in every later error and log
+line. A URL's ``user:password@`` is sent as HTTP Basic auth, never as part of the URL, so no request line or
+log of the HTTP client carries it. Only ``open_transport`` touches the ``mcp`` SDK.
 """
 
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -17,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from modelforge._secrets import mask_secrets, register_secret
+from modelforge.exceptions import InvalidInputError
 
 __all__ = ["HTTP_READ_TIMEOUT", "HTTP_TIMEOUT", "MCPServer", "display_url", "open_transport"]
 
@@ -65,20 +69,26 @@ class MCPServer:
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
-            raise ValueError(
+            raise InvalidInputError(
                 f"MCP server name {self.name!r} must be 1-64 letters, digits, '_' or '-' "
                 "(it becomes part of tool names)"
             )
         if self.transport == "stdio" and not self.command:
-            raise ValueError(f"MCP server '{self.name}': a stdio server needs a command")
+            raise InvalidInputError(f"MCP server '{self.name}': a stdio server needs a command")
         if self.transport == "http" and not (self.url and self.url.startswith(("http://", "https://"))):
-            raise ValueError(f"MCP server '{self.name}': an HTTP server needs an http:// or https:// url")
+            raise InvalidInputError(
+                f"MCP server '{self.name}': an HTTP server needs an http:// or https:// url"
+            )
         # Read-only copies: the description cannot change under a running connection.
         object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
         if self.env is not None:
             object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
         _register_secret_values(self.headers)
         _register_secret_values(self.env or {})
+        if self.url:
+            parts = urllib.parse.urlsplit(self.url)
+            register_secret(parts.password)
+            _register_secret_values(dict(urllib.parse.parse_qsl(parts.query)))
 
     @classmethod
     def stdio(
@@ -144,9 +154,19 @@ async def open_transport(server: MCPServer, stack: AsyncExitStack) -> tuple[Any,
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
+    url = server.url or ""
+    parts = urllib.parse.urlsplit(url)
+    auth = None
+    if parts.username is not None or parts.password is not None:
+        auth = httpx2.BasicAuth(
+            urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or "")
+        )
+        url = _USERINFO.sub("", url)
     client: Any = await stack.enter_async_context(
         httpx2.AsyncClient(
-            headers=dict(server.headers), timeout=httpx2.Timeout(HTTP_TIMEOUT, read=HTTP_READ_TIMEOUT)
+            headers=dict(server.headers),
+            auth=auth,
+            timeout=httpx2.Timeout(HTTP_TIMEOUT, read=HTTP_READ_TIMEOUT),
         )
     )
-    return await stack.enter_async_context(streamable_http_client(server.url or "", http_client=client))
+    return await stack.enter_async_context(streamable_http_client(url, http_client=client))

@@ -20,6 +20,8 @@ from typing import Any, Protocol
 from langchain_core.tools import BaseTool
 from pydantic import PrivateAttr
 
+from modelforge.streaming.mcp._errors import MCPToolsetClosedError
+
 __all__ = ["MCPTool", "RemoteCaller", "assign_names", "tool_schema"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -104,8 +106,6 @@ class MCPTool(BaseTool):
                 "which would deadlock: use `await tool.ainvoke(...)` there"
             )
         if loop is None or loop.is_closed() or not loop.is_running():
-            from modelforge.streaming.mcp._errors import MCPToolsetClosedError
-
             raise MCPToolsetClosedError(self.server, self.remote_name)
         future = asyncio.run_coroutine_threadsafe(self._arun(*args, **kwargs), loop)
         return future.result()
