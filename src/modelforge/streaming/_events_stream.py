@@ -25,7 +25,7 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from modelforge.streaming._session import Limits, StreamSession, check_prompt, model_of, provider_of
+from modelforge.streaming._session import END, Limits, StreamSession, check_prompt, model_of, provider_of
 from modelforge.streaming.events import EventAssembler, StreamEvent, Usage
 
 __all__ = ["stream_events"]
@@ -62,10 +62,9 @@ async def _run(
     session = StreamSession(llm, prompt, limits=limits, config=config, kwargs=kwargs, provider=provider)
     closing: list[StreamEvent] = []
     try:
-        while (batch := await session.next_batch()) is not None:
-            for chunk in batch:
-                for event in assembler.feed(chunk):
-                    yield event
+        while (chunk := await session.next_chunk()) is not END:
+            for event in assembler.feed(chunk):
+                yield event
         closing = assembler.finish(cost=_cost(provider, model_of(llm), assembler.usage()))
     except Exception as err:
         closing = [assembler.error(err)]

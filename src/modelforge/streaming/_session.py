@@ -1,8 +1,8 @@
-"""One model stream as the streaming helpers see it: chunks in batches, under a deadline and an idle limit.
+"""One model stream as the streaming helpers see it: chunks under a deadline and an idle limit.
 
-``StreamSession`` starts ``llm.astream`` in a ``ChunkPump``, turns the pump's timeouts into
-``NetworkTimeoutError`` naming the provider and the limit, and closes the stream (cancelling the pump,
-which releases the HTTP response) whatever happens. Shared by the text stream (``stream``) and the
+``StreamSession`` drives ``llm.astream`` through a ``ChunkPump``, turns the pump's timeouts into
+``NetworkTimeoutError`` naming the provider and the limit, and stops the stream (so every layer releases
+its HTTP response) whatever happens. Shared by the text stream (``stream``) and the
 event stream (``stream_events``).
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from modelforge.exceptions import InvalidInputError, NetworkTimeoutError
-from modelforge.streaming._pump import ChunkPump, PumpTimeout
+from modelforge.streaming._pump import END, ChunkPump, PumpTimeout
 from modelforge.validation import InputValidator
 
-__all__ = ["Limits", "StreamSession", "check_prompt", "model_of", "provider_of"]
+__all__ = ["END", "Limits", "StreamSession", "check_prompt", "model_of", "provider_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,7 @@ def model_of(llm: Any) -> str | None:
 
 
 class StreamSession:
-    """Streams ``llm``'s answer to ``prompt`` in batches of chunks; always ``aclose()`` it."""
+    """Streams ``llm``'s answer to ``prompt`` chunk by chunk; always ``aclose()`` it."""
 
     def __init__(
         self,
@@ -96,21 +96,21 @@ class StreamSession:
         self.provider = provider
         self.url = url
         self.chunks = 0
-        self._pump = ChunkPump(llm.astream(prompt, config=config, **kwargs))
-        start = self._pump.started_at
-        self._deadline = None if limits.timeout is None else start + limits.timeout
+        self._pump = ChunkPump(
+            llm.astream(prompt, config=config, **kwargs),
+            deadline=limits.timeout,
+            idle_timeout=limits.idle_timeout,
+        )
 
-    async def next_batch(self) -> list[Any] | None:
-        """The chunks that arrived since the last call, None at the end; raises ``NetworkTimeoutError``."""
+    async def next_chunk(self) -> Any:
+        """The next chunk, or ``END``; raises the model's error or ``NetworkTimeoutError``."""
         try:
-            batch = await self._pump.next_batch(
-                deadline=self._deadline, idle_timeout=self.limits.idle_timeout
-            )
+            chunk = await self._pump.next_chunk()
         except PumpTimeout as timeout:
             raise self._timeout_error(timeout.kind) from None
-        if batch is not None:
-            self.chunks += len(batch)
-        return batch
+        if chunk is not END:
+            self.chunks += 1
+        return chunk
 
     async def aclose(self) -> None:
         await self._pump.aclose()

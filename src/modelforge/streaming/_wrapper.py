@@ -36,7 +36,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from modelforge._chunks import chunk_text
 from modelforge.exceptions import NetworkTimeoutError, StreamInterruptedError
-from modelforge.streaming._session import Limits, StreamSession, check_prompt, model_of, provider_of
+from modelforge.streaming._session import END, Limits, StreamSession, check_prompt, model_of, provider_of
 from modelforge.streaming._tokens import TokenCounter
 from modelforge.validation import InputValidator
 
@@ -202,42 +202,41 @@ class StreamWrapper:
         reported_tokens: int | None = None
         failure: Exception | None = None
         try:
-            while (batch := await session.next_batch()) is not None:
-                for chunk in batch:
-                    usage = getattr(chunk, "usage_metadata", None)
-                    if usage and usage.get("output_tokens"):
-                        reported_tokens = (reported_tokens or 0) + int(usage["output_tokens"])
-                    text = chunk_text(chunk)
-                    if text and options.pre_process:
-                        text = _apply(options.pre_process, text)
-                    if not text:
-                        continue
-                    received.append(text)
-                    buffer.append(text)
-                    buffered_chars += len(text)
-                    if options.on_chunk is not None:
-                        await _call(options.on_chunk, text)
-                    if counter is not None and options.on_progress is not None:
-                        tokens += counter.count(text)
-                        await _call(options.on_progress, tokens)
-                    if (
-                        len(buffer) >= options.buffer_size
-                        or (options.flush_chars is not None and buffered_chars >= options.flush_chars)
-                        or (
-                            options.flush_interval is not None
-                            and loop.time() - last_flush >= options.flush_interval
-                        )
-                    ):
-                        piece = (
-                            _apply(options.post_process, "".join(buffer))
-                            if options.post_process
-                            else "".join(buffer)
-                        )
-                        buffer.clear()
-                        buffered_chars = 0
-                        last_flush = loop.time()
-                        if piece:
-                            yield piece
+            while (chunk := await session.next_chunk()) is not END:
+                usage = getattr(chunk, "usage_metadata", None)
+                if usage and usage.get("output_tokens"):
+                    reported_tokens = (reported_tokens or 0) + int(usage["output_tokens"])
+                text = chunk_text(chunk)
+                if text and options.pre_process:
+                    text = _apply(options.pre_process, text)
+                if not text:
+                    continue
+                received.append(text)
+                buffer.append(text)
+                buffered_chars += len(text)
+                if options.on_chunk is not None:
+                    await _call(options.on_chunk, text)
+                if counter is not None and options.on_progress is not None:
+                    tokens += counter.count(text)
+                    await _call(options.on_progress, tokens)
+                if (
+                    len(buffer) >= options.buffer_size
+                    or (options.flush_chars is not None and buffered_chars >= options.flush_chars)
+                    or (
+                        options.flush_interval is not None
+                        and loop.time() - last_flush >= options.flush_interval
+                    )
+                ):
+                    piece = (
+                        _apply(options.post_process, "".join(buffer))
+                        if options.post_process
+                        else "".join(buffer)
+                    )
+                    buffer.clear()
+                    buffered_chars = 0
+                    last_flush = loop.time()
+                    if piece:
+                        yield piece
         except Exception as err:
             failure = err
         finally:
