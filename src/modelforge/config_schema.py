@@ -75,6 +75,14 @@ class ProviderConfig(_Strict):
     cache: dict[str, Any] | bool | None = None
     fallbacks: list[str | dict[str, Any]] | None = None
 
+    @field_validator("retry")
+    @classmethod
+    def _retry_section_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from modelforge.policies.retry import ProviderRetryConfig
+
+        ProviderRetryConfig.validate_section(value)
+        return value
+
     @field_validator("models", mode="before")
     @classmethod
     def _null_models_are_empty(cls, value: Any) -> Any:

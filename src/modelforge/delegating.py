@@ -5,11 +5,14 @@
 ``wrapped_llm``; ``bind_tools`` and ``with_structured_output`` are built by the wrapped model (so each
 provider formats tools its own way) and then re-pointed at the wrapper, so the result still carries the
 wrapper's behaviour (error translation, metadata) instead of silently dropping back to the raw model, which
-was a defect of 2.3.0. Subclasses override ``_translate_error`` to turn SDK errors into ModelForge ones.
+was a defect of 2.3.0. Subclasses override ``_translate_error`` to turn SDK errors into ModelForge ones and
+``_next_wait`` to try a failed call again (a stream only before its first chunk reached the caller).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
@@ -21,7 +24,27 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["DelegatingChatModel", "innermost", "rebind", "replace_innermost"]
+__all__ = ["CallAttempts", "DelegatingChatModel", "innermost", "rebind", "replace_innermost"]
+
+
+class CallAttempts:
+    """The attempts of one call: which operation, how many so far, since when, what was repaired."""
+
+    __slots__ = ("attempt", "operation", "recovered", "started", "waited")
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        self.attempt = 1
+        self.started = time.monotonic()
+        self.waited = 0.0
+        self.recovered = False
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def next(self, wait: float) -> None:
+        self.attempt += 1
+        self.waited += wait
 
 
 class DelegatingChatModel(BaseChatModel):
@@ -58,10 +81,12 @@ class DelegatingChatModel(BaseChatModel):
         """The error to raise for ``err``; the base class raises it unchanged."""
         return err
 
-    def _may_retry(self, err: Exception) -> bool:
-        """Whether a call that failed with ``err`` (translated) may be made once more, e.g. after
-        re-authenticating. Streams are retried only before their first chunk reached the caller."""
-        return False
+    def _next_wait(self, err: Exception, call: CallAttempts, run_manager: Any) -> float | None:
+        """Seconds to wait before trying the failed call again, or None to raise ``err`` (translated).
+
+        Streams ask only while nothing has reached the caller. The base class never retries.
+        """
+        return None
 
     def _generate(
         self,
@@ -70,14 +95,17 @@ class DelegatingChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        for attempt in (1, 2):
+        call = CallAttempts("invoke")
+        while True:
             try:
                 return self.wrapped_llm._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
             except Exception as err:
                 translated = self._translated(err)
-                if attempt == 2 or not self._may_retry(translated):
+                wait = self._next_wait(translated, call, run_manager)
+                if wait is None:
                     raise translated from err
-        raise AssertionError("unreachable")
+            call.next(wait)
+            time.sleep(wait)
 
     async def _agenerate(
         self,
@@ -86,16 +114,19 @@ class DelegatingChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        for attempt in (1, 2):
+        call = CallAttempts("invoke")
+        while True:
             try:
                 return await self.wrapped_llm._agenerate(
                     messages, stop=stop, run_manager=run_manager, **kwargs
                 )
             except Exception as err:
                 translated = self._translated(err)
-                if attempt == 2 or not self._may_retry(translated):
+                wait = self._next_wait(translated, call, run_manager)
+                if wait is None:
                     raise translated from err
-        raise AssertionError("unreachable")
+            call.next(wait)
+            await asyncio.sleep(wait)
 
     def _stream(
         self,
@@ -104,7 +135,8 @@ class DelegatingChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for attempt in (1, 2):
+        call = CallAttempts("stream")
+        while True:
             yielded = False
             inner = self.wrapped_llm._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
             try:
@@ -114,13 +146,16 @@ class DelegatingChatModel(BaseChatModel):
                 return
             except Exception as err:
                 translated = self._translated(err)
-                if yielded or attempt == 2 or not self._may_retry(translated):
+                wait = None if yielded else self._next_wait(translated, call, run_manager)
+                if wait is None:
                     raise translated from err
             finally:
                 # A consumer that stops early closes us; close the SDK stream so its connection is released.
                 close = getattr(inner, "close", None)
                 if close is not None:
                     close()
+            call.next(wait)
+            time.sleep(wait)
 
     async def _astream(
         self,
@@ -129,7 +164,8 @@ class DelegatingChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        for attempt in (1, 2):
+        call = CallAttempts("stream")
+        while True:
             yielded = False
             inner = self.wrapped_llm._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
             try:
@@ -139,12 +175,15 @@ class DelegatingChatModel(BaseChatModel):
                 return
             except Exception as err:
                 translated = self._translated(err)
-                if yielded or attempt == 2 or not self._may_retry(translated):
+                wait = None if yielded else self._next_wait(translated, call, run_manager)
+                if wait is None:
                     raise translated from err
             finally:
                 aclose = getattr(inner, "aclose", None)
                 if aclose is not None:
                     await aclose()
+            call.next(wait)
+            await asyncio.sleep(wait)
 
     def _translated(self, err: Exception) -> Exception:
         translated = self._translate_error(err)

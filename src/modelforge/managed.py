@@ -10,6 +10,12 @@ Streams are held to their end: a stream that stops without the provider's finish
 terminator), or breaks after text arrived (a dropped connection, a malformed chunk), raises
 ``StreamInterruptedError`` carrying the text received so far; a timeout carries it as ``partial_text``.
 
+Failed calls are tried again by the provider's retry policy (``modelforge.policies.retry``; the SDKs'
+own retries are off, so this is the one budget): invoke and batch per the ``retry`` section, a stream only
+while nothing has reached the caller. Before each retry a ``modelforge.retry`` custom callback event
+(provider, attempt, wait, reason, error type, status) reaches the run's callbacks, and an INFO log line is
+written; when the attempts run out the last error is raised with ``details["attempts"]``.
+
 Pickling never carries credentials: a ``ManagedChatModel`` pickles as "provider, alias and sampling
 settings" and is rebuilt on the other side through ``ModelForgeRegistry`` from that side's config and
 credential store.
@@ -17,25 +23,37 @@ credential store.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.callbacks.manager import ahandle_event, handle_event
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
+from pydantic import PrivateAttr
 
 from modelforge._chunks import chunk_text, finish_reason_of
-from modelforge.delegating import DelegatingChatModel, innermost, replace_innermost
+from modelforge.delegating import CallAttempts, DelegatingChatModel, innermost, replace_innermost
 from modelforge.exceptions import (
     MalformedResponseError,
+    ModelForgeError,
     NetworkConnectionError,
     NetworkTimeoutError,
     StreamInterruptedError,
 )
+from modelforge.policies.retry import ProviderRetryConfig, ProviderRetryPolicy
 from modelforge.providers import get_family
 
-__all__ = ["ManagedChatModel"]
+__all__ = ["RETRY_EVENT", "ManagedChatModel"]
+
+logger = logging.getLogger(__name__)
+
+# The name of the custom callback event sent before every retry (see ``on_custom_event``).
+RETRY_EVENT = "modelforge.retry"
 
 # Settings of the provider's model that survive pickling (everything else comes from the config).
 _SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "max_tokens", "num_predict", "max_output_tokens")
@@ -80,12 +98,55 @@ class _StreamWatch:
             )
 
 
+def _notify(
+    run_manager: Any, provider: str, call: CallAttempts, err: Exception, wait: float, reason: str
+) -> None:
+    """Tell the log and the run's callbacks (a ``modelforge.retry`` custom event) about a retry."""
+    data = {
+        "provider": provider,
+        "operation": call.operation,
+        "attempt": call.attempt,
+        "next_attempt": call.attempt + 1,
+        "wait_seconds": round(wait, 3),
+        "reason": reason,
+        "error_type": type(err).__name__,
+        "status_code": getattr(err, "status_code", None),
+    }
+    logger.info(
+        "Retrying %s (%s) after %s: attempt %d, waiting %.2fs",
+        provider,
+        call.operation,
+        reason,
+        call.attempt + 1,
+        wait,
+    )
+    handlers = getattr(run_manager, "handlers", None)
+    if not handlers:
+        return
+    event = (RETRY_EVENT, data)
+    details = {"run_id": run_manager.run_id, "tags": run_manager.tags, "metadata": run_manager.metadata}
+    if isinstance(run_manager, AsyncCallbackManagerForLLMRun):
+        # Delivered in the background, so it does not hold up the retry (the retry sleep lets it run).
+        task = asyncio.ensure_future(
+            ahandle_event(handlers, "on_custom_event", "ignore_custom_event", *event, **details)
+        )
+        _pending_notifications.add(task)
+        task.add_done_callback(_pending_notifications.discard)
+    else:
+        handle_event(handlers, "on_custom_event", "ignore_custom_event", *event, **details)
+
+
+_pending_notifications: set[asyncio.Future[Any]] = set()
+
+
 class ManagedChatModel(DelegatingChatModel):
-    """A provider's chat model whose failures are ModelForge errors."""
+    """A provider's chat model whose failures are ModelForge errors, retried by the provider's policy."""
 
     provider_name: str
     model_alias: str
     llm_type_name: str
+    retry: dict[str, Any] | None = None
+    _policies: dict[str, ProviderRetryPolicy] = PrivateAttr(default_factory=dict)
 
     @property
     def model_id(self) -> str | None:
@@ -140,9 +201,27 @@ class ManagedChatModel(DelegatingChatModel):
             raise raised from err
         watch.check_end()
 
-    def _may_retry(self, err: Exception) -> bool:
-        family = get_family(self.llm_type_name, provider=self.provider_name)
-        return family.recover(err, provider=self.provider_name)
+    def _policy(self, operation: str) -> ProviderRetryPolicy:
+        if operation not in self._policies:
+            self._policies[operation] = ProviderRetryConfig.from_config(self.retry, operation).policy()
+        return self._policies[operation]
+
+    def _next_wait(self, err: Exception, call: CallAttempts, run_manager: Any) -> float | None:
+        if not call.recovered:
+            family = get_family(self.llm_type_name, provider=self.provider_name)
+            if family.recover(err, provider=self.provider_name):
+                call.recovered = True  # repaired (e.g. a fresh Copilot token): try again at once, once
+                _notify(run_manager, self.provider_name, call, err, 0.0, "re-authenticated")
+                return 0.0
+        decision = self._policy(call.operation).decide_at(
+            err, call.attempt - 1, call.elapsed(), random.random()
+        )
+        if not decision.retry:
+            if call.attempt > 1 and isinstance(err, ModelForgeError):
+                err.details.setdefault("attempts", call.attempt)
+            return None
+        _notify(run_manager, self.provider_name, call, err, decision.wait, decision.reason)
+        return decision.wait
 
     def __repr__(self) -> str:
         return f"ManagedChatModel(provider={self.provider_name!r}, model={self.model_alias!r})"

@@ -94,6 +94,7 @@ class ModelForgeRegistry:
             provider_name=provider_name,
             model_alias=model_alias,
             llm_type_name=family.llm_type,
+            retry=provider.retry,
             callbacks=callbacks,
         )
         if enhanced is None:

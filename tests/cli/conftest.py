@@ -101,3 +101,15 @@ def assert_clean_failure(result: Result, *fragments: str) -> None:
     assert "Error" in result.stderr
     for fragment in fragments:
         assert fragment in result.stderr, result.stderr
+
+
+@pytest.fixture(autouse=True)
+def _forget_cli_logging() -> Iterator[None]:
+    """`modelforge test --verbose` adds a log handler (an application may); later tests must not see it."""
+    import logging
+
+    logger = logging.getLogger("modelforge")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)

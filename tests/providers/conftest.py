@@ -61,6 +61,7 @@ def provider_config(server: ProviderServer) -> dict[str, Any]:
                 "llm_type": "ollama",
                 "base_url": server.ollama_base_url,
                 "models": {"qwen3:1.7b": {}},
+                "retry": no_retry,
             },
             "google": {
                 "llm_type": "google_genai",

@@ -18,11 +18,11 @@ from modelforge.config_schema import ModelConfig, ProviderConfig
 from modelforge.exceptions import InvalidApiKeyError, ModelForgeError
 from modelforge.providers.errors import HttpFailure, error_from_http, transport_error
 
-__all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT_SECONDS", "ModelRequest", "ProviderFamily"]
+__all__ = ["DEFAULT_TIMEOUT_SECONDS", "SDK_MAX_RETRIES", "ModelRequest", "ProviderFamily"]
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
-# Retries done inside the SDK until the resilience layer owns them; `retry.max_attempts` overrides.
-DEFAULT_MAX_RETRIES = 2
+# The SDKs never retry: ModelForge's retry policy (modelforge.policies.retry) is the one budget.
+SDK_MAX_RETRIES = 0
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,8 @@ class ModelRequest:
 
     @property
     def max_retries(self) -> int:
-        attempts = (self.provider.retry or {}).get("max_attempts")
-        if isinstance(attempts, int) and attempts >= 1:
-            return attempts - 1
-        return DEFAULT_MAX_RETRIES
+        """Retries inside the SDK: none, so attempts never multiply across layers."""
+        return SDK_MAX_RETRIES
 
     def optional_api_key(self) -> str | None:
         """The provider's key from the env, the credential store, then legacy ``auth_data``; or None."""
