@@ -45,6 +45,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     # Never reach models.dev from a test.
     monkeypatch.setenv("MODELFORGE_MODELSDEV_URL", "http://127.0.0.1:9/api.json")
     yield home
+    from modelforge.policies.circuit import default_breakers
+
+    default_breakers().reset()  # a provider rested by one test is not rested in the next
 
 
 class _RecordEverything(logging.Handler):

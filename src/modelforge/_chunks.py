@@ -5,7 +5,8 @@ content lists; reasoning and tool-call blocks are not text). ``finish_reason_of`
 finish/stop reason from a chunk's ``response_metadata`` (``finish_reason`` for OpenAI and Gemini,
 ``stop_reason`` for Anthropic, ``done_reason``/``done`` for Ollama) and normalises it to ``stop``,
 ``tool_calls``, ``length`` or ``content_filter`` (others pass through lower-cased). A stream whose chunks
-never carried one did not finish.
+never carried one did not finish. ``restart_of`` reads the notice a fallback model sends when it takes over
+a stream after text was delivered.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["chunk_text", "finish_reason_of"]
+__all__ = ["RESTART_KEY", "chunk_text", "finish_reason_of", "restart_of"]
+
+# response_metadata key of the chunk a fallback model sends when it takes over after text was delivered.
+RESTART_KEY = "modelforge_restart"
 
 _FINISH_KEYS = ("finish_reason", "stop_reason", "done_reason")
 _FINISH_NAMES = {
@@ -59,3 +63,10 @@ def chunk_text(chunk: object) -> str:
             if isinstance(block, str) or (isinstance(block, dict) and block.get("type") == "text")
         )
     return ""
+
+
+def restart_of(chunk: object) -> Mapping[str, Any] | None:
+    """The restart notice a chunk carries (a fallback took over after text was delivered), if any."""
+    metadata = getattr(chunk, "response_metadata", None)
+    info = metadata.get(RESTART_KEY) if isinstance(metadata, Mapping) else None
+    return info if isinstance(info, Mapping) else None

@@ -23,11 +23,14 @@ message, context and suggestion so a key pasted into an error by a caller is sti
     ├── ProviderError                                                 PROVIDER_ERROR
     │   ├── ModelNotFoundError(provider, model, available_models)     MODEL_NOT_FOUND
     │   ├── ProviderNotAvailableError(provider, reason=None)          PROVIDER_NOT_AVAILABLE
+    │   │   └── CircuitOpenError(provider, retry_after=None)          CIRCUIT_OPEN          (retryable)
     │   ├── ProviderServerError(provider, status_code)                PROVIDER_SERVER_ERROR (retryable)
     │   ├── ProviderOverloadedError(provider)                         PROVIDER_OVERLOADED   (retryable)
     │   ├── MalformedResponseError(provider, reason)                  MALFORMED_RESPONSE    (retryable)
-    │   └── BadRequestError(provider, reason)                         BAD_REQUEST
-    │       └── ContextLengthExceededError(provider)                  CONTEXT_LENGTH_EXCEEDED
+    │   ├── BadRequestError(provider, reason)                         BAD_REQUEST
+    │   │   └── ContextLengthExceededError(provider)                  CONTEXT_LENGTH_EXCEEDED
+    │   └── AllProvidersFailedError(errors, providers=None)           ALL_PROVIDERS_FAILED
+    │                       (also an ExceptionGroup: ``errors`` / ``exceptions`` hold every failure)
     ├── ValidationError                                               VALIDATION_ERROR
     │   ├── InvalidInputError                                         INVALID_INPUT
     │   └── FileValidationError(file_path, reason, suggestion=None)   FILE_VALIDATION_ERROR
@@ -38,13 +41,16 @@ message, context and suggestion so a key pasted into an error by a caller is sti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from modelforge._secrets import mask_secrets
 
 __all__ = [
+    "AllProvidersFailedError",
     "AuthenticationError",
     "BadRequestError",
+    "CircuitOpenError",
     "ConfigurationError",
     "ConfigurationNotFoundError",
     "ConfigurationValidationError",
@@ -395,6 +401,92 @@ class ContextLengthExceededError(BadRequestError):
     """The prompt plus the requested output do not fit the model's context window."""
 
     default_code = "CONTEXT_LENGTH_EXCEEDED"
+
+
+class CircuitOpenError(ProviderNotAvailableError):
+    """The provider's circuit breaker is open: it failed repeatedly and is resting.
+
+    ``retry_after`` is the rest of the cooldown (None while a probe call is in flight).
+    """
+
+    default_code = "CIRCUIT_OPEN"
+    default_retryable = True
+
+    def __init__(
+        self, provider: str, retry_after: float | None = None, reason: str | None = None, **kwargs: Any
+    ) -> None:
+        why = reason or "it failed repeatedly and is resting"
+        if retry_after is not None:
+            why += f"; next try in {retry_after:.3g}s"
+        kwargs.setdefault("suggestion", "Wait for the cooldown, or configure a fallback provider.")
+        details = {"retry_after": retry_after, **kwargs.pop("details", {})}
+        super().__init__(provider, why, retry_after=retry_after, details=details, **kwargs)
+
+
+class AllProvidersFailedError(ProviderError, ExceptionGroup):
+    """Every model of a fallback chain failed; ``errors`` holds each failure, in the order tried.
+
+    ``providers`` names who failed with each error (same order). It is also a real ``ExceptionGroup``
+    (``exceptions``, ``except*``, tracebacks that show every failure). ``retryable`` is true when any
+    failure was; ``retry_after`` is the soonest any failed provider said it could be tried again.
+    """
+
+    default_code = "ALL_PROVIDERS_FAILED"
+
+    def __new__(
+        cls, errors: Sequence[Exception], providers: Sequence[str | None] | None = None, **kwargs: Any
+    ) -> AllProvidersFailedError:
+        if not errors:
+            raise ValueError("AllProvidersFailedError needs at least one error")
+        return super().__new__(cls, _all_failed_message(errors, providers), list(errors))
+
+    def __init__(
+        self, errors: Sequence[Exception], providers: Sequence[str | None] | None = None, **kwargs: Any
+    ) -> None:
+        self.errors: list[Exception] = list(errors)
+        names = list(providers) if providers is not None else [getattr(e, "provider", None) for e in errors]
+        self.providers: list[str | None] = names
+        waits = [w for e in errors if isinstance(w := getattr(e, "retry_after", None), int | float)]
+        kwargs.setdefault("retry_after", min(waits) if waits else None)
+        kwargs.setdefault("retryable", any(getattr(e, "retryable", False) for e in errors))
+        kwargs.setdefault("suggestion", "Each failure is listed above; fix one provider or add another.")
+        failures = [
+            {
+                "provider": name,
+                "error_type": type(err).__name__,
+                "error_code": getattr(err, "error_code", None),
+                "status_code": getattr(err, "status_code", None),
+                "message": str(err),
+            }
+            for name, err in zip(names, self.errors, strict=False)
+        ]
+        details = {"providers": names, "failures": failures, **kwargs.pop("details", {})}
+        super().__init__(_all_failed_message(errors, providers), details=details, **kwargs)
+
+    # ``BaseExceptionGroup.message`` is read-only; ModelForge errors set theirs (masked) in ``__init__``.
+    @property
+    def message(self) -> str:
+        return str(self.__dict__.get("_message", ""))
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self.__dict__["_message"] = value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.errors, self.providers), self.__dict__.copy())
+
+
+def _all_failed_message(errors: Sequence[Exception], providers: Sequence[str | None] | None) -> str:
+    names = list(providers) if providers is not None else [getattr(e, "provider", None) for e in errors]
+    parts = []
+    for position, err in enumerate(errors):
+        name = names[position] if position < len(names) else None
+        code = getattr(err, "error_code", None) or type(err).__name__
+        status = getattr(err, "status_code", None)
+        label = f"{code} {status}" if isinstance(status, int) else code
+        parts.append(f"{position + 1}) {name or 'model'}: [{label}] {err}")
+    count = len(errors)
+    return mask_secrets(f"All {count} fallback option{'s' if count != 1 else ''} failed: " + "; ".join(parts))
 
 
 # --- validation ------------------------------------------------------------------------------------------

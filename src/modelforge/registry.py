@@ -103,6 +103,16 @@ class ModelForgeRegistry:
             from modelforge.enhanced_llm import enhance
 
             llm = enhance(llm, provider_name, model_alias)
+        if provider.fallbacks:
+            from modelforge.policies.fallback_config import build_fallback_chain
+
+            llm = build_fallback_chain(
+                self,
+                provider_name,
+                model_alias,
+                primary=llm,
+                build=lambda name, alias: self.get_llm(name, alias, callbacks=callbacks, enhanced=enhanced),
+            )
         return llm
 
     def _select(self, provider_name: str | None, model_alias: str | None) -> tuple[str, str]:

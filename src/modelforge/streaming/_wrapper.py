@@ -18,7 +18,11 @@ On an error the text already received but not yet yielded is yielded first, then
 pieces yielded always add up to exactly the text received (without processors), and a
 ``NetworkTimeoutError`` or ``StreamInterruptedError`` carries that same text as ``partial_text``. (A
 ModelForge model raises ``StreamInterruptedError`` itself for a stream cut before its finish reason.)
-Nothing is retried or replayed here.
+Nothing is retried or replayed here. When a fallback model takes over a stream (``FallbackChatModel``),
+text already yielded can not be taken back: the stream raises ``StreamInterruptedError`` (with that text)
+unless ``on_restart`` is given and nothing had been yielded yet, in which case ``on_restart(notice)`` is
+called, the buffered text is dropped and the new answer streams on. ``stream_events`` reports restarts as
+``StreamRestart`` events instead.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Any, cast
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from modelforge._chunks import chunk_text
+from modelforge._chunks import chunk_text, restart_of
 from modelforge.exceptions import NetworkTimeoutError, StreamInterruptedError
 from modelforge.streaming._session import END, Limits, StreamSession, check_prompt, model_of, provider_of
 from modelforge.streaming._tokens import TokenCounter
@@ -65,6 +69,7 @@ class _Options:
     flush_interval: float | None
     on_progress: ProgressCallback | None
     on_chunk: ChunkCallback | None
+    on_restart: Callable[[Any], object] | None
     pre_process: tuple[TextProcessor, ...]
     post_process: tuple[TextProcessor, ...]
 
@@ -131,6 +136,7 @@ class StreamWrapper:
         idle_timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         on_chunk: ChunkCallback | None = None,
+        on_restart: Callable[[Any], object] | None = None,
         buffer_size: int = 10,
         flush_chars: int | None = None,
         flush_interval: float | None = None,
@@ -168,6 +174,7 @@ class StreamWrapper:
             else InputValidator.validate_positive_number(flush_interval, "flush_interval"),
             on_progress=on_progress,
             on_chunk=on_chunk,
+            on_restart=on_restart,
             pre_process=tuple(pre_process),
             post_process=tuple(post_process),
         )
@@ -200,9 +207,25 @@ class StreamWrapper:
         last_flush = loop.time()
         tokens = 0
         reported_tokens: int | None = None
+        yielded_any = False
         failure: Exception | None = None
         try:
             while (chunk := await session.next_chunk()) is not END:
+                restart = restart_of(chunk)
+                if restart is not None:  # a fallback model took over after this stream delivered text
+                    discarded = "".join(received)
+                    if options.on_restart is None or yielded_any:
+                        raise StreamInterruptedError(
+                            provider,
+                            discarded,
+                            reason="the answer restarted on a fallback model; follow restarts with "
+                            "stream_events() or pass on_restart",
+                        )
+                    await _call(options.on_restart, restart)
+                    received.clear()
+                    buffer.clear()
+                    buffered_chars = 0
+                    continue
                 usage = getattr(chunk, "usage_metadata", None)
                 if usage and usage.get("output_tokens"):
                     reported_tokens = (reported_tokens or 0) + int(usage["output_tokens"])
@@ -236,6 +259,7 @@ class StreamWrapper:
                     buffered_chars = 0
                     last_flush = loop.time()
                     if piece:
+                        yielded_any = True
                         yield piece
         except Exception as err:
             failure = err

@@ -7,6 +7,9 @@ into one sequence of events::
     TextDelta*  (ToolCallDelta* ToolCallComplete)*  Usage?  StreamEnd        on success
     ...                                                     StreamError      on failure
 
+A ``StreamRestart`` (a fallback model took over after text was delivered) voids what came before it; the
+events after it are those of the new answer.
+
 ``finish_reason_of`` reads the provider's finish/stop reason from a chunk's ``response_metadata`` and
 normalises it to ``stop``, ``tool_calls``, ``length`` or ``content_filter`` (others pass through
 lower-cased); a stream whose chunks never carried one did not finish.
@@ -21,7 +24,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessageChunk
 
-from modelforge._chunks import chunk_text, finish_reason_of
+from modelforge._chunks import chunk_text, finish_reason_of, restart_of
 from modelforge.exceptions import ModelForgeError, StreamInterruptedError
 
 __all__ = [
@@ -131,6 +134,11 @@ class EventAssembler:
 
     def feed(self, chunk: AIMessageChunk) -> list[StreamEvent]:
         """The events carried by ``chunk`` (text and tool-call fragments; usage and the end are held)."""
+        restart = restart_of(chunk)
+        if restart is not None:  # a fallback model takes over: what was said so far is void
+            discarded = self.text
+            self.text_parts, self._calls, self.finish_reason = [], {}, None
+            return [StreamRestart(str(restart.get("reason") or "the answer restarted"), discarded)]
         events: list[StreamEvent] = []
         text = chunk_text(chunk)
         if text:

@@ -1,0 +1,244 @@
+"""Rate limiting across processes: ModelForge's limiter on Redis vs LangChain's ``InMemoryRateLimiter``.
+
+Run: ``.venv/bin/python benchmarks/ratelimit.py`` (about two minutes; needs Redis at 127.0.0.1:6379, or
+``MODELFORGE_BENCH_REDIS_URL``). One run of each arm against a fresh ``ProviderServer`` that enforces
+600 RPM and 40,000 TPM. A full minute per window would make the run long, so the window is scaled down
+consistently: 6 s with 60 requests and 4,000 tokens per window (the same rates: 10 requests and ~667
+tokens per second). The server counts each prompt's words when a request arrives and each answer's words
+when it is produced, over a sliding window, and answers 429 with ``Retry-After`` when a limit would pass.
+
+Both arms send the same 300 requests of mixed sizes (prompts of 20-150 words, answers of 10-40 words,
+``max_tokens=48``) from 4 processes (spawned), 8 at a time in each, through a real ``ChatOpenAI`` built by
+``ModelForgeRegistry`` with retries off (``retry: {max_attempts: 1}``) so every 429 surfaces. A request
+refused with 429 is counted, then sent again after the server's Retry-After, so both arms finish the
+same work.
+
+* ModelForge: one ``RateLimiter`` per process on the shared Redis budget (600 RPM, 40,000 TPM): reserve
+  the prompt's tokens (the server's word estimate) + ``max_tokens``, call, settle with the usage reported.
+* LangChain: ``InMemoryRateLimiter(requests_per_second=600 / 60)`` set as the model's ``rate_limiter`` in
+  each process, as a user would do (it counts requests only, and each process has its own).
+
+Printed for both: the number of 429s (and the requests sent), and the achieved token throughput as a
+share of the TPM limit: tokens used per minute of the run / 40,000. Because a sliding window lets a run
+burst a whole window at its start (and makes it wait a whole window for its last few requests), a strict
+share is printed beside it: tokens used / the most the server's window admits in the elapsed time,
+4,000 x (elapsed / 6 s + 1). Targets: ModelForge 0 429s and >= 85% of the TPM limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+WINDOW = 6.0
+RPM = 600
+TPM = 40_000
+REQUESTS_PER_WINDOW = round(RPM * WINDOW / 60)  # 60
+TOKENS_PER_WINDOW = round(TPM * WINDOW / 60)  # 4,000
+REQUESTS = 300
+PROCESSES = 4
+LANES = 8  # requests in flight per process
+MAX_TOKENS = 48
+LATENCY = 0.05  # the server's time to answer, seconds
+REDIS_URL = os.environ.get("MODELFORGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def make_jobs(seed: int = 7) -> tuple[list[int], list[int]]:
+    """Prompt sizes (words) of the 300 requests, and the answer sizes the server hands out in order."""
+    rng = random.Random(seed)
+    return [rng.randint(20, 150) for _ in range(REQUESTS)], [rng.randint(10, 40) for _ in range(REQUESTS)]
+
+
+def build_llm(base_url: str) -> Any:
+    from modelforge.registry import ModelForgeRegistry
+
+    config = {
+        "providers": {
+            "bench": {
+                "llm_type": "openai_compatible",
+                "base_url": base_url,
+                "models": {"bench-model": {}},
+                "retry": {"max_attempts": 1},
+            }
+        },
+        "current_model": {"provider": "bench", "model": "bench-model"},
+    }
+    path = Path(tempfile.mkdtemp()) / "config.json"
+    path.write_text(json.dumps(config))
+    return ModelForgeRegistry(config_path=path).get_llm()
+
+
+def prompt_of(words: int) -> str:
+    return " ".join(f"w{i}" for i in range(words))
+
+
+async def drive(arm: str, llm: Any, limiter: Any, prompts: list[int]) -> dict[str, float]:
+    """Send every prompt, ``LANES`` at a time; a 429 is counted and sent again after its Retry-After."""
+    from modelforge.exceptions import RateLimitError
+
+    counts = {"ok": 0, "429": 0, "tokens": 0}
+    pending = list(reversed(prompts))
+
+    async def lane() -> None:
+        while pending:
+            words = pending.pop()
+            while True:
+                reservation = None
+                if limiter is not None:
+                    reservation = await limiter.acquire(tokens=words + MAX_TOKENS)
+                try:
+                    answer = await llm.ainvoke(prompt_of(words), max_tokens=MAX_TOKENS)
+                except RateLimitError as err:
+                    counts["429"] += 1
+                    if reservation is not None:
+                        await reservation.acancel()
+                        await limiter.aobserve(err.details.get("rate_limit", {}), retry_after=err.retry_after)
+                    else:
+                        await asyncio.sleep(err.retry_after or 1.0)
+                    continue
+                used = int(answer.usage_metadata["total_tokens"])
+                if reservation is not None:
+                    await reservation.asettle(used)
+                counts["ok"] += 1
+                counts["tokens"] += used
+                break
+
+    await asyncio.gather(*(lane() for _ in range(LANES)))
+    return counts
+
+
+def worker(arm: str, base_url: str, key: str, prompts: list[int], barrier: Any, results: Any) -> None:
+    """One process of one arm."""
+    llm = build_llm(base_url)
+    limiter = None
+    if arm == "modelforge":
+        from modelforge.policies.ratelimit import RateLimitConfig, RateLimiter
+
+        config = RateLimitConfig.from_config(
+            {
+                "requests_per_minute": REQUESTS_PER_WINDOW,
+                "tokens_per_minute": TOKENS_PER_WINDOW,
+                "window_seconds": WINDOW,
+                "backend": "redis",
+                "url": REDIS_URL,
+                "key": key,
+            }
+        )
+        limiter = RateLimiter(config)
+    else:
+        from langchain_core.rate_limiters import InMemoryRateLimiter
+
+        llm.rate_limiter = InMemoryRateLimiter(requests_per_second=RPM / 60)
+
+    async def main() -> dict[str, float]:
+        barrier.wait()
+        counts = await drive(arm, llm, limiter, prompts)
+        counts["degraded"] = int(bool(limiter is not None and limiter.degraded))
+        return counts
+
+    results.put(asyncio.run(main()))
+
+
+def run_arm(arm: str, prompts: list[int], answers: list[int]) -> dict[str, float]:
+    from modelforge.testing import ProviderServer, Reply, ServerLimits
+
+    key = f"bench-{uuid.uuid4().hex}"
+    with ProviderServer() as server:
+        server.limits = ServerLimits(rpm=REQUESTS_PER_WINDOW, tpm=TOKENS_PER_WINDOW, window=WINDOW)
+        server.script(*(Reply(text=" ".join(["word"] * n), latency=LATENCY) for n in answers))
+        ctx = multiprocessing.get_context("spawn")
+        barrier = ctx.Barrier(PROCESSES + 1)
+        results = ctx.Queue()
+        processes = [
+            ctx.Process(
+                target=worker,
+                args=(arm, server.openai_base_url, key, prompts[n::PROCESSES], barrier, results),
+            )
+            for n in range(PROCESSES)
+        ]
+        for process in processes:
+            process.start()
+        barrier.wait(timeout=120)
+        start = time.monotonic()
+        counts = [results.get(timeout=600) for _ in processes]
+        elapsed = time.monotonic() - start
+        for process in processes:
+            process.join(30)
+        refused = len(server.requests) - REQUESTS
+    if arm == "modelforge":
+        _forget(key)
+    tokens = sum(c["tokens"] for c in counts)
+    return {
+        "429": sum(c["429"] for c in counts),
+        "server_429": refused,
+        "ok": sum(c["ok"] for c in counts),
+        "tokens": tokens,
+        "elapsed": elapsed,
+        "sent": REQUESTS + refused,
+        "per_minute": tokens / elapsed * 60,
+        "share": tokens / elapsed * 60 / TPM,
+        "strict": tokens / (TOKENS_PER_WINDOW * (elapsed / WINDOW + 1)),
+        "degraded": sum(c["degraded"] for c in counts),
+    }
+
+
+def _forget(key: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    for name in client.scan_iter(match=f"modelforge:ratelimit:{{{key}}}:*"):
+        client.delete(name)
+    client.close()
+
+
+def main() -> int:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.exceptions.RedisError as err:
+        print(f"Redis is needed at {REDIS_URL} (set MODELFORGE_BENCH_REDIS_URL): {err}", file=sys.stderr)
+        return 2
+    prompts, answers = make_jobs()
+    expected = sum(prompts) + sum(answers)
+    print(
+        f"Server limits: {RPM} RPM and {TPM:,} TPM, scaled to a {WINDOW:g} s sliding window "
+        f"({REQUESTS_PER_WINDOW} requests and {TOKENS_PER_WINDOW:,} tokens per window)."
+    )
+    print(
+        f"Work: {REQUESTS} requests (prompts 20-150 words, answers 10-40 words, max_tokens={MAX_TOKENS}; "
+        f"{expected:,} tokens in all) from {PROCESSES} spawned processes, {LANES} in flight in each, "
+        f"ChatOpenAI via ModelForgeRegistry with retries off; a 429 is counted and resent after Retry-After."
+    )
+    print(
+        "Throughput = tokens per minute of the run / 40,000 TPM; strict = tokens / the most the window "
+        "admits in the elapsed time, 4,000 x (elapsed / 6 s + 1)."
+    )
+    rows = [
+        ("ModelForge RateLimiter, Redis (shared budget)", run_arm("modelforge", prompts, answers)),
+        ("LangChain InMemoryRateLimiter (one per process)", run_arm("langchain", prompts, answers)),
+    ]
+    for name, r in rows:
+        print(
+            f"{name:<48} 429s: {r['429']:>4.0f} ({r['sent']:.0f} requests sent)   "
+            f"tokens: {r['tokens']:,.0f} in {r['elapsed']:.1f} s = {r['per_minute']:,.0f}/min   "
+            f"throughput: {r['share']:.1%} of the TPM limit (strict: {r['strict']:.1%})"
+            + (f"   [degraded in {r['degraded']:.0f} processes]" if r["degraded"] else "")
+        )
+    ours = rows[0][1]
+    met = ours["429"] == 0 and ours["share"] >= 0.85
+    print(f"Target (ModelForge 0 429s and >= 85% of the TPM limit): {'met' if met else 'NOT met'}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
