@@ -83,6 +83,14 @@ class ProviderConfig(_Strict):
         ProviderRetryConfig.validate_section(value)
         return value
 
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_section_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from modelforge.policies.ratelimit import RateLimitConfig
+
+        RateLimitConfig.validate_section(value)
+        return value
+
     @field_validator("models", mode="before")
     @classmethod
     def _null_models_are_empty(cls, value: Any) -> Any:

@@ -81,6 +81,18 @@ class DelegatingChatModel(BaseChatModel):
         """The error to raise for ``err``; the base class raises it unchanged."""
         return err
 
+    def _admit(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> Any:
+        """Before each attempt (sync): wait for capacity; returns a ticket for ``_release`` (None: none)."""
+        return None
+
+    async def _aadmit(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> Any:
+        """Before each attempt (async): as ``_admit``, without blocking the event loop."""
+        return None
+
+    def _release(self, ticket: Any, *, tokens: int | None = None, error: Exception | None = None) -> None:
+        """After each attempt: the tokens it used as the provider reported them (None: not reported), or
+        how it failed."""
+
     def _next_wait(self, err: Exception, call: CallAttempts, run_manager: Any) -> float | None:
         """Seconds to wait before trying the failed call again, or None to raise ``err`` (translated).
 
@@ -97,13 +109,18 @@ class DelegatingChatModel(BaseChatModel):
     ) -> ChatResult:
         call = CallAttempts("invoke")
         while True:
+            ticket = self._admit(messages, kwargs)
             try:
-                return self.wrapped_llm._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+                result = self.wrapped_llm._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
             except Exception as err:
                 translated = self._translated(err)
+                self._release(ticket, error=translated)
                 wait = self._next_wait(translated, call, run_manager)
                 if wait is None:
                     raise translated from err
+            else:
+                self._release(ticket, tokens=_tokens_of(result))
+                return result
             call.next(wait)
             time.sleep(wait)
 
@@ -116,15 +133,20 @@ class DelegatingChatModel(BaseChatModel):
     ) -> ChatResult:
         call = CallAttempts("invoke")
         while True:
+            ticket = await self._aadmit(messages, kwargs)
             try:
-                return await self.wrapped_llm._agenerate(
+                result = await self.wrapped_llm._agenerate(
                     messages, stop=stop, run_manager=run_manager, **kwargs
                 )
             except Exception as err:
                 translated = self._translated(err)
+                self._release(ticket, error=translated)
                 wait = self._next_wait(translated, call, run_manager)
                 if wait is None:
                     raise translated from err
+            else:
+                self._release(ticket, tokens=_tokens_of(result))
+                return result
             call.next(wait)
             await asyncio.sleep(wait)
 
@@ -138,14 +160,19 @@ class DelegatingChatModel(BaseChatModel):
         call = CallAttempts("stream")
         while True:
             yielded = False
+            ticket = self._admit(messages, kwargs)
+            used: int | None = None
             inner = self.wrapped_llm._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
             try:
                 for chunk in inner:
                     yielded = True
+                    used = _add_tokens(used, chunk.message)
                     yield chunk
+                self._release(ticket, tokens=used)
                 return
             except Exception as err:
                 translated = self._translated(err)
+                self._release(ticket, error=translated)
                 wait = None if yielded else self._next_wait(translated, call, run_manager)
                 if wait is None:
                     raise translated from err
@@ -167,14 +194,19 @@ class DelegatingChatModel(BaseChatModel):
         call = CallAttempts("stream")
         while True:
             yielded = False
+            ticket = await self._aadmit(messages, kwargs)
+            used: int | None = None
             inner = self.wrapped_llm._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
             try:
                 async for chunk in inner:
                     yielded = True
+                    used = _add_tokens(used, chunk.message)
                     yield chunk
+                self._release(ticket, tokens=used)
                 return
             except Exception as err:
                 translated = self._translated(err)
+                self._release(ticket, error=translated)
                 wait = None if yielded else self._next_wait(translated, call, run_manager)
                 if wait is None:
                     raise translated from err
@@ -244,6 +276,24 @@ def rebind(runnable: Any, old: Runnable[Any, Any], new: Runnable[Any, Any]) -> A
         if replaced is not value:
             updates[name] = replaced
     return runnable.model_copy(update=updates) if updates else runnable
+
+
+def _add_tokens(total: int | None, message: BaseMessage) -> int | None:
+    """``total`` plus the tokens a streamed chunk reports (providers split usage over chunks)."""
+    usage = getattr(message, "usage_metadata", None)
+    if not usage:
+        return total
+    return (total or 0) + int(usage.get("total_tokens") or 0)
+
+
+def _tokens_of(result: ChatResult) -> int | None:
+    """The total tokens a result's messages report, None when the provider reported none."""
+    total: int | None = None
+    for generation in result.generations:
+        message = getattr(generation, "message", None)
+        if message is not None:
+            total = _add_tokens(total, message)
+    return total
 
 
 def innermost(llm: BaseChatModel) -> BaseChatModel:

@@ -14,7 +14,10 @@ Failed calls are tried again by the provider's retry policy (``modelforge.polici
 own retries are off, so this is the one budget): invoke and batch per the ``retry`` section, a stream only
 while nothing has reached the caller. Before each retry a ``modelforge.retry`` custom callback event
 (provider, attempt, wait, reason, error type, status) reaches the run's callbacks, and an INFO log line is
-written; when the attempts run out the last error is raised with ``details["attempts"]``.
+written; when the attempts run out the last error is raised with ``details["attempts"]``. With a
+``rate_limit`` section each attempt first takes its place in the provider's request and token budget
+(``modelforge.policies.admission``), shared by every model of the provider in the process (and across
+processes through Redis), and settles it with the tokens the provider reported.
 
 Pickling never carries credentials: a ``ManagedChatModel`` pickles as "provider, alias and sampling
 settings" and is rebuilt on the other side through ``ModelForgeRegistry`` from that side's config and
@@ -146,6 +149,7 @@ class ManagedChatModel(DelegatingChatModel):
     model_alias: str
     llm_type_name: str
     retry: dict[str, Any] | None = None
+    rate_limit: dict[str, Any] | None = None
     _policies: dict[str, ProviderRetryPolicy] = PrivateAttr(default_factory=dict)
 
     @property
@@ -200,6 +204,42 @@ class ManagedChatModel(DelegatingChatModel):
                 raise
             raise raised from err
         watch.check_end()
+
+    def _admission_parts(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[Any, int, int]:
+        from modelforge.policies.admission import DEFAULT_OUTPUT_TOKENS, estimate_tokens, limiter_for
+
+        limiter = limiter_for(self.provider_name, self.rate_limit or {})
+        leaf = innermost(self.wrapped_llm)
+        output = kwargs.get("max_tokens") or next(
+            (
+                getattr(leaf, f)
+                for f in ("max_tokens", "num_predict", "max_output_tokens")
+                if getattr(leaf, f, None)
+            ),
+            DEFAULT_OUTPUT_TOKENS,
+        )
+        input_tokens, reserve = estimate_tokens(messages, int(output))
+        return limiter, input_tokens, reserve
+
+    def _admit(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> Any:
+        if not self.rate_limit:
+            return None
+        from modelforge.policies.admission import Admission
+
+        limiter, input_tokens, reserve = self._admission_parts(messages, kwargs)
+        return Admission(limiter, limiter.acquire_sync(reserve), input_tokens)
+
+    async def _aadmit(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> Any:
+        if not self.rate_limit:
+            return None
+        from modelforge.policies.admission import Admission
+
+        limiter, input_tokens, reserve = self._admission_parts(messages, kwargs)
+        return Admission(limiter, await limiter.acquire(reserve), input_tokens)
+
+    def _release(self, ticket: Any, *, tokens: int | None = None, error: Exception | None = None) -> None:
+        if ticket is not None:
+            ticket.release(tokens, error)
 
     def _policy(self, operation: str) -> ProviderRetryPolicy:
         if operation not in self._policies:

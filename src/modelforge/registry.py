@@ -95,6 +95,7 @@ class ModelForgeRegistry:
             model_alias=model_alias,
             llm_type_name=family.llm_type,
             retry=provider.retry,
+            rate_limit=provider.rate_limit,
             callbacks=callbacks,
         )
         if enhanced is None:

@@ -1,0 +1,71 @@
+"""Admitting model calls under a provider's ``rate_limit``: one shared limiter per provider, and the
+bookkeeping around each attempt.
+
+Before each attempt a reservation of the estimated input tokens plus the output limit is taken (waiting in
+line while the budget is spent); after it, the reservation is settled with the tokens the provider
+reported (or the estimate when it reported none). A 429 gives the reservation back and lets the limiter
+tighten from the provider's ``x-ratelimit-*`` / ``anthropic-ratelimit-*`` headers and ``Retry-After``, so
+every caller sharing the limiter (in this process, or across processes through Redis) slows down.
+
+Input tokens are estimated at four characters a token plus a few per message: no tokenizer is loaded on the
+hot path, and the settle afterwards corrects the count with the provider's own.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+
+from modelforge._chunks import chunk_text
+from modelforge.exceptions import RateLimitError
+from modelforge.policies.ratelimit import RateLimitConfig, RateLimiter, Reservation
+
+__all__ = ["DEFAULT_OUTPUT_TOKENS", "Admission", "estimate_tokens", "limiter_for"]
+
+DEFAULT_OUTPUT_TOKENS = 1024
+_PER_MESSAGE_TOKENS = 4
+
+_limiters: dict[tuple[str, str], RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def limiter_for(provider: str, section: Mapping[str, Any]) -> RateLimiter:
+    """The process-wide limiter for ``provider`` with this ``rate_limit`` section (one per section)."""
+    key = (provider, json.dumps(section, sort_keys=True, default=str))
+    with _limiters_lock:
+        limiter = _limiters.get(key)
+        if limiter is None:
+            limiter = RateLimiter(RateLimitConfig.from_config(section, provider=provider))
+            _limiters[key] = limiter
+        return limiter
+
+
+def estimate_tokens(messages: Sequence[BaseMessage], output_limit: int) -> tuple[int, int]:
+    """(estimated input tokens, input plus the output limit) for a request."""
+    characters = sum(len(chunk_text(message)) for message in messages)
+    estimate = (characters + 3) // 4 + _PER_MESSAGE_TOKENS * len(messages)
+    return estimate, estimate + output_limit
+
+
+@dataclass(slots=True)
+class Admission:
+    """One attempt's place in the budget: what it reserved, and the input part of it."""
+
+    limiter: RateLimiter
+    reservation: Reservation
+    input_tokens: int
+
+    def release(self, tokens: int | None, error: Exception | None) -> None:
+        if isinstance(error, RateLimitError):
+            self.reservation.cancel()  # refused: it used nothing, but everyone should now slow down
+            headers = error.details.get("rate_limit") if isinstance(error.details, Mapping) else None
+            self.limiter.observe(headers or {}, retry_after=error.retry_after)
+        elif error is not None:
+            self.reservation.settle(self.input_tokens)  # the request may have been read, not answered
+        else:
+            self.reservation.settle(tokens if tokens is not None else self.reservation.tokens)
