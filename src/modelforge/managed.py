@@ -27,6 +27,7 @@ credential store.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 from collections.abc import AsyncIterator, Iterator
@@ -51,7 +52,7 @@ from modelforge.exceptions import (
 from modelforge.policies.retry import ProviderRetryConfig, ProviderRetryPolicy
 from modelforge.providers import get_family
 
-__all__ = ["RETRY_EVENT", "ManagedChatModel"]
+__all__ = ["RETRY_EVENT", "ManagedChatModel", "RetryWrapper"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,26 @@ def _notify(
 
 
 _pending_notifications: set[asyncio.Future[Any]] = set()
+
+# "batch" while a batch()/abatch() of a ModelForge model runs (LangChain runs its items as invokes).
+_batching: contextvars.ContextVar[bool] = contextvars.ContextVar("modelforge_batching", default=False)
+
+
+class RetryWrapper(DelegatingChatModel):
+    """Any LangChain chat model, retried by a ``ProviderRetryConfig`` (what ``get_llm`` does for its own).
+
+    ``RetryWrapper(wrapped_llm=ChatOpenAI(...), config=ProviderRetryConfig(max_attempts=5))``: errors are
+    retried when their ``retryable`` says so (ModelForge errors; give the wrapped model ``max_retries=0`` so
+    attempts do not multiply), with the same backoff, Retry-After and deadline rules; a stream only before
+    its first chunk.
+    """
+
+    config: ProviderRetryConfig = ProviderRetryConfig()
+
+    def _next_wait(self, err: Exception, call: CallAttempts, run_manager: Any) -> float | None:
+        policy = self.config.policy()
+        decision = policy.decide_at(err, call.attempt - 1, call.elapsed(), random.random())
+        return decision.wait if decision.retry else None
 
 
 class ManagedChatModel(DelegatingChatModel):
@@ -246,7 +267,23 @@ class ManagedChatModel(DelegatingChatModel):
             self._policies[operation] = ProviderRetryConfig.from_config(self.retry, operation).policy()
         return self._policies[operation]
 
+    def batch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
+        token = _batching.set(True)
+        try:
+            return super().batch(inputs, config, **kwargs)
+        finally:
+            _batching.reset(token)
+
+    async def abatch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
+        token = _batching.set(True)
+        try:
+            return await super().abatch(inputs, config, **kwargs)
+        finally:
+            _batching.reset(token)
+
     def _next_wait(self, err: Exception, call: CallAttempts, run_manager: Any) -> float | None:
+        if call.operation == "invoke" and _batching.get():
+            call.operation = "batch"
         if not call.recovered:
             family = get_family(self.llm_type_name, provider=self.provider_name)
             if family.recover(err, provider=self.provider_name):

@@ -101,6 +101,12 @@ class TelemetryCallback(BaseCallbackHandler):
             run.first_token = time.perf_counter()
             run.metrics.metadata["time_to_first_token_ms"] = (run.first_token - run.started) * 1000
 
+    def on_custom_event(self, name: str, data: Any, *, run_id: UUID | None = None, **kwargs: Any) -> None:
+        """Counts the retries ModelForge made in the run (its ``modelforge.retry`` events)."""
+        run = self._runs.get(run_id)
+        if run is not None and name == "modelforge.retry":
+            run.metrics.metadata["retries"] = run.metrics.metadata.get("retries", 0) + 1
+
     def on_llm_end(self, response: LLMResult, *, run_id: UUID | None = None, **kwargs: Any) -> None:
         run = self._finish(run_id)
         metrics = run.metrics

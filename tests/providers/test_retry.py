@@ -139,3 +139,51 @@ async def test_async_invoke_is_retried(retrying: FamilyCase, server: ProviderSer
     server.script(Fault(status=500), Reply(text="async recovered"))
     message = await ModelForgeRegistry().get_llm(retrying.provider, retrying.model).ainvoke("hi")
     assert message.text == "async recovered"
+
+
+def test_batch_uses_its_own_override(server: ProviderServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import OPENAI_KEY
+
+    monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", OPENAI_KEY)
+    data = provider_config(server)
+    data["providers"]["openai"]["retry"] = {
+        "max_attempts": 1,
+        "batch": {"max_attempts": 3, "initial_wait": 0.01},
+    }
+    config.GLOBAL_CONFIG_FILE.parent.mkdir(parents=True, exist_ok=True)
+    config.GLOBAL_CONFIG_FILE.write_text(json.dumps(data))
+    llm = ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
+    server.script(Fault(status=503), Reply(text="batched"))
+    assert [m.text for m in llm.batch(["one"])] == ["batched"], "batch retried per its override"
+    server.script(Fault(status=503), Reply(text="unused"))
+    with pytest.raises(Exception, match="503"):
+        llm.invoke("two")  # invoke: one attempt
+
+
+def test_retry_wrapper_retries_any_chat_model(server: ProviderServer) -> None:
+    from langchain_openai import ChatOpenAI
+
+    from modelforge.managed import RetryWrapper
+    from modelforge.policies.retry import ProviderRetryConfig
+
+    class Translating(RetryWrapper):
+        def _translate_error(self, err: Exception) -> Exception:
+            from modelforge.providers.openai_compatible import OpenAICompatibleFamily
+
+            return OpenAICompatibleFamily().translate_error(err, provider="raw", model=None)
+
+    raw = ChatOpenAI(model="m", base_url=server.openai_base_url, api_key="sk-test-raw-key", max_retries=0)
+    llm = Translating(wrapped_llm=raw, config=ProviderRetryConfig(max_attempts=3, initial_wait=0.01))
+    server.script(Fault(status=500), Fault(status=429, retry_after="0"), Reply(text="third time"))
+    assert llm.invoke("hi").text == "third time"
+    assert len(server.requests) == 3
+
+
+def test_retries_show_in_telemetry(retrying: FamilyCase, server: ProviderServer) -> None:
+    from modelforge.telemetry import TelemetryCallback
+
+    telemetry = TelemetryCallback(retrying.provider, retrying.model)
+    server.script(Fault(status=503), Fault(status=500), Reply(text="third"))
+    llm = ModelForgeRegistry().get_llm(retrying.provider, retrying.model)
+    assert llm.invoke("hi", config={"callbacks": [telemetry]}).text == "third"
+    assert telemetry.metrics is not None and telemetry.metrics.metadata["retries"] == 2
