@@ -26,6 +26,13 @@ _LAZY: dict[str, str] = {
     "stream_sync": "modelforge.streaming",
     "stream_to_file": "modelforge.streaming",
     "stream_with_callback": "modelforge.streaming",
+    "ProviderRetryConfig": "modelforge.policies.retry",
+    "RetryWrapper": "modelforge.managed",
+    "RateLimiter": "modelforge.policies.ratelimit",
+    "RequestCounter": "modelforge.policies.ratelimit",
+    "FallbackChatModel": "modelforge.policies.fallback",
+    "with_fallbacks_of": "modelforge.policies.fallback",
+    "AllProvidersFailedError": "modelforge.exceptions",
     "ModelForgeError": "modelforge.exceptions",
     "ConfigurationError": "modelforge.exceptions",
     "AuthenticationError": "modelforge.exceptions",
@@ -37,9 +44,11 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "AllProvidersFailedError",
     "AuthenticationError",
     "ConfigurationError",
     "EnhancedLLM",
+    "FallbackChatModel",
     "ManagedChatModel",
     "ModelForgeError",
     "ModelForgeRegistry",
@@ -48,7 +57,11 @@ __all__ = [
     "NetworkError",
     "NetworkTimeoutError",
     "ProviderError",
+    "ProviderRetryConfig",
     "RateLimitError",
+    "RateLimiter",
+    "RequestCounter",
+    "RetryWrapper",
     "StreamWrapper",
     "__version__",
     "stream",
@@ -56,11 +69,13 @@ __all__ = [
     "stream_sync",
     "stream_to_file",
     "stream_with_callback",
+    "with_fallbacks_of",
 ]
 
 if TYPE_CHECKING:
     from modelforge.enhanced_llm import EnhancedLLM
     from modelforge.exceptions import (
+        AllProvidersFailedError,
         AuthenticationError,
         ConfigurationError,
         ModelForgeError,
@@ -70,7 +85,10 @@ if TYPE_CHECKING:
         ProviderError,
         RateLimitError,
     )
-    from modelforge.managed import ManagedChatModel
+    from modelforge.managed import ManagedChatModel, RetryWrapper
+    from modelforge.policies.fallback import FallbackChatModel, with_fallbacks_of
+    from modelforge.policies.ratelimit import RateLimiter, RequestCounter
+    from modelforge.policies.retry import ProviderRetryConfig
     from modelforge.modelsdev import ModelsDevClient
     from modelforge.registry import ModelForgeRegistry
     from modelforge.streaming import (
