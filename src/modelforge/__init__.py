@@ -86,10 +86,10 @@ if TYPE_CHECKING:
         RateLimitError,
     )
     from modelforge.managed import ManagedChatModel, RetryWrapper
+    from modelforge.modelsdev import ModelsDevClient
     from modelforge.policies.fallback import FallbackChatModel, with_fallbacks_of
     from modelforge.policies.ratelimit import RateLimiter, RequestCounter
     from modelforge.policies.retry import ProviderRetryConfig
-    from modelforge.modelsdev import ModelsDevClient
     from modelforge.registry import ModelForgeRegistry
     from modelforge.streaming import (
         StreamWrapper,
