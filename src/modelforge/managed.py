@@ -27,11 +27,12 @@ credential store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import random
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from typing import Any, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.callbacks.manager import ahandle_event, handle_event
@@ -215,10 +216,15 @@ class ManagedChatModel(DelegatingChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         watch = _StreamWatch(self.provider_name)
+        source = cast(
+            AsyncGenerator[ChatGenerationChunk, None],
+            super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs),
+        )
         try:
-            async for chunk in super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs):
-                watch.see(chunk)
-                yield chunk
+            async with contextlib.aclosing(source):  # an early exit closes the inner stream too
+                async for chunk in source:
+                    watch.see(chunk)
+                    yield chunk
         except Exception as err:
             raised = watch.failed(err)
             if raised is err:
