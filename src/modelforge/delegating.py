@@ -89,9 +89,16 @@ class DelegatingChatModel(BaseChatModel):
         """Before each attempt (async): as ``_admit``, without blocking the event loop."""
         return None
 
-    def _release(self, ticket: Any, *, tokens: int | None = None, error: Exception | None = None) -> None:
-        """After each attempt: the tokens it used as the provider reported them (None: not reported), or
-        how it failed."""
+    def _release(
+        self,
+        ticket: Any,
+        *,
+        tokens: int | None = None,
+        headers: dict[str, str] | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        """After each attempt: the tokens it used as the provider reported them (None: not reported) and the
+        response headers when the SDK exposes them, or how it failed."""
 
     def _next_wait(self, err: Exception, call: CallAttempts, run_manager: Any) -> float | None:
         """Seconds to wait before trying the failed call again, or None to raise ``err`` (translated).
@@ -119,7 +126,7 @@ class DelegatingChatModel(BaseChatModel):
                 if wait is None:
                     raise translated from err
             else:
-                self._release(ticket, tokens=_tokens_of(result))
+                self._release(ticket, tokens=_tokens_of(result), headers=_headers_of(result))
                 return result
             call.next(wait)
             time.sleep(wait)
@@ -145,7 +152,7 @@ class DelegatingChatModel(BaseChatModel):
                 if wait is None:
                     raise translated from err
             else:
-                self._release(ticket, tokens=_tokens_of(result))
+                self._release(ticket, tokens=_tokens_of(result), headers=_headers_of(result))
                 return result
             call.next(wait)
             await asyncio.sleep(wait)
@@ -162,13 +169,15 @@ class DelegatingChatModel(BaseChatModel):
             yielded = False
             ticket = self._admit(messages, kwargs)
             used: int | None = None
+            headers: dict[str, str] | None = None
             inner = self.wrapped_llm._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
             try:
                 for chunk in inner:
                     yielded = True
                     used = _add_tokens(used, chunk.message)
+                    headers = headers or _message_headers(chunk.message)
                     yield chunk
-                self._release(ticket, tokens=used)
+                self._release(ticket, tokens=used, headers=headers)
                 return
             except Exception as err:
                 translated = self._translated(err)
@@ -196,13 +205,15 @@ class DelegatingChatModel(BaseChatModel):
             yielded = False
             ticket = await self._aadmit(messages, kwargs)
             used: int | None = None
+            headers = None
             inner = self.wrapped_llm._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
             try:
                 async for chunk in inner:
                     yielded = True
                     used = _add_tokens(used, chunk.message)
+                    headers = headers or _message_headers(chunk.message)
                     yield chunk
-                self._release(ticket, tokens=used)
+                self._release(ticket, tokens=used, headers=headers)
                 return
             except Exception as err:
                 translated = self._translated(err)
@@ -284,6 +295,20 @@ def _add_tokens(total: int | None, message: BaseMessage) -> int | None:
     if not usage:
         return total
     return (total or 0) + int(usage.get("total_tokens") or 0)
+
+
+def _message_headers(message: BaseMessage) -> dict[str, str] | None:
+    """HTTP response headers an SDK put in the metadata (ChatOpenAI with ``include_response_headers``)."""
+    headers = (getattr(message, "response_metadata", None) or {}).get("headers")
+    return dict(headers) if isinstance(headers, dict) and headers else None
+
+
+def _headers_of(result: ChatResult) -> dict[str, str] | None:
+    for generation in result.generations:
+        message = getattr(generation, "message", None)
+        if message is not None and (headers := _message_headers(message)):
+            return headers
+    return None
 
 
 def _tokens_of(result: ChatResult) -> int | None:

@@ -264,9 +264,16 @@ class ManagedChatModel(DelegatingChatModel):
         limiter, input_tokens, reserve = self._admission_parts(messages, kwargs)
         return Admission(limiter, await limiter.acquire(reserve), input_tokens)
 
-    def _release(self, ticket: Any, *, tokens: int | None = None, error: Exception | None = None) -> None:
+    def _release(
+        self,
+        ticket: Any,
+        *,
+        tokens: int | None = None,
+        headers: dict[str, str] | None = None,
+        error: Exception | None = None,
+    ) -> None:
         if ticket is not None:
-            ticket.release(tokens, error)
+            ticket.release(tokens, error, headers=headers)
 
     def _policy(self, operation: str) -> ProviderRetryPolicy:
         if operation not in self._policies:

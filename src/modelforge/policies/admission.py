@@ -5,7 +5,8 @@ Before each attempt a reservation of the estimated input tokens plus the output 
 line while the budget is spent); after it, the reservation is settled with the tokens the provider
 reported (or the estimate when it reported none). A 429 gives the reservation back and lets the limiter
 tighten from the provider's ``x-ratelimit-*`` / ``anthropic-ratelimit-*`` headers and ``Retry-After``, so
-every caller sharing the limiter (in this process, or across processes through Redis) slows down.
+every caller sharing the limiter (in this process, or across processes through Redis) slows down; the
+headers of successful answers tighten it too where the SDK exposes them (the OpenAI-compatible families).
 
 Input tokens are estimated at four characters a token plus a few per message: no tokenizer is loaded on the
 hot path, and the settle afterwards corrects the count with the provider's own.
@@ -60,7 +61,9 @@ class Admission:
     reservation: Reservation
     input_tokens: int
 
-    def release(self, tokens: int | None, error: Exception | None) -> None:
+    def release(
+        self, tokens: int | None, error: Exception | None, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         if isinstance(error, RateLimitError):
             self.reservation.cancel()  # refused: it used nothing, but everyone should now slow down
             headers = error.details.get("rate_limit") if isinstance(error.details, Mapping) else None
@@ -69,3 +72,5 @@ class Admission:
             self.reservation.settle(self.input_tokens)  # the request may have been read, not answered
         else:
             self.reservation.settle(tokens if tokens is not None else self.reservation.tokens)
+            if headers:  # the provider's own count of what is left: tighten to it
+                self.limiter.observe(headers)

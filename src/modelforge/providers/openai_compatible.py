@@ -70,6 +70,7 @@ def build_chat_openai(
         timeout=request.timeout,
         max_retries=request.max_retries,
         stream_usage=True,
+        include_response_headers=True,  # x-ratelimit-* of successful answers reach the rate limiter
         **sampling,
         **extra,
     )
