@@ -8,15 +8,19 @@ tokens per second). The server counts each prompt's words when a request arrives
 when it is produced, over a sliding window, and answers 429 with ``Retry-After`` when a limit would pass.
 
 Both arms send the same 300 requests of mixed sizes (prompts of 20-150 words, answers of 10-40 words,
-``max_tokens=48``) from 4 processes (spawned), 8 at a time in each, through a real ``ChatOpenAI`` built by
-``ModelForgeRegistry`` with retries off (``retry: {max_attempts: 1}``) so every 429 surfaces. A request
-refused with 429 is counted, then sent again after the server's Retry-After, so both arms finish the
-same work.
+``max_tokens: 48`` in the model's config) from 4 processes (spawned), 8 at a time in each, with plain
+``llm.ainvoke(prompt)`` on a real ``ChatOpenAI`` built by ``ModelForgeRegistry(config_path=...).get_llm()``
+with retries off (``retry: {max_attempts: 1}``) so every 429 surfaces. A request refused with 429 is
+counted, then sent again, so both arms finish the same work.
 
-* ModelForge: one ``RateLimiter`` per process on the shared Redis budget (600 RPM, 40,000 TPM): reserve
-  the prompt's tokens (the server's word estimate) + ``max_tokens``, call, settle with the usage reported.
+* ModelForge: the user-facing path — the provider's config has a ``rate_limit`` section on the shared
+  Redis budget (600 RPM, 40,000 TPM as 60 requests and 4,000 tokens per 6 s window, a key of its own per
+  run), and ``get_llm``'s model does the rest: before each call it reserves the estimated input tokens +
+  ``max_tokens`` (``modelforge.policies.admission``), settles with the usage reported, and on a 429 gives
+  the reservation back and tightens the limiter (so the resend simply waits in the limiter's line).
 * LangChain: ``InMemoryRateLimiter(requests_per_second=600 / 60)`` set as the model's ``rate_limiter`` in
-  each process, as a user would do (it counts requests only, and each process has its own).
+  each process, as a user would do (it counts requests only, and each process has its own); a 429 is
+  resent after the server's Retry-After.
 
 Printed for both: the number of 429s (and the requests sent), and the achieved token throughput as a
 share of the TPM limit: tokens used per minute of the run / 40,000. Because a sliding window lets a run
@@ -49,6 +53,7 @@ PROCESSES = 4
 LANES = 8  # requests in flight per process
 MAX_TOKENS = 48
 LATENCY = 0.05  # the server's time to answer, seconds
+PROVIDER = "bench"
 REDIS_URL = os.environ.get("MODELFORGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -58,19 +63,34 @@ def make_jobs(seed: int = 7) -> tuple[list[int], list[int]]:
     return [rng.randint(20, 150) for _ in range(REQUESTS)], [rng.randint(10, 40) for _ in range(REQUESTS)]
 
 
-def build_llm(base_url: str) -> Any:
+def rate_limit_section(key: str) -> dict[str, Any]:
+    """The ModelForge arm's ``rate_limit`` section: the server's budgets, shared through Redis."""
+    return {
+        "requests_per_minute": REQUESTS_PER_WINDOW,
+        "tokens_per_minute": TOKENS_PER_WINDOW,
+        "window_seconds": WINDOW,
+        "backend": "redis",
+        "url": REDIS_URL,
+        "key": key,
+    }
+
+
+def build_llm(base_url: str, rate_limit: dict[str, Any] | None = None) -> Any:
+    """``get_llm()`` from a config file: ``max_tokens`` in the model's settings, ``rate_limit`` (if any)
+    under the provider."""
     from modelforge.registry import ModelForgeRegistry
 
+    provider: dict[str, Any] = {
+        "llm_type": "openai_compatible",
+        "base_url": base_url,
+        "models": {"bench-model": {"max_tokens": MAX_TOKENS}},
+        "retry": {"max_attempts": 1},
+    }
+    if rate_limit is not None:
+        provider["rate_limit"] = rate_limit
     config = {
-        "providers": {
-            "bench": {
-                "llm_type": "openai_compatible",
-                "base_url": base_url,
-                "models": {"bench-model": {}},
-                "retry": {"max_attempts": 1},
-            }
-        },
-        "current_model": {"provider": "bench", "model": "bench-model"},
+        "providers": {PROVIDER: provider},
+        "current_model": {"provider": PROVIDER, "model": "bench-model"},
     }
     path = Path(tempfile.mkdtemp()) / "config.json"
     path.write_text(json.dumps(config))
@@ -81,33 +101,26 @@ def prompt_of(words: int) -> str:
     return " ".join(f"w{i}" for i in range(words))
 
 
-async def drive(arm: str, llm: Any, limiter: Any, prompts: list[int]) -> dict[str, float]:
-    """Send every prompt, ``LANES`` at a time; a 429 is counted and sent again after its Retry-After."""
+async def drive(arm: str, llm: Any, prompts: list[int]) -> dict[str, float]:
+    """Send every prompt, ``LANES`` at a time; a 429 is counted and sent again (by the LangChain arm after
+    its Retry-After; ModelForge's model has already tightened its limiter, whose line the resend waits in)."""
     from modelforge.exceptions import RateLimitError
 
-    counts = {"ok": 0, "429": 0, "tokens": 0}
+    counts: dict[str, float] = {"ok": 0, "429": 0, "tokens": 0}
     pending = list(reversed(prompts))
 
     async def lane() -> None:
         while pending:
             words = pending.pop()
             while True:
-                reservation = None
-                if limiter is not None:
-                    reservation = await limiter.acquire(tokens=words + MAX_TOKENS)
                 try:
-                    answer = await llm.ainvoke(prompt_of(words), max_tokens=MAX_TOKENS)
+                    answer = await llm.ainvoke(prompt_of(words))
                 except RateLimitError as err:
                     counts["429"] += 1
-                    if reservation is not None:
-                        await reservation.acancel()
-                        await limiter.aobserve(err.details.get("rate_limit", {}), retry_after=err.retry_after)
-                    else:
+                    if arm != "modelforge":
                         await asyncio.sleep(err.retry_after or 1.0)
                     continue
                 used = int(answer.usage_metadata["total_tokens"])
-                if reservation is not None:
-                    await reservation.asettle(used)
                 counts["ok"] += 1
                 counts["tokens"] += used
                 break
@@ -118,31 +131,23 @@ async def drive(arm: str, llm: Any, limiter: Any, prompts: list[int]) -> dict[st
 
 def worker(arm: str, base_url: str, key: str, prompts: list[int], barrier: Any, results: Any) -> None:
     """One process of one arm."""
-    llm = build_llm(base_url)
-    limiter = None
-    if arm == "modelforge":
-        from modelforge.policies.ratelimit import RateLimitConfig, RateLimiter
-
-        config = RateLimitConfig.from_config(
-            {
-                "requests_per_minute": REQUESTS_PER_WINDOW,
-                "tokens_per_minute": TOKENS_PER_WINDOW,
-                "window_seconds": WINDOW,
-                "backend": "redis",
-                "url": REDIS_URL,
-                "key": key,
-            }
-        )
-        limiter = RateLimiter(config)
-    else:
+    section = rate_limit_section(key) if arm == "modelforge" else None
+    llm = build_llm(base_url, section)
+    if section is None:
         from langchain_core.rate_limiters import InMemoryRateLimiter
 
         llm.rate_limiter = InMemoryRateLimiter(requests_per_second=RPM / 60)
 
     async def main() -> dict[str, float]:
         barrier.wait()
-        counts = await drive(arm, llm, limiter, prompts)
-        counts["degraded"] = int(bool(limiter is not None and limiter.degraded))
+        counts = await drive(arm, llm, prompts)
+        if section is not None:
+            from modelforge.policies.admission import limiter_for
+
+            # The provider's process-wide limiter, the one the model's calls went through.
+            counts["degraded"] = int(limiter_for(PROVIDER, section).degraded)
+        else:
+            counts["degraded"] = 0
         return counts
 
     results.put(asyncio.run(main()))
@@ -217,7 +222,8 @@ def main() -> int:
     print(
         f"Work: {REQUESTS} requests (prompts 20-150 words, answers 10-40 words, max_tokens={MAX_TOKENS}; "
         f"{expected:,} tokens in all) from {PROCESSES} spawned processes, {LANES} in flight in each, "
-        f"ChatOpenAI via ModelForgeRegistry with retries off; a 429 is counted and resent after Retry-After."
+        f"plain ainvoke on ChatOpenAI via ModelForgeRegistry with retries off; a 429 is counted and resent "
+        f"(ModelForge: rate_limit section on Redis in the config; LangChain: after Retry-After)."
     )
     print(
         "Throughput = tokens per minute of the run / 40,000 TPM; strict = tokens / the most the window "

@@ -1,6 +1,7 @@
 """End to end: real LangChain chat models (built by ``ModelForgeRegistry``) over real HTTP against a
 ``ProviderServer`` that enforces the same requests and tokens per window as the limiter. No 429 reaches
-the callers — from threads in one process, and from four processes sharing one Redis budget.
+the callers — from threads in one process, and from four processes sharing one Redis budget (there the
+models come from a config file with a Redis ``rate_limit`` section, and the callers only ``ainvoke``).
 
 These tests measure real time; the window is shortened to 1 s so each runs in a few seconds.
 """
@@ -70,7 +71,10 @@ def test_threads_in_one_process_get_no_429(server: ProviderServer) -> None:
 def test_four_processes_sharing_redis_get_no_429(
     server: ProviderServer, redis_url: str, redis_key: str
 ) -> None:
-    window, rpm, tpm = 1.0, 6, 300
+    # The user-facing path: each process's model comes from a config file whose provider has this
+    # ``rate_limit`` section (one Redis budget for all four) and whose model sets ``max_tokens``; the
+    # workers only call ``llm.ainvoke(prompt)``, and get_llm's model reserves, settles and backs off.
+    window, rpm, tpm, max_tokens = 1.0, 6, 300, 16
     server.limits = ServerLimits(rpm=rpm, tpm=tpm, window=window)
     section = {
         "requests_per_minute": rpm,
@@ -85,16 +89,17 @@ def test_four_processes_sharing_redis_get_no_429(
     barrier = ctx.Barrier(5)
     results = ctx.Queue()
     processes = []
-    all_jobs: list[tuple[int, int]] = []
+    all_jobs: list[int] = []
     for n in range(4):
-        jobs = [(sizes[(n + i) % len(sizes)], 16) for i in range(5)]
+        jobs = [sizes[(n + i) % len(sizes)] for i in range(5)]
         all_jobs += jobs
         process = ctx.Process(
-            target=redis_worker, args=(server.openai_base_url, section, jobs, barrier, results)
+            target=redis_worker,
+            args=(server.openai_base_url, section, max_tokens, jobs, barrier, results),
         )
         process.start()
         processes.append(process)
-    barrier.wait(timeout=60)  # every process has built its model and limiter
+    barrier.wait(timeout=60)  # every process has built its model
     start = time.monotonic()
     counts = [results.get(timeout=60) for _ in processes]
     elapsed = time.monotonic() - start
@@ -105,5 +110,7 @@ def test_four_processes_sharing_redis_get_no_429(
     assert [c["degraded"] for c in counts] == [0, 0, 0, 0]
     assert sum(c["ok"] for c in counts) == 20
     assert len(server.requests) == 20  # the server refused nothing
-    assert sum(c["tokens"] for c in counts) == sum(size + REPLY_WORDS for size, _ in all_jobs)
+    # max_tokens from the model config reaches the wire (ChatOpenAI sends it as max_completion_tokens)
+    assert all(r.json["max_completion_tokens"] == max_tokens for r in server.requests)
+    assert sum(c["tokens"] for c in counts) == sum(size + REPLY_WORDS for size in all_jobs)
     assert elapsed >= 3 * window  # 20 requests at 6 per window: the shared limits really bound
