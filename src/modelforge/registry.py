@@ -94,7 +94,7 @@ class ModelForgeRegistry:
             provider_name=provider_name,
             model_alias=model_alias,
             llm_type_name=family.llm_type,
-            retry=provider.retry,
+            retry={**family.retry_defaults, **(provider.retry or {})},
             rate_limit=provider.rate_limit,
             callbacks=callbacks,
         )

@@ -187,3 +187,26 @@ def test_retries_show_in_telemetry(retrying: FamilyCase, server: ProviderServer)
     llm = ModelForgeRegistry().get_llm(retrying.provider, retrying.model)
     assert llm.invoke("hi", config={"callbacks": [telemetry]}).text == "third"
     assert telemetry.metrics is not None and telemetry.metrics.metadata["retries"] == 2
+
+
+def test_families_bring_sensible_defaults(server: ProviderServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
+
+    monkeypatch.setenv("MODELFORGE_ANTHROPIC_API_KEY", ANTHROPIC_KEY)
+    monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", OPENAI_KEY)
+    data = provider_config(server)
+    for provider in data["providers"].values():
+        provider.pop("retry", None)
+    data["providers"]["openai"]["retry"] = {"max_attempts": 6}
+    config.GLOBAL_CONFIG_FILE.parent.mkdir(parents=True, exist_ok=True)
+    config.GLOBAL_CONFIG_FILE.write_text(json.dumps(data))
+    registry = ModelForgeRegistry()
+    attempts = {
+        name: registry.get_llm(name, alias)._policy("invoke").max_retries + 1  # type: ignore[attr-defined]
+        for name, alias in [
+            ("anthropic", "claude-sonnet-4-6"),
+            ("ollama", "qwen3:1.7b"),
+            ("openai", "gpt-4o-mini"),
+        ]
+    }
+    assert attempts == {"anthropic": 4, "ollama": 2, "openai": 6}, "family defaults, the config wins"

@@ -6,7 +6,7 @@ Always needs a key. ``max_tokens`` is required by the Messages API; when the mod
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
@@ -27,6 +27,8 @@ class AnthropicFamily(ProviderFamily):
     llm_type = "anthropic"
     pip_package = "langchain-anthropic"
     default_base_url = ANTHROPIC_BASE_URL
+    # Anthropic answers 529 when overloaded, often for a few seconds: more patience than the default.
+    retry_defaults: ClassVar[dict[str, Any]] = {"max_attempts": 4, "initial_wait": 1.0, "max_wait": 30.0}
 
     def build(self, request: ModelRequest) -> BaseChatModel:
         from langchain_anthropic import ChatAnthropic

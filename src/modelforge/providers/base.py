@@ -80,6 +80,8 @@ class ProviderFamily(ABC):
     llm_type: ClassVar[str]
     pip_package: ClassVar[str]
     default_base_url: ClassVar[str | None] = None
+    # The family's retry settings when the provider's ``retry`` section does not set them.
+    retry_defaults: ClassVar[dict[str, Any]] = {}
 
     @abstractmethod
     def build(self, request: ModelRequest) -> BaseChatModel:

@@ -8,6 +8,8 @@ configured.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from langchain_core.language_models import BaseChatModel
 
 from modelforge.providers.base import ModelRequest, ProviderFamily
@@ -29,6 +31,8 @@ class LocalFamily(ProviderFamily):
 
     llm_type = "local"
     pip_package = "xllamacpp"
+    # A server on this machine that fails is rarely helped by waiting: one retry, soon.
+    retry_defaults: ClassVar[dict[str, Any]] = {"max_attempts": 2, "initial_wait": 0.2, "max_wait": 2.0}
     default_base_url = None
 
     def build(self, request: ModelRequest) -> BaseChatModel:

@@ -8,7 +8,7 @@ sent the alias). Ollama needs no key and its errors carry a status but no header
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
 
@@ -39,6 +39,8 @@ class OllamaFamily(ProviderFamily):
 
     llm_type = "ollama"
     pip_package = "langchain-ollama"
+    # A local Ollama that fails is rarely helped by waiting: one retry, soon.
+    retry_defaults: ClassVar[dict[str, Any]] = {"max_attempts": 2, "initial_wait": 0.2, "max_wait": 2.0}
     default_base_url = DEFAULT_OLLAMA_URL
 
     def build(self, request: ModelRequest) -> BaseChatModel:
