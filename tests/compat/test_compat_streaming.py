@@ -29,7 +29,17 @@ from modelforge.exceptions import (
     NetworkTimeoutError,
     StreamInterruptedError,
 )
-from modelforge.streaming import StreamWrapper, TokenCounter, chunk_text, stream, stream_sync, stream_to_file
+from modelforge.streaming import (
+    StreamWrapper,
+    TextDelta,
+    TokenCounter,
+    chunk_text,
+    stream,
+    stream_events,
+    stream_sync,
+    stream_to_file,
+)
+from modelforge.streaming._pump import ChunkPump, PumpTimeout
 from modelforge.streaming._session import model_of
 from modelforge.streaming._tokens import encoding_name_for_model
 
@@ -197,6 +207,138 @@ async def test_idle_clock_restarts_with_every_chunk() -> None:
     assert "".join(await collect(stream(llm, "hi", idle_timeout=0.5))) == "abcdef"
 
 
+@pytest.mark.parametrize("slow", ["loop_body", "on_chunk", "stream_events"])
+async def test_a_slow_consumer_does_not_count_against_the_idle_timeout(slow: str) -> None:
+    llm = ScriptedChatModel(pieces=list("abc"))  # the model answers at once
+    idle, per_piece = 0.05, 0.1  # the consumer takes twice the idle limit over every piece
+
+    async def pause(_: object = None) -> None:
+        await asyncio.sleep(per_piece)
+
+    got: list[str] = []
+    if slow == "stream_events":
+        async for event in stream_events(llm, "hi", idle_timeout=idle):
+            if isinstance(event, TextDelta):
+                got.append(event.text)
+            await pause()
+    else:
+        on_chunk = pause if slow == "on_chunk" else None
+        async for piece in stream(llm, "hi", buffer_size=1, idle_timeout=idle, on_chunk=on_chunk):
+            got.append(piece)
+            if slow == "loop_body":
+                await pause()
+    assert got == ["a", "b", "c"]
+    assert llm.events == ["opened", "closed"]
+
+
+async def test_flush_chars_flushes_on_the_character_count() -> None:
+    llm = ScriptedChatModel(pieces=["ab", "c", "defg", "h"])
+    assert await collect(stream(llm, "hi", buffer_size=100, flush_chars=3)) == ["abc", "defg", "h"]
+
+
+async def test_flush_interval_delivers_buffered_text_while_the_model_is_silent() -> None:
+    llm = ScriptedChatModel(pieces=["a", "b"], stall_at=1)  # "a", then silence
+    started = time.monotonic()
+    async with contextlib.aclosing(
+        stream(llm, "hi", buffer_size=10, flush_interval=0.05, idle_timeout=5)
+    ) as pieces:
+        async for piece in pieces:
+            assert piece == "a"
+            break
+    assert time.monotonic() - started < 1.0, "the piece waited for a chunk that never came"
+    assert llm.events == ["opened", "closed"]  # the pull left running after the flush was stopped
+
+
+async def test_flush_interval_keeps_every_chunk_and_the_idle_limit() -> None:
+    llm = ScriptedChatModel(pieces=list("abcdef"), delay=0.02)
+    pieces = await collect(stream(llm, "hi", buffer_size=100, flush_interval=0.01, idle_timeout=1))
+    assert "".join(pieces) == "abcdef" and len(pieces) > 1
+
+    llm = ScriptedChatModel(pieces=["a", "b"], stall_at=1)
+    got, error = await collect_until_error(
+        stream(llm, "hi", buffer_size=10, flush_interval=0.02, idle_timeout=0.1)
+    )
+    assert got == ["a"] and isinstance(error, NetworkTimeoutError) and error.details["kind"] == "idle"
+    assert error.partial_text == "a"
+    assert llm.events == ["opened", "closed"]
+
+
+# --- the pump: stopping --------------------------------------------------------------------------------
+
+
+def _stalling_source(closed: list[bool]) -> Any:
+    async def source() -> Any:
+        try:
+            yield 1
+            await asyncio.Event().wait()  # a server that says nothing more
+            yield 2
+        finally:
+            closed.append(True)
+
+    return source()
+
+
+async def test_a_deadline_passed_between_chunks_still_unwinds_the_whole_chain() -> None:
+    closed: list[str] = []
+
+    async def inner() -> Any:
+        try:
+            for number in range(10):
+                yield number
+        finally:
+            closed.append("inner")
+
+    async def outer() -> Any:  # like a layer that leaves its inner stream to the loop's finaliser
+        async for number in inner():
+            yield number
+
+    pump = ChunkPump(outer(), deadline=0.02)
+    assert await pump.next_chunk() == 0
+    await asyncio.sleep(0.04)  # the consumer is busy past the deadline
+    with pytest.raises(PumpTimeout):
+        await pump.next_chunk()
+    await pump.aclose()
+    assert closed == ["inner"], "the inner stream was closed by aclose(), not left to a finaliser"
+
+
+async def test_cancelling_the_pump_aclose_still_stops_the_pull_and_closes_the_source() -> None:
+    closed: list[bool] = []
+    pump = ChunkPump(_stalling_source(closed))
+    assert await pump.next_chunk() == 1
+    before = asyncio.all_tasks()
+    closing = asyncio.create_task(pump.aclose())
+    await asyncio.sleep(0)  # aclose has started its step
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    left = {task for task in asyncio.all_tasks() - before if not task.done()} - {closing}
+    assert left == set(), "no step is left pulling the stream"
+    assert closed == [True]
+
+
+async def test_pump_aclose_in_a_task_whose_cancellation_was_delivered() -> None:
+    closed: list[bool] = []
+
+    waiting = asyncio.Event()
+
+    async def consumer() -> str:
+        pump = ChunkPump(_stalling_source(closed))
+        await pump.next_chunk()
+        try:
+            waiting.set()
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await pump.aclose()  # cleaning up after the cancellation: not a new cancellation
+            return "closed"
+        return "not cancelled"
+
+    task = asyncio.create_task(consumer())
+    await waiting.wait()
+    task.cancel()
+    assert await task == "closed"
+    assert closed == [True]
+
+
 # --- errors and cleanup ----------------------------------------------------------------------------------
 
 
@@ -332,6 +474,34 @@ async def test_stream_to_file_cancelled_leaves_no_file(outdir: Path) -> None:
     assert names(outdir) == []
 
 
+async def test_stream_to_file_creates_and_removes_its_file_off_the_event_loop(
+    outdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from modelforge._files import AtomicFile
+    from modelforge.streaming import _to_file
+
+    calls: list[tuple[str, threading.Thread]] = []
+
+    class Recorded(AtomicFile):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            calls.append(("create", threading.current_thread()))
+            super().__init__(*args, **kwargs)
+
+        def discard(self) -> None:
+            calls.append(("discard", threading.current_thread()))
+            super().discard()
+
+    monkeypatch.setattr(_to_file, "AtomicFile", Recorded)
+    llm = ScriptedChatModel(pieces=list("abcd"), fail_at=2, error=StreamInterruptedError("fake"))
+    with pytest.raises(StreamInterruptedError):
+        await stream_to_file(llm, "hi", outdir / "answer.txt", buffer_size=1)
+    assert [name for name, _ in calls] == ["create", "discard"]
+    assert all(thread is not threading.current_thread() for _, thread in calls), "blocking calls on the loop"
+    assert names(outdir) == []
+
+
 async def test_stream_to_file_refuses_a_directory(tmp_path: Path) -> None:
     with pytest.raises(FileValidationError):
         await stream_to_file(ScriptedChatModel(pieces=["a"]), "hi", tmp_path)
@@ -368,6 +538,29 @@ def test_stream_sync_early_stop_closes_the_source() -> None:
     while "closed" not in llm.events and time.monotonic() < deadline:
         time.sleep(0.01)
     assert "closed" in llm.events
+
+
+def test_stream_sync_does_not_run_ahead_of_a_slow_consumer() -> None:
+    from modelforge.streaming._sync import MAX_PIECES_AHEAD
+
+    llm = ScriptedChatModel(pieces=["x"] * 200)  # answers at once
+    delivered: list[str] = []  # chunks the background stream has handed on
+    with contextlib.closing(stream_sync(llm, "hi", buffer_size=1, on_chunk=delivered.append)) as pieces:
+        assert next(pieces) == "x"  # ...and then the consumer is slow
+        deadline = time.monotonic() + 2
+        while len(delivered) < MAX_PIECES_AHEAD and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)  # room for the stream to run further ahead, if it could
+        assert MAX_PIECES_AHEAD <= len(delivered) <= MAX_PIECES_AHEAD + 2
+        assert sum(1 for _ in pieces) == 199  # the rest still comes, in full
+    assert llm.events == ["opened", "closed"]
+
+    early = ScriptedChatModel(pieces=["x"] * 200)
+    with contextlib.closing(stream_sync(early, "hi", buffer_size=1)) as pieces:
+        next(pieces)
+        while len(early.events) < 1:
+            time.sleep(0.005)
+    assert early.events == ["opened", "closed"]  # stopping while the stream waits for room closes it
 
 
 def test_stream_sync_checks_arguments_at_the_call() -> None:

@@ -150,5 +150,38 @@ def test_server_descriptions_are_validated() -> None:
         MCPServer.http("web", url="ftp://example.com/mcp")
     with pytest.raises(InvalidInputError, match="unique; repeated: calc"):
         MCPToolset([calc_stdio(), calc_stdio()])
-    with pytest.raises(InvalidInputError, match="call_timeout must be a positive"):
+    with pytest.raises(InvalidInputError, match="call_timeout must be a number greater than 0"):
         MCPToolset([calc_stdio()], call_timeout=0)
+    with pytest.raises(InvalidInputError, match="connect_timeout must be a number greater than 0"):
+        MCPToolset([calc_stdio()], connect_timeout=float("nan"))
+
+
+async def test_a_call_from_another_loop_while_the_toolsets_loop_is_stopped_fails_at_once() -> None:
+    owner = asyncio.new_event_loop()  # the toolset's loop, run in a thread only while opening and closing
+    toolset = MCPToolset([calc_stdio()], call_timeout=5)
+    try:
+        await asyncio.to_thread(owner.run_until_complete, toolset.open())
+        assert not toolset.closed and not owner.is_running()
+        with pytest.raises(MCPToolsetClosedError):
+            await asyncio.wait_for(toolset.call("calc__add", {"a": 1, "b": 2}), 5)  # never handed over
+    finally:
+        await asyncio.to_thread(owner.run_until_complete, toolset.aclose())
+        owner.close()
+
+
+async def test_closing_a_connection_that_does_not_wind_down_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modelforge.streaming.mcp import _connection
+
+    monkeypatch.setattr(_connection, "_CLOSE_TIMEOUT", 0.05)
+    connection = _connection.Connection(calc_stdio())
+    stuck = asyncio.Event()
+
+    async def ignores_the_stop() -> None:  # a transport whose shutdown never ends, until cancelled
+        await stuck.wait()
+
+    connection._task = asyncio.create_task(ignores_the_stop())
+    connection._session = object()  # connected: close() first lets it wind down by itself
+    await asyncio.wait_for(connection.close(), 2)
+    assert connection._task.cancelled()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
 from langchain_core.tools import tool
 
 import modelforge
+from modelforge.catalog import Catalog
 from modelforge.exceptions import RateLimitError, StreamInterruptedError
 from modelforge.registry import ModelForgeRegistry
 from modelforge.streaming import (
@@ -22,6 +24,7 @@ from modelforge.streaming import (
 )
 from modelforge.testing import Fault, ProviderServer, Reply, ToolCall
 from modelforge.testing import Usage as ScriptedUsage
+from tests.conftest import OPENAI_KEY
 from tests.providers.conftest import FamilyCase
 
 
@@ -83,6 +86,51 @@ async def test_two_tool_calls_are_reassembled(case: FamilyCase, server: Provider
     end = events[-1]
     assert isinstance(end, StreamEnd) and end.finish_reason == "tool_calls"
     assert end.tool_calls == tuple(complete)
+
+
+async def test_tool_call_deltas_and_completes_share_their_index(
+    case: FamilyCase, server: ProviderServer
+) -> None:
+    # Text before the calls: Anthropic numbers its content blocks, so its tool calls arrive as blocks 1 and 2.
+    server.script(
+        Reply(
+            text="Let me check.",
+            tool_calls=[
+                ToolCall("get_weather", {"city": "Paris"}),
+                ToolCall("get_weather", {"city": "Rome"}),
+            ],
+        )
+    )
+    llm = llm_for(case).bind_tools([get_weather])
+    events = await collect(modelforge.stream_events(llm, "Weather in Paris and Rome?"))
+    complete = [e for e in events if isinstance(e, ToolCallComplete)]
+    assert [(c.index, c.arguments) for c in complete] == [(0, {"city": "Paris"}), (1, {"city": "Rome"})]
+    deltas = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert sorted({d.index for d in deltas}) == [0, 1]
+    for call in complete:  # each call's fragments, joined, are that call's arguments
+        fragments = "".join(d.arguments for d in deltas if d.index == call.index)
+        assert json.loads(fragments or "{}") == call.arguments
+
+
+async def test_the_price_catalogue_is_read_off_the_event_loop(
+    server: ProviderServer, configured: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", OPENAI_KEY)
+    threads: list[threading.Thread] = []
+    bundled = Catalog.bundled
+
+    def recorded() -> Catalog:
+        threads.append(threading.current_thread())
+        return bundled()
+
+    monkeypatch.setattr(Catalog, "bundled", recorded)
+    server.script(Reply(text="priced", usage=ScriptedUsage(input_tokens=10, output_tokens=2)))
+    events = await collect(
+        modelforge.stream_events(ModelForgeRegistry().get_llm("openai", "gpt-4o-mini"), "hi")
+    )
+    end = events[-1]
+    assert isinstance(end, StreamEnd) and end.cost is not None and end.cost > 0
+    assert threads and threading.current_thread() not in threads, "the catalogue was read on the event loop"
 
 
 async def test_failures_end_as_one_error_event(case: FamilyCase, server: ProviderServer) -> None:
@@ -154,7 +202,6 @@ async def test_copilot_token_refreshed_between_requests_not_during_a_stream(
     first = "".join([p async for p in modelforge.stream(llm, "long", buffer_size=1)])
     assert first == words, "the long stream ran to its end on its token"
     assert server.copilot_token_exchanges == 1
-    await asyncio.sleep(0)
     second = "".join([p async for p in modelforge.stream(llm, "next")])
     assert second == "second"
     assert server.copilot_token_exchanges == 2, "the next request got a fresh token"

@@ -88,6 +88,44 @@ async def test_stall_before_any_chunk_still_times_out(case: FamilyCase, server: 
     assert server.wait_for_disconnects(1)
 
 
+async def test_flush_interval_delivers_buffered_text_while_the_stream_stalls(
+    case: FamilyCase, server: ProviderServer
+) -> None:
+    server.script(Reply(text=TEXT, stall_after=2))
+    chunk_times: list[float] = []
+    received = ""
+    stream = modelforge.stream(
+        llm_for(case),
+        "count",
+        buffer_size=100,
+        flush_interval=0.05,
+        idle_timeout=3,
+        on_chunk=lambda _: chunk_times.append(time.monotonic()),
+    )
+    async with contextlib.aclosing(stream) as pieces:
+        async for piece in pieces:
+            received += piece
+            if received == "one two ":
+                break
+    waited = time.monotonic() - chunk_times[0]  # the first request's set-up time does not count
+    assert received == "one two "
+    assert waited < 1.0, f"the buffered text waited {waited:.2f}s (for the idle timeout?)"
+    assert await asyncio.to_thread(server.wait_for_disconnects, 1), "the stalled response was closed"
+
+
+async def test_flush_interval_on_a_steady_stream_keeps_every_chunk(
+    case: FamilyCase, server: ProviderServer
+) -> None:
+    server.script(Reply(text=TEXT, chunk_delay=0.03))
+    pieces = [
+        piece
+        async for piece in modelforge.stream(
+            llm_for(case), "count", buffer_size=100, flush_interval=0.01, idle_timeout=2
+        )
+    ]
+    assert "".join(pieces) == TEXT and len(pieces) > 1
+
+
 async def test_consumer_breaking_after_three_chunks_leaves_nothing_open(
     case: FamilyCase, server: ProviderServer
 ) -> None:

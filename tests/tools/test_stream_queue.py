@@ -15,6 +15,7 @@ from modelforge.streaming import (
     StreamError,
     StreamEvent,
     StreamQueue,
+    StreamRestart,
     TextDelta,
 )
 from modelforge.testing import Fault, ProviderServer, Reply
@@ -107,6 +108,26 @@ async def test_abort_closes_the_running_stream_and_starts_no_more(
     assert len(server.requests) == 1 and queue.aborted and queue.pending == 0
     with pytest.raises(StreamAbortedError):
         queue.add(openai_llm, "again")
+
+
+async def test_abort_after_a_restart_reports_only_the_new_answers_text(
+    server: ProviderServer, fallback_llm: Any
+) -> None:
+    server.script(
+        Reply(text="one two three", disconnect_after=2),  # OpenAI drops the stream after "one two "
+        Reply(text="alpha beta gamma", stall_after=1),  # Anthropic takes over, then stalls
+    )
+    queue = StreamQueue()
+    queue.add(fallback_llm, "count")
+    events: list[StreamEvent] = []
+    async with queue:
+        async for _, event in queue:
+            events.append(event)
+            if isinstance(event, TextDelta) and any(isinstance(e, StreamRestart) for e in events):
+                queue.abort("enough")
+    error = events[-1]
+    assert isinstance(error, StreamError) and isinstance(error.error, StreamAbortedError)
+    assert error.partial_text == error.error.partial_text == "alpha "
 
 
 async def test_abort_wakes_a_consumer_waiting_for_a_chunk(server: ProviderServer, openai_llm: Any) -> None:

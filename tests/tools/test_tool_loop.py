@@ -18,6 +18,7 @@ from modelforge.streaming import (
     StreamAbortedError,
     StreamEnd,
     StreamError,
+    StreamRestart,
     TextDelta,
     ToolCallComplete,
     ToolCallFinished,
@@ -279,9 +280,9 @@ async def test_messages_in_and_no_tools_registered(server: ProviderServer, opena
 async def test_abort_during_tool_calls_starts_no_follow_up(server: ProviderServer, openai_llm: Any) -> None:
     signal = AbortSignal()
 
-    def get_weather(city: str) -> str:
+    async def get_weather(city: str) -> str:
         """Get the weather for a city."""
-        signal.abort("user pressed stop")
+        signal.abort("user pressed stop")  # on the loop's thread, as AbortSignal requires
         return "Sunny"
 
     server.script(TWO_CALLS, Reply(text="never requested"))
@@ -295,6 +296,51 @@ async def test_abort_during_tool_calls_starts_no_follow_up(server: ProviderServe
     assert isinstance(end, LoopEnd) and end.reason == "aborted" and end.turns == 1
     assert isinstance(end.error, StreamAbortedError) and end.error.reason == "user pressed stop"
     assert len(server.requests) == 1
+
+
+async def test_abort_while_the_turn_end_is_delivered_runs_no_tool(
+    server: ProviderServer, openai_llm: Any
+) -> None:
+    ran: list[str] = []
+
+    async def get_weather(city: str) -> str:
+        """Get the weather for a city."""
+        ran.append(city)
+        return "Sunny"
+
+    signal = AbortSignal()
+    server.script(
+        Reply(text="x", tool_calls=[ToolCall("get_weather", {"city": "Paris"})]), Reply(text="never")
+    )
+    events: list[ToolLoopEvent] = []
+    async for event in run_tool_loop(openai_llm, "Weather?", ToolManager([get_weather]), abort=signal):
+        events.append(event)
+        if isinstance(event, StreamEnd):
+            signal.abort("stop now")
+    assert ran == []
+    assert not any(isinstance(e, ToolCallStarted) for e in events)
+    end = events[-1]
+    assert isinstance(end, LoopEnd) and (end.reason, end.turns) == ("aborted", 1)
+    assert isinstance(end.error, StreamAbortedError) and end.error.reason == "stop now"
+    assert [c.arguments for c in end.pending_calls] == [{"city": "Paris"}]
+    assert len(server.requests) == 1
+
+
+async def test_a_restart_on_the_fallback_model_voids_the_turns_text(
+    server: ProviderServer, fallback_llm: Any
+) -> None:
+    server.script(
+        Reply(text="one two three", disconnect_after=2),  # OpenAI drops the stream after "one two "
+        Reply(text="Sunny in Paris."),  # Anthropic takes over
+    )
+    events = await collect(run_tool_loop(fallback_llm, "Weather?", weather_tools()))
+    restarts = [e for e in events if isinstance(e, StreamRestart)]
+    assert len(restarts) == 1 and restarts[0].discarded_text == "one two "
+    end_of_turn = next(e for e in events if isinstance(e, StreamEnd))
+    assert end_of_turn.text == "Sunny in Paris."
+    end = events[-1]
+    assert isinstance(end, LoopEnd) and (end.reason, end.text) == ("done", "Sunny in Paris.")
+    assert [m.content for m in end.messages if isinstance(m, AIMessage)] == ["Sunny in Paris."]
 
 
 async def test_an_aborted_signal_starts_nothing(server: ProviderServer, openai_llm: Any) -> None:

@@ -202,6 +202,18 @@ async def test_results_come_in_the_calls_order_whatever_finishes_first() -> None
     assert [r.output for r in await tools.run(calls)] == ["slow", "fast"]
 
 
+@pytest.mark.parametrize("parallel", [True, False])
+async def test_the_same_call_given_twice_gets_two_results(parallel: bool) -> None:
+    tools = ToolManager([get_weather])
+    twice = call("get_weather", 0, city="Paris")
+    results = await tools.run([twice, call("get_weather", 1, city="Rome"), twice], parallel=parallel)
+    assert [(r.call, r.output) for r in results] == [
+        (twice, "Sunny in Paris for 1 day(s)"),
+        (call("get_weather", 1, city="Rome"), "Sunny in Rome for 1 day(s)"),
+        (twice, "Sunny in Paris for 1 day(s)"),
+    ]
+
+
 async def test_in_order_mode_runs_one_call_after_the_other() -> None:
     seen = Concurrency()
 

@@ -20,6 +20,7 @@ for ``stream``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -65,7 +66,7 @@ async def _run(
         while (chunk := await session.next_chunk()) is not END:
             for event in assembler.feed(chunk):
                 yield event
-        closing = assembler.finish(cost=_cost(provider, model_of(llm), assembler.usage()))
+        closing = assembler.finish(cost=await _cost(provider, model_of(llm), assembler.usage()))
     except Exception as err:
         closing = [assembler.error(err)]
     finally:
@@ -74,13 +75,21 @@ async def _run(
         yield event
 
 
-def _cost(provider: str | None, model: str | None, usage: Usage | None) -> float | None:
-    """The price of ``usage`` from the bundled catalogue, or None when the model has no known price."""
+async def _cost(provider: str | None, model: str | None, usage: Usage | None) -> float | None:
+    """The price of ``usage`` from the bundled catalogue, or None when the model has no known price.
+
+    Looked up in a worker thread: the first use reads and indexes the catalogue file (tens of ms)."""
     if provider is None or model is None or usage is None:
         return None
-    from modelforge.catalog import LOCAL_PROVIDERS, Catalog
+    from modelforge.catalog import LOCAL_PROVIDERS
 
     if provider in LOCAL_PROVIDERS:
         return 0.0
+    return await asyncio.to_thread(_catalogue_cost, provider, model, usage)
+
+
+def _catalogue_cost(provider: str, model: str, usage: Usage) -> float | None:
+    from modelforge.catalog import Catalog
+
     info = Catalog.bundled().lookup(provider, [model])
     return None if info is None else info.cost(usage.input_tokens, usage.output_tokens)

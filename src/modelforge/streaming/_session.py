@@ -17,10 +17,10 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from modelforge.exceptions import InvalidInputError, NetworkTimeoutError
-from modelforge.streaming._pump import END, ChunkPump, PumpTimeout
+from modelforge.streaming._pump import END, FLUSH, ChunkPump, PumpTimeout
 from modelforge.validation import InputValidator
 
-__all__ = ["END", "Limits", "StreamSession", "check_prompt", "model_of", "provider_of"]
+__all__ = ["END", "FLUSH", "Limits", "StreamSession", "check_prompt", "model_of", "provider_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +102,14 @@ class StreamSession:
             idle_timeout=limits.idle_timeout,
         )
 
-    async def next_chunk(self) -> Any:
-        """The next chunk, or ``END``; raises the model's error or ``NetworkTimeoutError``."""
+    async def next_chunk(self, flush_at: float | None = None) -> Any:
+        """The next chunk, or ``END``; raises the model's error or ``NetworkTimeoutError``. With
+        ``flush_at`` (loop time): ``FLUSH`` if no chunk came by then (ask again for the chunk)."""
         try:
-            chunk = await self._pump.next_chunk()
+            chunk = await self._pump.next_chunk(flush_at)
         except PumpTimeout as timeout:
             raise self._timeout_error(timeout.kind) from None
-        if chunk is not END:
+        if chunk is not END and chunk is not FLUSH:
             self.chunks += 1
         return chunk
 

@@ -4,8 +4,11 @@ The async stream runs on one background event loop shared by every synchronous s
 daemon thread started on first use). One long-lived loop, rather than a new loop per call, matters because
 LangChain's provider clients pool their async HTTP connections per loop: a connection opened on a loop that
 has since closed fails with "Event loop is closed". Timeouts, buffering and cleanup are exactly those of the
-async stream. Pieces are handed over through a queue; stopping early (``break``, ``close()``, an exception
-in the consumer, Ctrl-C) cancels the stream and waits briefly for it to release its HTTP response.
+async stream. Pieces are handed over through a queue of at most ``MAX_PIECES_AHEAD`` pieces: when a slow
+consumer lets it fill up, the background stream waits (on its loop, never blocking it) until a piece is
+taken, so memory does not grow with the answer (the wait does not count against ``idle_timeout``, which
+measures the model's silence only). Stopping early (``break``, ``close()``, an exception in the consumer,
+Ctrl-C) cancels the stream and waits briefly for it to release its HTTP response.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from modelforge.streaming._wrapper import stream
 __all__ = ["stream_sync"]
 
 CLOSE_WAIT_SECONDS = 5.0
+# Pieces the background stream may deliver ahead of the consumer before it waits for one to be taken.
+MAX_PIECES_AHEAD = 16
 
 _ITEM, _DONE, _ERROR = "item", "done", "error"
 
@@ -59,12 +64,14 @@ def _iterate(pieces: AsyncGenerator[str, None]) -> Generator[str, None, None]:
         raise RuntimeError("stream_sync() was called on ModelForge's stream loop; use stream() there")
     loop = _background.get()
     items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+    room = asyncio.Semaphore(MAX_PIECES_AHEAD)  # used on the background loop only; bounds the pieces queued
     started, finished = threading.Event(), threading.Event()
 
     async def pump() -> None:
         started.set()
         try:
             async for piece in pieces:
+                await room.acquire()  # released by the consumer as it takes the piece
                 items.put((_ITEM, piece))
         except Exception as err:
             items.put((_ERROR, err))
@@ -79,6 +86,7 @@ def _iterate(pieces: AsyncGenerator[str, None]) -> Generator[str, None, None]:
         while True:
             kind, value = items.get()
             if kind == _ITEM:
+                loop.call_soon_threadsafe(room.release)
                 yield value
             elif kind == _ERROR:
                 raise value

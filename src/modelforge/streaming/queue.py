@@ -31,7 +31,8 @@ How iteration ends:
   stream's task is cancelled, which closes its HTTP response before iteration goes on; events it had
   buffered are dropped; if a stream was running (started, its end not yet delivered) the consumer gets one
   last ``(index, StreamError(StreamAbortedError, partial_text))``, where ``partial_text`` is the text
-  already delivered from it; then iteration stops. Streams not yet started never start and give no event.
+  already delivered from it (since its last ``StreamRestart``, which voids what came before); then
+  iteration stops. Streams not yet started never start and give no event.
   ``add`` on an aborted queue raises ``StreamAbortedError``.
 * By ``aclose()`` (or leaving ``async with queue``): the running stream is closed, waiting until its
   connection is released, and nothing more starts; the shared signal is not aborted. Always leave a queue
@@ -50,10 +51,10 @@ from typing import Any
 
 from langchain_core.runnables import Runnable
 
-from modelforge.exceptions import InternalError, InvalidInputError, ModelForgeError
+from modelforge.exceptions import InvalidInputError, ModelForgeError
 from modelforge.streaming._events_stream import stream_events
 from modelforge.streaming._session import provider_of
-from modelforge.streaming.events import StreamEnd, StreamError, StreamEvent, TextDelta
+from modelforge.streaming.events import StreamEnd, StreamError, StreamEvent, StreamRestart, TextDelta
 
 __all__ = ["AbortSignal", "StreamAbortedError", "StreamQueue"]
 
@@ -136,7 +137,6 @@ class _Run:
     buffer: deque[StreamEvent] = field(default_factory=deque)
     text: list[str] = field(default_factory=list)
     drained: asyncio.Event = field(default_factory=asyncio.Event)
-    done: bool = False
     task: asyncio.Task[None] | None = None
 
 
@@ -244,13 +244,11 @@ class StreamQueue:
                     run.drained.set()
                 if isinstance(event, TextDelta):
                     run.text.append(event.text)
+                elif isinstance(event, StreamRestart):  # the text delivered so far is void
+                    run.text.clear()
                 elif isinstance(event, StreamEnd | StreamError):
                     await self._retire(run)
                 return run.entry.index, event
-            if run.done:  # the stream stopped without an ending event: stream_events never does this
-                await self._retire(run)
-                error = InternalError("streaming a queued stream", "the stream stopped without an end event")
-                return run.entry.index, StreamError(error, "".join(run.text))
             self._wakeup.clear()
             await self._wakeup.wait()
 
@@ -271,7 +269,6 @@ class StreamQueue:
         except Exception as err:  # stream_events reports failures as events; guard against the unexpected
             run.buffer.append(StreamError(err, "".join(run.text)))
         finally:
-            run.done = True
             self._wakeup.set()
             await events.aclose()
 

@@ -31,8 +31,9 @@ and then exactly one ``LoopEnd``, always the last event, whose ``reason`` is:
 * ``"error"``: a turn's stream failed: its ``StreamError`` was yielded just before (nothing is raised), and
   ``error`` holds the error; the failed turn is not in the history.
 * ``"aborted"``: the signal was aborted. During a stream it ends with ``StreamError(StreamAbortedError)``;
-  during tool calls, the calls finish (bounded by ``call_timeout``) and no follow-up starts; before the
-  first turn, nothing starts (``turns == 0``).
+  after a turn's ``StreamEnd`` was yielded and before its tool calls started, they are not run (they are in
+  ``pending_calls``, as for ``"max_turns"``); during tool calls, the calls finish (bounded by
+  ``call_timeout``) and no follow-up starts; before the first turn, nothing starts (``turns == 0``).
 
 ``turns`` counts the streams started; ``usage`` adds up the turns that reported usage (``None`` if none
 did), ``cost`` every turn's cost (``None`` if one was unknown). Closing the loop early (``aclose()``,
@@ -43,7 +44,9 @@ Processors: each ``pre_process`` function rewrites one ``TextDelta``'s text befo
 ``None`` or ``""`` drops the delta); a turn's text is the join of its processed deltas. Each
 ``post_process`` function then rewrites that whole text once, at the end of the turn: the result is the
 turn's ``StreamEnd.text`` as yielded, the content of its ``AIMessage`` in the history, and, for the last
-turn, ``LoopEnd.text``. ``StreamError.partial_text`` is left as the stream delivered it.
+turn, ``LoopEnd.text``. ``StreamError.partial_text`` is left as the stream delivered it. A ``StreamRestart``
+(a fallback model took over the turn's stream) is yielded and voids the turn's text so far: the turn's text
+is that of the new answer only.
 """
 
 from __future__ import annotations
@@ -61,11 +64,12 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from modelforge.exceptions import InvalidInputError
 from modelforge.streaming._session import Limits, check_prompt
-from modelforge.streaming._wrapper import TextProcessor
+from modelforge.streaming._wrapper import TextProcessor, apply_processors
 from modelforge.streaming.events import (
     StreamEnd,
     StreamError,
     StreamEvent,
+    StreamRestart,
     TextDelta,
     ToolCallComplete,
     Usage,
@@ -103,14 +107,6 @@ def _messages(prompt: Any) -> list[BaseMessage]:
     if isinstance(prompt, PromptValue):
         return list(prompt.to_messages())
     return list(convert_to_messages(prompt))
-
-
-def _apply(processors: tuple[TextProcessor, ...], text: str) -> str:
-    for process in processors:
-        text = process(text) or ""
-        if not text:
-            return ""
-    return text
 
 
 def _ai_message(end: StreamEnd, text: str) -> AIMessage:
@@ -233,10 +229,14 @@ async def _loop(
         parts: list[str] = []
         async for _, event in queue:
             if isinstance(event, TextDelta):
-                text = _apply(pre, event.text) if pre else event.text
+                text = apply_processors(pre, event.text) if pre else event.text
                 if text:
                     parts.append(text)
                     yield event if text == event.text else TextDelta(text)
+                continue
+            if isinstance(event, StreamRestart):  # a fallback model took over: the turn's text so far is void
+                parts = []
+                yield event
                 continue
             if isinstance(event, StreamError):
                 yield event
@@ -249,7 +249,7 @@ async def _loop(
             text = "".join(parts)
             parts = []
             if post:
-                text = _apply(post, text)
+                text = apply_processors(post, text)
             totals.add(event)
             messages.append(_ai_message(event, text))
             yield dataclasses.replace(event, text=text) if text != event.text else event
@@ -258,6 +258,11 @@ async def _loop(
                 return
             if totals.turns >= max_turns:
                 yield end("max_turns", text, pending_calls=event.tool_calls)
+                return
+            if queue.aborted:  # aborted while the turn's end was being delivered: run nothing more
+                yield end(
+                    "aborted", error=StreamAbortedError(queue.signal.reason), pending_calls=event.tool_calls
+                )
                 return
             results: dict[int, ToolResult] = {}
             async with contextlib.aclosing(

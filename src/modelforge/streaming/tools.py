@@ -39,6 +39,7 @@ the model what went wrong (secrets masked), so the conversation can go on. Only 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -236,17 +237,14 @@ class ToolManager:
         parallel: bool | None = None,
         config: RunnableConfig | None = None,
     ) -> list[ToolResult]:
-        """Run ``calls`` (in parallel, bounded, or in order) and return their results in the calls' order."""
-        by_position: dict[int, ToolResult] = {}
-        position = {id(call): number for number, call in enumerate(calls)}
-        events = self.run_events(calls, parallel=parallel, config=config)
-        try:
-            async for event in events:
+        """Run ``calls`` (in parallel, bounded, or in order) and return their results in the calls' order
+        (one per call, also when the same call is given twice)."""
+        results: dict[int, ToolResult] = {}
+        async with contextlib.aclosing(self._run(calls, parallel, config)) as events:
+            async for position, event in events:
                 if isinstance(event, ToolCallFinished):
-                    by_position[position[id(event.result.call)]] = event.result
-        finally:
-            await events.aclose()
-        return [by_position[number] for number in range(len(calls))]
+                    results[position] = event.result
+        return [results[position] for position in range(len(calls))]
 
     async def run_events(
         self,
@@ -257,22 +255,33 @@ class ToolManager:
     ) -> AsyncGenerator[ToolEvent, None]:
         """Run ``calls``, yielding ``ToolCallStarted`` as each handler starts and ``ToolCallFinished`` as it
         ends (in order of completion when parallel). Leaving early cancels the handlers still running."""
+        async with contextlib.aclosing(self._run(calls, parallel, config)) as events:
+            async for _, event in events:
+                yield event
+
+    async def _run(
+        self, calls: Sequence[ToolCallComplete], parallel: bool | None, config: RunnableConfig | None
+    ) -> AsyncGenerator[tuple[int, ToolEvent], None]:
+        """The events of ``run_events``, each with the position of its call in ``calls``."""
         calls = list(calls)
         if not (self.parallel if parallel is None else parallel) or len(calls) <= 1:
-            for call in calls:
-                yield ToolCallStarted(call)
-                yield ToolCallFinished(await self.call(call, config=config))
+            for position, call in enumerate(calls):
+                yield position, ToolCallStarted(call)
+                yield position, ToolCallFinished(await self.call(call, config=config))
             return
-        events: asyncio.Queue[ToolEvent] = asyncio.Queue()
+        events: asyncio.Queue[tuple[int, ToolEvent]] = asyncio.Queue()
         slots = asyncio.Semaphore(self.max_concurrency)
 
-        async def one(call: ToolCallComplete) -> None:
+        async def one(position: int, call: ToolCallComplete) -> None:
             async with slots:
-                events.put_nowait(ToolCallStarted(call))
+                events.put_nowait((position, ToolCallStarted(call)))
                 result = await self.call(call, config=config)
-            events.put_nowait(ToolCallFinished(result))
+            events.put_nowait((position, ToolCallFinished(result)))
 
-        tasks = [asyncio.create_task(one(call), name=f"modelforge-tool-{call.name}") for call in calls]
+        tasks = [
+            asyncio.create_task(one(position, call), name=f"modelforge-tool-{call.name}")
+            for position, call in enumerate(calls)
+        ]
         try:
             for _ in range(2 * len(calls)):
                 yield await events.get()

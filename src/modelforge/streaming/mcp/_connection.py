@@ -42,6 +42,9 @@ _REQUEST_TIMEOUT = -32001
 _BACKSTOP_GRACE = 1.0
 # Pages of tools/list followed at most: a server whose cursor never ends cannot hang a listing.
 _MAX_PAGES = 100
+# Seconds close() waits for the connection to wind down (the SDK gives a stdio server 2 s to exit before it
+# terminates it), and then again after cancelling it, before giving up on it.
+_CLOSE_TIMEOUT = 5.0
 
 
 def _root_cause(err: BaseException) -> BaseException:
@@ -95,7 +98,10 @@ class Connection:
         raise error
 
     async def close(self) -> None:
-        """Stop the connection task and wait for it: the subprocess has exited (or been killed) on return."""
+        """Stop the connection task and wait for it: the subprocess has exited (or been killed) on return.
+
+        The wait is bounded: a connection that does not wind down within ``_CLOSE_TIMEOUT`` seconds is
+        cancelled, and one that does not end within as long again is given up (and logged)."""
         self._closed = True
         self._stop.set()
         task = self._task
@@ -103,7 +109,14 @@ class Connection:
             return
         if self._session is None:  # still connecting: nothing to wind down gracefully
             task.cancel()
-        await asyncio.wait({task})
+        done, _ = await asyncio.wait({task}, timeout=_CLOSE_TIMEOUT)
+        if done:
+            return
+        logger.debug("MCP server %r did not close within %gs: cancelling", self.server.name, _CLOSE_TIMEOUT)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=_CLOSE_TIMEOUT)
+        if not done:
+            logger.warning("MCP server %r could not be closed; giving up on it", self.server.name)
 
     async def _run(self) -> None:
         assert self._ready is not None

@@ -22,7 +22,7 @@ from pydantic import PrivateAttr
 
 from modelforge.streaming.mcp._errors import MCPToolsetClosedError
 
-__all__ = ["MCPTool", "RemoteCaller", "assign_names", "tool_schema"]
+__all__ = ["MCPTool", "RemoteCaller", "assign_names", "live_loop", "tool_schema"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _MAX_NAME = 64
@@ -39,6 +39,14 @@ class RemoteCaller(Protocol):
     async def call_remote(self, server: str, tool: str, arguments: dict[str, Any]) -> str:
         """Run ``tool`` on ``server`` and answer its text."""
         ...
+
+
+def live_loop(loop: asyncio.AbstractEventLoop | None, server: str, tool: str) -> asyncio.AbstractEventLoop:
+    """``loop`` if a call can be handed to it (it runs), else ``MCPToolsetClosedError``: a call handed to a
+    loop that does not run would wait forever."""
+    if loop is None or loop.is_closed() or not loop.is_running():
+        raise MCPToolsetClosedError(server, tool)
+    return loop
 
 
 def _safe(name: str) -> str:
@@ -105,9 +113,9 @@ class MCPTool(BaseTool):
                 f"MCP tool '{self.name}' was invoked synchronously on the event loop that owns its toolset, "
                 "which would deadlock: use `await tool.ainvoke(...)` there"
             )
-        if loop is None or loop.is_closed() or not loop.is_running():
-            raise MCPToolsetClosedError(self.server, self.remote_name)
-        future = asyncio.run_coroutine_threadsafe(self._arun(*args, **kwargs), loop)
+        future = asyncio.run_coroutine_threadsafe(
+            self._arun(*args, **kwargs), live_loop(loop, self.server, self.remote_name)
+        )
         return future.result()
 
     def _parameter_names(self) -> list[str]:

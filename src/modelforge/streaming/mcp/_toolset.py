@@ -27,11 +27,16 @@ from modelforge.exceptions import InvalidInputError
 from modelforge.streaming.mcp._connection import Connection
 from modelforge.streaming.mcp._errors import MCPToolsetClosedError, require_mcp
 from modelforge.streaming.mcp._servers import MCPServer
-from modelforge.streaming.mcp._tools import MCPTool, assign_names, tool_schema
+from modelforge.streaming.mcp._tools import MCPTool, assign_names, live_loop, tool_schema
+from modelforge.validation import InputValidator
 
 __all__ = ["MCPToolset"]
 
 logger = logging.getLogger(__name__)
+
+
+def _seconds(value: float | None, name: str) -> float | None:
+    return None if value is None else InputValidator.validate_positive_number(value, name)
 
 
 class MCPToolset:
@@ -59,14 +64,9 @@ class MCPToolset:
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise InvalidInputError(f"MCP server names must be unique; repeated: {', '.join(duplicates)}")
-        for value, label in ((call_timeout, "call_timeout"), (connect_timeout, "connect_timeout")):
-            if value is not None and not value > 0:
-                raise InvalidInputError(
-                    f"{label} must be a positive number of seconds or None, not {value!r}"
-                )
         self._servers = tuple(servers)
-        self._call_timeout = call_timeout
-        self._connect_timeout = connect_timeout
+        self._call_timeout = _seconds(call_timeout, "call_timeout")
+        self._connect_timeout = _seconds(connect_timeout, "connect_timeout")
         self._handle_tool_errors = handle_tool_errors
         self._connections: dict[str, Connection] = {}
         self._tools: list[MCPTool] = []
@@ -212,8 +212,9 @@ class MCPToolset:
             raise MCPToolsetClosedError(server, tool)
         connection = self._connections[server]
         if asyncio.get_running_loop() is not self._loop:  # the SDK's streams belong to the toolset's loop
+            loop = live_loop(self._loop, server, tool)
             call = connection.call_tool(tool, arguments, limit)
-            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, self._loop))
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, loop))
         return await connection.call_tool(tool, arguments, limit)
 
     def _lookup(self, name: str) -> MCPTool:
