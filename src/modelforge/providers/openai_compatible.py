@@ -70,7 +70,9 @@ def build_chat_openai(
         timeout=request.timeout,
         max_retries=request.max_retries,
         stream_usage=True,
-        include_response_headers=True,  # x-ratelimit-* of successful answers reach the rate limiter
+        # x-ratelimit-* of successful answers feed the rate limiter; only asked for when one is configured,
+        # since langchain-openai warns about headers on every structured-output call.
+        include_response_headers=bool(request.provider.rate_limit),
         **sampling,
         **extra,
     )
