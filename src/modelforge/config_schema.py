@@ -2,7 +2,7 @@
 
 The format is the 2.3.0 JSON format (``providers``, ``current_model``, ``settings``), accepted as JSON or
 YAML. Policy sections of a provider (``retry``, ``rate_limit``, ``optimizations``, ``cache``,
-``fallbacks``) are accepted and kept as written here; the modules that act on them validate their contents.
+``fallbacks``, ``connection_pool``, ``batch``) are accepted and kept as written here; the modules that act on them validate their contents.
 ``validate_config`` turns a pydantic error into a ``ConfigurationValidationError`` that names the file, the
 line where it can be found, the key, and what is allowed there.
 """
@@ -74,6 +74,8 @@ class ProviderConfig(_Strict):
     optimizations: dict[str, Any] | None = None
     cache: dict[str, Any] | bool | None = None
     fallbacks: list[str | dict[str, Any]] | None = None
+    connection_pool: dict[str, Any] | None = None
+    batch: dict[str, Any] | None = None
 
     @field_validator("retry")
     @classmethod

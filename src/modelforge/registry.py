@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.language_models import BaseChatModel
@@ -32,6 +32,7 @@ from modelforge.managed import ManagedChatModel
 from modelforge.providers import ModelRequest, get_family
 
 if TYPE_CHECKING:
+    from modelforge.batch import BatchProgress, BatchResult
     from modelforge.streaming import StreamEvent
 
 __all__ = ["ModelForgeRegistry"]
@@ -45,10 +46,20 @@ _BUILTIN_LOCAL = ProviderConfig(llm_type="local", models={LOCAL_MODEL_ALIAS: Mod
 class ModelForgeRegistry:
     """Reads the config once and builds chat models from it."""
 
-    def __init__(self, verbose: bool = False, *, config_path: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        verbose: bool = False,
+        *,
+        config_path: str | Path | None = None,
+        enable_optimizations: bool | None = None,
+    ) -> None:
         self.verbose = verbose
         self._loaded: LoadedConfig = load_config(config_path)
         self.config_path: Path | None = self._loaded.path
+        if enable_optimizations is None:
+            enable_optimizations = bool(self._loaded.config.settings.get("enable_optimizations", False))
+        # Provider optimizers (modelforge.optimizers) shape every request of the models handed out.
+        self.enable_optimizations = enable_optimizations
         if verbose:
             logger.info("ModelForge config: %s", self.config_path or "(none: using the local model)")
 
@@ -60,8 +71,17 @@ class ModelForgeRegistry:
         model_alias: str | None = None,
         callbacks: Callbacks = None,
         enhanced: bool | None = None,
+        *,
+        enable_cache: bool | None = None,
+        cache_ttl: float | None = None,
+        enable_optimizations: bool | None = None,
     ) -> BaseChatModel:
-        """A LangChain chat model for ``provider_name``/``model_alias`` (default: the current model)."""
+        """A LangChain chat model for ``provider_name``/``model_alias`` (default: the current model).
+
+        ``enable_cache`` / ``cache_ttl`` turn on the response cache (``modelforge.cache``) over the
+        provider's ``cache`` section (``None``: as the section says); ``enable_optimizations`` overrides
+        the registry's choice for this model.
+        """
         provider_name, model_alias = self._select(provider_name, model_alias)
         provider = self._provider_config(provider_name)
         if not provider.llm_type:
@@ -98,6 +118,16 @@ class ModelForgeRegistry:
             rate_limit=provider.rate_limit,
             callbacks=callbacks,
         )
+        if enable_optimizations is None:
+            enable_optimizations = self.enable_optimizations
+        if enable_optimizations:
+            from modelforge.optimizers import optimize
+
+            llm = optimize(llm, request, family.llm_type)
+        if enable_cache or (enable_cache is None and provider.cache):
+            from modelforge.cache import with_cache
+
+            llm = with_cache(llm, provider_name, provider.cache, enable=enable_cache, ttl=cache_ttl)
         if enhanced is None:
             enhanced = os.environ.get("MODELFORGE_ENHANCED", "").strip().lower() == "true"
         if enhanced:
@@ -112,7 +142,15 @@ class ModelForgeRegistry:
                 provider_name,
                 model_alias,
                 primary=llm,
-                build=lambda name, alias: self.get_llm(name, alias, callbacks=callbacks, enhanced=enhanced),
+                build=lambda name, alias: self.get_llm(
+                    name,
+                    alias,
+                    callbacks=callbacks,
+                    enhanced=enhanced,
+                    enable_cache=enable_cache,
+                    cache_ttl=cache_ttl,
+                    enable_optimizations=enable_optimizations,
+                ),
             )
         return llm
 
@@ -174,6 +212,59 @@ class ModelForgeRegistry:
         from modelforge.streaming import stream_events
 
         return stream_events(self.get_llm(provider_name, model_alias), prompt, **kwargs)
+
+    # --- batches ---------------------------------------------------------------------------------------
+
+    async def batch_invoke(
+        self,
+        prompts: Sequence[Any],
+        *,
+        provider_name: str | None = None,
+        model_alias: str | None = None,
+        max_concurrent: int | None = None,
+        use_batch_api: bool | Literal["auto"] | None = None,
+        on_progress: Callable[[BatchProgress], Any] | None = None,
+        **kwargs: Any,
+    ) -> list[BatchResult]:
+        """Answer every prompt, in input order: one ``BatchResult`` (answer or error) per prompt.
+
+        Live calls run ``max_concurrent`` at a time within the provider's rate limits; with
+        ``use_batch_api`` the provider's batch API is used (OpenAI, Anthropic). See ``modelforge.batch``.
+        """
+        from modelforge.batch import batch_invoke
+
+        return await batch_invoke(
+            self,
+            prompts,
+            provider_name=provider_name,
+            model_alias=model_alias,
+            max_concurrent=max_concurrent,
+            use_batch_api=use_batch_api,
+            on_progress=on_progress,
+            **kwargs,
+        )
+
+    async def resume_batch(
+        self, job_id: str, *, on_progress: Callable[[BatchProgress], Any] | None = None, **kwargs: Any
+    ) -> list[BatchResult]:
+        """Wait for (or collect) a provider batch job started earlier, possibly by a process that died."""
+        from modelforge.batch import resume_batch
+
+        return await resume_batch(self, job_id, on_progress=on_progress, **kwargs)
+
+    # --- connections ------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the pooled HTTP connections (also done at interpreter exit)."""
+        from modelforge.pooling import close_pools
+
+        close_pools()
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP connections, the async ones of the running loop included."""
+        from modelforge.pooling import aclose_pools
+
+        await aclose_pools()
 
     # --- discovery (2.3.0) -------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from modelforge.testing._caches import ProviderCaches
 from modelforge.testing._chat import ChatProtocol, ChatRequest, WireError
 from modelforge.testing._common import collect_text, dumps, estimate_tokens, new_id
 from modelforge.testing._http import Exchange
@@ -63,8 +64,9 @@ class GeminiProtocol(ChatProtocol):
 
     name = "gemini"
 
-    def __init__(self, required_key: Callable[[], str | None]) -> None:
+    def __init__(self, required_key: Callable[[], str | None], caches: ProviderCaches | None = None) -> None:
         self._required_key = required_key
+        self._caches = caches if caches is not None else ProviderCaches()
 
     def parse(self, ex: Exchange, data: Any, path_model: str | None) -> ChatRequest:
         if not isinstance(data, dict) or not isinstance(data.get("contents"), list):

@@ -11,15 +11,19 @@ import asyncio
 import contextlib
 import http
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
 from urllib.parse import parse_qsl, urlsplit
 
 import h11
 
-__all__ = ["ConnectionHooks", "Exchange", "Handler", "HttpConnection"]
+__all__ = ["ConnectionHooks", "Exchange", "Handler", "HttpConnection", "PatternRoute"]
 
 _log = logging.getLogger(__name__)
+
+# A route matched by method and a full-path regular expression; the handler gets the match.
+PatternRoute = tuple[str, "re.Pattern[str]", Callable[["Exchange", "re.Match[str]"], Awaitable[None]]]
 
 _READ_SIZE = 65536
 

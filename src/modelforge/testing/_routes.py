@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from modelforge.testing import _anthropic, _gemini, _ollama, _openai
+from modelforge.testing._batches import batch_routes
+from modelforge.testing._caches import cache_routes
 from modelforge.testing._chat import ChatHost, ChatProtocol, serve_chat
 from modelforge.testing._common import dumps
 from modelforge.testing._github import GitHubService
@@ -61,8 +63,8 @@ class Router:
         self._github = github
         self.openai = _openai.OpenAIProtocol(lambda: server.require_api_key)
         self.copilot = _openai.CopilotProtocol(github.copilot_token_valid)
-        self.anthropic = _anthropic.AnthropicProtocol(lambda: server.require_api_key)
-        self.gemini = _gemini.GeminiProtocol(lambda: server.require_api_key)
+        self.anthropic = _anthropic.AnthropicProtocol(lambda: server.require_api_key, server.caches)
+        self.gemini = _gemini.GeminiProtocol(lambda: server.require_api_key, server.caches)
         self.ollama = _ollama.OllamaProtocol(lambda: server.ollama_models)
         self._routes: dict[tuple[str, str], Route] = {
             ("POST", "/v1/chat/completions"): self._chat(self.openai),
@@ -81,12 +83,19 @@ class Router:
             ("GET", "/user"): github.user,
             ("GET", "/api.json"): self._modelsdev,
         }
+        # Paths with ids in them (batch jobs, files, cached contents), tried in order.
+        self._patterns = [*batch_routes(server), *cache_routes(server)]
 
     async def dispatch(self, ex: Exchange, protocol: ProtocolName) -> None:
         route = self._routes.get((ex.method, ex.path))
         if route is not None:
             await route(ex)
             return
+        for method, pattern, handler in self._patterns:
+            match = pattern.fullmatch(ex.path)
+            if match is not None and method == ex.method:
+                await handler(ex, match)
+                return
         gemini = _GEMINI_CALL.match(ex.path)
         if gemini is not None and ex.method == "POST":
             await serve_chat(self._host, self.gemini, ex, gemini.group(1))

@@ -16,6 +16,8 @@ import time
 from types import TracebackType
 from typing import Any
 
+from modelforge.testing._batches import BatchService
+from modelforge.testing._caches import ProviderCaches
 from modelforge.testing._github import GitHubService
 from modelforge.testing._http import ConnectionHooks, Exchange, HttpConnection
 from modelforge.testing._limits import LimitDecision, RateLimiter
@@ -79,6 +81,9 @@ class ProviderServer:
         self._server_disconnects = 0
         self._limiter = RateLimiter()
         self._github = GitHubService("", "")
+        # Provider-side prompt caches (Anthropic breakpoints, Gemini cached contents) and batch jobs.
+        self.caches = ProviderCaches()
+        self.batches = BatchService(self)
         self._host = _Host(self)
         self._router = Router(self, self._host, self._github)
         self._loop: asyncio.AbstractEventLoop | None = None
