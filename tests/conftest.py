@@ -48,6 +48,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     from modelforge.policies.circuit import default_breakers
 
     default_breakers().reset()  # a provider rested by one test is not rested in the next
+    from modelforge.pooling import close_pools
+
+    close_pools()  # connections to this test's (now stopped) servers do not pile up through the suite
 
 
 class _RecordEverything(logging.Handler):

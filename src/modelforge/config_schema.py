@@ -2,7 +2,8 @@
 
 The format is the 2.3.0 JSON format (``providers``, ``current_model``, ``settings``), accepted as JSON or
 YAML. Policy sections of a provider (``retry``, ``rate_limit``, ``optimizations``, ``cache``,
-``fallbacks``, ``connection_pool``, ``batch``) are accepted and kept as written here; the modules that act on them validate their contents.
+``fallbacks``, ``connection_pool``, ``batch``) are kept as written here; the modules that act on them
+validate their contents when the file is loaded.
 ``validate_config`` turns a pydantic error into a ``ConfigurationValidationError`` that names the file, the
 line where it can be found, the key, and what is allowed there.
 """
@@ -91,6 +92,30 @@ class ProviderConfig(_Strict):
         from modelforge.policies.ratelimit import RateLimitConfig
 
         RateLimitConfig.validate_section(value)
+        return value
+
+    @field_validator("optimizations")
+    @classmethod
+    def _optimizations_section_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from modelforge.optimizers import validate_section
+
+        validate_section(value)
+        return value
+
+    @field_validator("connection_pool")
+    @classmethod
+    def _connection_pool_section_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from modelforge.pooling import validate_section
+
+        validate_section(value)
+        return value
+
+    @field_validator("cache")
+    @classmethod
+    def _cache_section_is_valid(cls, value: dict[str, Any] | bool | None) -> dict[str, Any] | bool | None:
+        from modelforge.cache import validate_section
+
+        validate_section(value)
         return value
 
     @field_validator("models", mode="before")

@@ -255,15 +255,23 @@ class ModelForgeRegistry:
     # --- connections ------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the pooled HTTP connections (also done at interpreter exit)."""
+        """Close pooled HTTP connections, cache connections and Gemini cached contents (also done at exit)."""
+        from modelforge.cache import close_caches
+        from modelforge.optimizers import close_context_caches
         from modelforge.pooling import close_pools
 
+        close_context_caches()
+        close_caches()
         close_pools()
 
     async def aclose(self) -> None:
-        """Close the pooled HTTP connections, the async ones of the running loop included."""
+        """Close the pooled HTTP connections (the running loop's async ones too) and the caches'."""
+        from modelforge.cache import aclose_caches
+        from modelforge.optimizers import aclose_context_caches
         from modelforge.pooling import aclose_pools
 
+        await aclose_context_caches()
+        await aclose_caches()
         await aclose_pools()
 
     # --- discovery (2.3.0) -------------------------------------------------------------------------------

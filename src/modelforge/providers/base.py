@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
 
 from modelforge.config_schema import ModelConfig, ProviderConfig
 from modelforge.exceptions import InvalidApiKeyError, ModelForgeError
 from modelforge.providers.errors import HttpFailure, error_from_http, transport_error
+
+if TYPE_CHECKING:
+    from modelforge.pooling import PooledClients, PoolLimits
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "SDK_MAX_RETRIES", "ModelRequest", "ProviderFamily"]
 
@@ -61,6 +64,35 @@ class ModelRequest:
         if not key:
             raise InvalidApiKeyError(self.provider_name, f"No API key for provider '{self.provider_name}'")
         return key
+
+    def pool_limits(self) -> PoolLimits:
+        """The provider's ``connection_pool`` section as limits (``enabled=False``: no pooling)."""
+        from modelforge.pooling import PoolLimits
+
+        return PoolLimits.from_config(self.provider.connection_pool)
+
+    def http_clients(
+        self,
+        base_url: str,
+        credential: object | None = None,
+        *,
+        flavor: str = "httpx",
+        proxy: str | None = None,
+    ) -> PooledClients | None:
+        """The pooled HTTP clients shared by every model of this provider, ``base_url`` and credential.
+
+        None when the provider's ``connection_pool`` section turns pooling off (the SDK's own clients are
+        used then). ``flavor`` is the httpx package the SDK is built on, ``proxy`` the SDK's own proxy
+        setting if it has one (see ``modelforge.pooling.shared_http_clients``).
+        """
+        from modelforge.pooling import shared_http_clients
+
+        limits = self.pool_limits()
+        if not limits.enabled:
+            return None
+        return shared_http_clients(
+            self.provider_name, base_url, credential, limits, flavor=flavor, proxy=proxy
+        )
 
     def sampling(self, *, max_tokens_field: str = "max_tokens") -> dict[str, Any]:
         """Temperature, top_p and the output limit set on the model, under the SDK's field names."""

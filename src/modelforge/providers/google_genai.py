@@ -7,6 +7,8 @@ which carries the HTTP status and response.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -14,7 +16,21 @@ from langchain_core.language_models import BaseChatModel
 from modelforge.providers.base import ModelRequest, ProviderFamily, header_dict
 from modelforge.providers.errors import HttpFailure
 
-__all__ = ["GoogleGenAIFamily"]
+__all__ = ["GoogleGenAIFamily", "google_genai_httpx_flavor"]
+
+GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/"
+
+
+def google_genai_httpx_flavor() -> str:
+    """The httpx package google-genai builds its clients on, as its ``GOOGLE_GENAI_HTTP_CLIENT`` says.
+
+    ``httpx2`` when the variable says so (or httpx is missing), else ``httpx``: the same choice as
+    google-genai's own, so the shared transport fits the clients it is handed to.
+    """
+    choice = os.environ.get("GOOGLE_GENAI_HTTP_CLIENT", "").strip().lower()
+    if choice == "httpx2" or (choice != "httpx" and importlib.util.find_spec("httpx") is None):
+        return "httpx2"
+    return "httpx"
 
 
 class GoogleGenAIFamily(ProviderFamily):
@@ -31,6 +47,14 @@ class GoogleGenAIFamily(ProviderFamily):
         extra: dict[str, Any] = {}
         if request.provider.base_url:
             extra["base_url"] = request.provider.base_url
+        # ``client_args`` reach both the sync and the async httpx client of google-genai; the shared
+        # transport serves both sides, so every model of this provider shares one pool (modelforge.pooling).
+        # A transport also keeps google-genai on httpx for async calls (not aiohttp).
+        pooled = request.http_clients(
+            request.provider.base_url or GEMINI_BASE_URL, key, flavor=google_genai_httpx_flavor()
+        )
+        if pooled is not None:
+            extra["client_args"] = {"transport": pooled.transport}
         if request.provider.headers:
             extra["additional_headers"] = dict(request.provider.headers)
         if request.model.model_kwargs:

@@ -46,13 +46,19 @@ class OllamaFamily(ProviderFamily):
     def build(self, request: ModelRequest) -> BaseChatModel:
         from langchain_ollama import ChatOllama
 
+        base_url = ollama_base_url(request)
         client_kwargs: dict[str, Any] = {"timeout": request.timeout}
         if request.provider.headers:
             client_kwargs["headers"] = dict(request.provider.headers)
+        # ollama.Client / AsyncClient pass extra kwargs to their httpx clients: one shared transport (sync
+        # and async at once) puts every model of this server on one connection pool (modelforge.pooling).
+        pooled = request.http_clients(base_url, flavor="httpx")
+        if pooled is not None:
+            client_kwargs["transport"] = pooled.transport
         extra = dict(request.model.model_kwargs)
         return ChatOllama(
             model=request.model_name,
-            base_url=ollama_base_url(request),
+            base_url=base_url,
             client_kwargs=client_kwargs,
             **request.sampling(max_tokens_field="num_predict"),
             **extra,

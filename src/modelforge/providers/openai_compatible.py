@@ -8,6 +8,7 @@ usage chunk (``stream_usage=True``) so token counts are known for streamed calls
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -53,11 +54,24 @@ def build_chat_openai(
     default_max_tokens: int | None = None,
 ) -> BaseChatModel:
     """A ``ChatOpenAI`` for ``request`` against ``base_url`` (shared by the Copilot and local families)."""
+    import openai
     from langchain_openai import ChatOpenAI
+
+    from modelforge.pooling import httpx_flavor_of
 
     extra: dict[str, Any] = {}
     if request.model.model_kwargs:
         extra["model_kwargs"] = dict(request.model.model_kwargs)
+    pooled = request.http_clients(
+        base_url or OPENAI_BASE_URL,
+        api_key,
+        flavor=httpx_flavor_of(openai.DefaultHttpxClient),
+        proxy=os.environ.get("OPENAI_PROXY") or None,
+    )
+    if pooled is not None:  # one connection pool per provider, base URL and key (modelforge.pooling)
+        extra["http_client"] = pooled.client
+        extra["http_async_client"] = pooled.async_client
+        extra["openai_proxy"] = None  # the pool applies OPENAI_PROXY; ChatOpenAI refuses both at once
     headers = {**(default_headers or {}), **request.provider.headers}  # the user's headers win
     sampling = request.sampling()
     if default_max_tokens is not None:

@@ -6,21 +6,37 @@ Non-streamed: a ``message`` object with ``text`` / ``tool_use`` content blocks. 
 ``message_delta`` (``stop_reason``; ``usage`` with ``output_tokens`` and, as the API now sends, the
 ``input_tokens``) and ``message_stop``. Errors are ``{"type": "error", "error": {"type", "message"}}``;
 529 is ``overloaded_error``.
+
+Prompt caching: blocks carrying ``cache_control`` (tools, then system, then messages, in that order) are
+breakpoints; when the request is answered, ``ProviderCaches.anthropic_use`` reads the longest cached prefix
+and writes the longer ones, and the usage (JSON answer, and both ``message_start`` and ``message_delta``
+when streamed) reports ``cache_read_input_tokens`` / ``cache_creation_input_tokens`` with
+``input_tokens`` only the rest. More than four breakpoints is refused with 400, as the API does. (The real
+API also sends ``usage.cache_creation.ephemeral_5m_input_tokens``; it is left out here.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from modelforge.testing._caches import ProviderCaches
+from modelforge.testing._caches import (
+    ANTHROPIC_LONG_TTL_SECONDS,
+    ANTHROPIC_TTL_SECONDS,
+    CacheBreakpoint,
+    ProviderCaches,
+)
 from modelforge.testing._chat import ChatProtocol, ChatRequest, WireError
 from modelforge.testing._common import collect_text, dumps, estimate_tokens, new_id, split_fragments
 from modelforge.testing._http import Exchange
 from modelforge.testing.script import Reply, Usage
 
-__all__ = ["AnthropicProtocol", "models_list"]
+__all__ = ["AnthropicChatRequest", "AnthropicProtocol", "cache_breakpoints", "models_list"]
+
+MAX_BREAKPOINTS = 4
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -57,6 +73,53 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
 
+def _blocks(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Every cacheable block of a request in the API's prefix order: tools, system, then messages."""
+    tools = data.get("tools") or []
+    found: list[tuple[str, Any]] = [("tool", tool) for tool in tools if isinstance(tool, dict)]
+    system = data.get("system")
+    if isinstance(system, str) and system:
+        found.append(("system", {"type": "text", "text": system}))
+    elif isinstance(system, list):
+        found.extend(("system", block) for block in system)
+    for message in data.get("messages") or []:
+        if not isinstance(message, dict):
+            continue
+        role = str(message.get("role"))
+        content = message.get("content")
+        if isinstance(content, str):
+            found.append((role, {"type": "text", "text": content}))
+        elif isinstance(content, list):
+            found.extend((role, block) for block in content)
+    return found
+
+
+def cache_breakpoints(model: str, data: dict[str, Any]) -> list[CacheBreakpoint]:
+    """The ``cache_control`` breakpoints of a request: each the hash and token count of its prefix."""
+    digest = hashlib.sha256(model.encode())
+    tokens = 0
+    points: list[CacheBreakpoint] = []
+    for where, block in _blocks(data):
+        control = block.get("cache_control") if isinstance(block, dict) else None
+        plain = {k: v for k, v in block.items() if k != "cache_control"} if isinstance(block, dict) else block
+        digest.update(json.dumps([where, plain], sort_keys=True, default=str).encode())
+        tokens += len(collect_text(plain).split())
+        if isinstance(control, dict):
+            ttl = ANTHROPIC_LONG_TTL_SECONDS if control.get("ttl") == "1h" else ANTHROPIC_TTL_SECONDS
+            points.append(CacheBreakpoint(digest.copy().hexdigest(), tokens, ttl))
+    return points
+
+
+@dataclass
+class AnthropicChatRequest(ChatRequest):
+    """An Anthropic chat request with its cache breakpoints (applied once, when it is answered)."""
+
+    breakpoints: list[CacheBreakpoint] = field(default_factory=list)
+    cache_read: int = 0
+    cache_creation: int = 0
+    cache_applied: bool = False
+
+
 class AnthropicProtocol(ChatProtocol):
     """Anthropic ``/v1/messages``."""
 
@@ -70,10 +133,19 @@ class AnthropicProtocol(ChatProtocol):
         if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
             raise WireError(400, "messages: Field required")
         prompt = collect_text([data.get("system") or "", data["messages"]])
-        chat = ChatRequest(
-            model=str(data.get("model") or "claude-sonnet-4-6"),
+        model = str(data.get("model") or "claude-sonnet-4-6")
+        breakpoints = cache_breakpoints(model, data)
+        if len(breakpoints) > MAX_BREAKPOINTS:
+            raise WireError(
+                400,
+                f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
+                f"Found {len(breakpoints)}.",
+            )
+        chat = AnthropicChatRequest(
+            model=model,
             stream=bool(data.get("stream")),
             prompt_tokens=estimate_tokens(prompt),
+            breakpoints=breakpoints,
         )
         chat.response_id = new_id("msg_01", 22)
         return chat
@@ -113,14 +185,14 @@ class AnthropicProtocol(ChatProtocol):
                 }
             )
         message = self._message(chat, reply, content, self._stop(reply))
-        message["usage"] = self._usage(usage.input_tokens, usage.output_tokens)
+        message["usage"] = self._usage(self._cached(chat), usage.input_tokens, usage.output_tokens)
         return message
 
     # -- streamed --------------------------------------------------------------------------------------
 
     def stream_open(self, reply: Reply, chat: ChatRequest, usage: Usage) -> list[bytes]:
         message = self._message(chat, reply, [], None)
-        message["usage"] = self._usage(usage.input_tokens, 1)
+        message["usage"] = self._usage(self._cached(chat), usage.input_tokens, 1)
         events = [
             _event("message_start", {"type": "message_start", "message": message}),
             _event("ping", {"type": "ping"}),
@@ -165,7 +237,7 @@ class AnthropicProtocol(ChatProtocol):
         message_delta = {
             "type": "message_delta",
             "delta": {"stop_reason": self._stop(reply), "stop_sequence": None},
-            "usage": self._usage(usage.input_tokens, usage.output_tokens),
+            "usage": self._usage(self._cached(chat), usage.input_tokens, usage.output_tokens),
         }
         events.append(_event("message_delta", message_delta))
         events.append(_event("message_stop", {"type": "message_stop"}))
@@ -185,13 +257,23 @@ class AnthropicProtocol(ChatProtocol):
         neutral = reply.neutral_finish()
         return _STOP.get(neutral, neutral)
 
+    def _cached(self, chat: ChatRequest) -> tuple[int, int]:
+        """``(cache_read, cache_creation)`` of an answered request (the cache is used once per request)."""
+        if not isinstance(chat, AnthropicChatRequest) or not chat.breakpoints:
+            return 0, 0
+        if not chat.cache_applied:
+            chat.cache_applied = True
+            chat.cache_read, chat.cache_creation = self._caches.anthropic_use(chat.model, chat.breakpoints)
+        return chat.cache_read, chat.cache_creation
+
     @staticmethod
-    def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    def _usage(cached: tuple[int, int], input_tokens: int, output_tokens: int) -> dict[str, Any]:
+        read, creation = cached
         return {
-            "input_tokens": input_tokens,
+            "input_tokens": max(0, input_tokens - read - creation),
             "output_tokens": output_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": creation,
+            "cache_read_input_tokens": read,
         }
 
     @staticmethod

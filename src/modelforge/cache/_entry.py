@@ -1,0 +1,259 @@
+"""Cache entries: a whole answer (``ChatResult``) or a stream's chunks, as JSON bytes and back.
+
+An entry is one JSON document::
+
+    {"v": 1, "kind": "result" | "stream", "created": t, "expires_at": t, "keep_until": t,
+     "generations": [{"message": <message_to_dict>, "info": {...}}, ...],  "llm_output": {...}}   # result
+     "chunks":      [{"message": <message_to_dict of an AIMessageChunk>, "info": {...}}, ...]      # stream
+
+Messages go through ``langchain_core.messages.message_to_dict`` / ``messages_from_dict``, which keep
+``AIMessageChunk`` tool-call chunks, usage and metadata, so a stream replays with its original chunk
+boundaries. Message ids are dropped (LangChain gives each replayed answer the id of its own run) and so are
+HTTP response headers. An entry stored from a stream can answer an invoke (its chunks merged) and an entry
+stored from an invoke can answer a stream (as one chunk).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import enum
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    message_chunk_to_message,
+    message_to_dict,
+    messages_from_dict,
+)
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import BaseModel
+
+from modelforge._chunks import finish_reason_of
+
+__all__ = [
+    "MARKER",
+    "CachedAnswer",
+    "chunk_record",
+    "decode",
+    "encode_chunks",
+    "encode_result",
+    "stream_finished",
+]
+
+# response_metadata key that says an answer came from the cache: "hit" or "stale".
+MARKER = "modelforge_cache"
+_FORMAT = 1
+_DROPPED_METADATA = ("headers", MARKER)
+
+
+def _jsonable(value: Any) -> Any:
+    """``json.dumps`` fallback for the odd non-JSON value an SDK puts in metadata."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+def _message_record(message: BaseMessage) -> dict[str, Any]:
+    record = message_to_dict(message)
+    data = record["data"]
+    data["id"] = None
+    metadata = data.get("response_metadata")
+    if isinstance(metadata, dict) and any(key in metadata for key in _DROPPED_METADATA):
+        data["response_metadata"] = {k: v for k, v in metadata.items() if k not in _DROPPED_METADATA}
+    return record
+
+
+def chunk_record(chunk: ChatGenerationChunk) -> dict[str, Any]:
+    """One streamed chunk as plain data (taken as it passes: LangChain mutates chunks after)."""
+    info = chunk.generation_info
+    return {"message": _message_record(chunk.message), "info": dict(info) if info else None}
+
+
+def _dumps(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=_jsonable).encode("utf-8")
+
+
+def encode_result(result: ChatResult, *, created: float, expires_at: float, keep_until: float) -> bytes:
+    """A whole answer as entry bytes."""
+    generations = [
+        {"message": _message_record(g.message), "info": dict(g.generation_info or {}) or None}
+        for g in result.generations
+    ]
+    return _dumps(
+        {
+            "v": _FORMAT,
+            "kind": "result",
+            "created": created,
+            "expires_at": expires_at,
+            "keep_until": keep_until,
+            "generations": generations,
+            "llm_output": result.llm_output,
+        }
+    )
+
+
+def encode_chunks(
+    records: Sequence[dict[str, Any]], *, created: float, expires_at: float, keep_until: float
+) -> bytes:
+    """A whole stream (``chunk_record`` of each chunk) as entry bytes."""
+    return _dumps(
+        {
+            "v": _FORMAT,
+            "kind": "stream",
+            "created": created,
+            "expires_at": expires_at,
+            "keep_until": keep_until,
+            "chunks": list(records),
+        }
+    )
+
+
+def stream_finished(records: Sequence[dict[str, Any]]) -> bool:
+    """Whether a recorded stream carried the provider's finish reason (a stream cut short did not)."""
+    for record in reversed(records):
+        info = record.get("info") or {}
+        metadata = record["message"]["data"].get("response_metadata") or {}
+        if finish_reason_of(info) is not None or finish_reason_of(metadata) is not None:
+            return True
+    return False
+
+
+def _marked(message: BaseMessage, marker: str) -> None:
+    message.response_metadata = {**(message.response_metadata or {}), MARKER: marker}
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """A decoded entry: its kind, times, and the records it rebuilds messages from."""
+
+    kind: Literal["result", "stream"]
+    created: float
+    expires_at: float
+    keep_until: float
+    records: list[dict[str, Any]]
+    llm_output: dict[str, Any] | None = None
+
+    def fresh(self, now: float) -> bool:
+        return now < self.expires_at
+
+    def kept(self, now: float) -> bool:
+        return now < self.keep_until
+
+    def result(self, marker: str) -> ChatResult:
+        """The answer as an invoke returns it, marked ``response_metadata[MARKER] = marker``."""
+        if self.kind == "result":
+            generations = [
+                ChatGeneration(message=_message(record), generation_info=record.get("info"))
+                for record in self.records
+            ]
+            for generation in generations:
+                _marked(generation.message, marker)
+            return ChatResult(generations=generations, llm_output=self.llm_output)
+        merged: ChatGenerationChunk | None = None
+        for chunk in self._chunks():
+            # As LangChain does for a streamed invoke: each chunk's info joins its message's metadata.
+            metadata = chunk.message.response_metadata
+            chunk.message.response_metadata = {**(chunk.generation_info or {}), **metadata}
+            merged = chunk if merged is None else merged + chunk
+        if merged is None:
+            message: BaseMessage = AIMessage(content="")
+            info = None
+        else:
+            message = message_chunk_to_message(merged.message)
+            info = merged.generation_info
+        _marked(message, marker)
+        return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
+
+    def chunks(self, marker: str) -> list[ChatGenerationChunk] | None:
+        """The answer as a stream replays it (the first chunk marked), or None if it cannot stream (n > 1)."""
+        if self.kind == "stream":
+            chunks = self._chunks()
+        elif len(self.records) == 1:
+            chunks = [_as_chunk(self.records[0])]
+        else:
+            return None
+        if chunks:
+            _marked(chunks[0].message, marker)
+        return chunks
+
+    def _chunks(self) -> list[ChatGenerationChunk]:
+        return [
+            ChatGenerationChunk(message=_chunk_message(record), generation_info=record.get("info"))
+            for record in self.records
+        ]
+
+
+def _message(record: Mapping[str, Any]) -> BaseMessage:
+    return messages_from_dict([dict(record["message"])])[0]
+
+
+def _chunk_message(record: Mapping[str, Any]) -> AIMessageChunk:
+    message = _message(record)
+    if isinstance(message, AIMessageChunk):
+        return message
+    return _to_chunk(message)
+
+
+def _to_chunk(message: BaseMessage) -> AIMessageChunk:
+    """A whole answer as the single chunk a stream of it would have been."""
+    tool_calls = getattr(message, "tool_calls", None) or []
+    return AIMessageChunk(
+        content=message.content,
+        additional_kwargs=dict(message.additional_kwargs),
+        response_metadata=dict(message.response_metadata),
+        usage_metadata=getattr(message, "usage_metadata", None),
+        name=message.name,
+        tool_call_chunks=[
+            {
+                "name": call["name"],
+                "args": json.dumps(call.get("args") or {}),
+                "id": call.get("id"),
+                "index": index,
+                "type": "tool_call_chunk",
+            }
+            for index, call in enumerate(tool_calls)
+        ],
+    )
+
+
+def _as_chunk(record: Mapping[str, Any]) -> ChatGenerationChunk:
+    return ChatGenerationChunk(message=_to_chunk(_message(record)), generation_info=record.get("info"))
+
+
+def decode(data: bytes) -> CachedAnswer | None:
+    """The entry in ``data``, or None if it is not one this version can read (treated as a miss)."""
+    try:
+        document = json.loads(data)
+        if not isinstance(document, dict) or document.get("v") != _FORMAT:
+            return None
+        kind = document["kind"]
+        records = document["generations"] if kind == "result" else document["chunks"]
+        if kind not in ("result", "stream") or not isinstance(records, list):
+            return None
+        return CachedAnswer(
+            kind=kind,
+            created=float(document["created"]),
+            expires_at=float(document["expires_at"]),
+            keep_until=float(document["keep_until"]),
+            records=records,
+            llm_output=document.get("llm_output") if kind == "result" else None,
+        )
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -1,0 +1,231 @@
+"""``CachedChatModel``: a chat model whose complete answers are kept and served again, streams included.
+
+Around the wrapped model (normally the ``ManagedChatModel`` of ``get_llm``):
+
+* invoke: a fresh entry answers at once, marked ``response_metadata["modelforge_cache"] = "hit"``;
+  otherwise the call goes through and a successful answer is stored;
+* stream: a fresh entry replays chunk for chunk, with its original boundaries, tool-call chunks, usage and
+  finish reason; otherwise chunks pass through as they arrive and are stored only when the stream reached
+  its end with the provider's finish reason (a stream cut short raises ``StreamInterruptedError`` below
+  us, and one the consumer abandoned is not stored either). An entry stored by an invoke answers a stream
+  as one chunk; one stored by a stream answers an invoke with its chunks merged;
+* with ``serve_stale``, when the provider is down (network error, 5xx, overloaded, rate limited, circuit
+  open) and an expired entry is still kept, that entry answers, marked ``"stale"``, with a WARNING log
+  (a stream only while nothing has reached the caller).
+
+The key (``modelforge.cache._keys``) covers the model, its settings, the messages and the call's options.
+``llm.cache_stats`` reads the counters and ``llm.clear_cache()`` empties the namespace. It pickles as the
+wrapped model (itself pickled without credentials) and the cache's configuration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from typing import Any, cast
+
+from langchain_core.caches import BaseCache
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+
+from modelforge.cache._cache import CacheStats, ResponseCache, cache_for
+from modelforge.cache._config import CacheConfig
+from modelforge.cache._entry import CachedAnswer, chunk_record
+from modelforge.cache._keys import cache_key, identity_digest
+from modelforge.delegating import DelegatingChatModel
+
+__all__ = ["CachedChatModel"]
+
+
+class CachedChatModel(DelegatingChatModel):
+    """``wrapped_llm`` with its answers cached in ``response_cache`` (see the module docstring)."""
+
+    provider_name: str
+    response_cache: ResponseCache
+    # Not LangChain's cache as well (``set_llm_cache``): it would answer past our ttl and around our counters.
+    cache: BaseCache | bool | None = False
+
+    @property
+    def cache_stats(self) -> CacheStats:
+        """Hits, misses, stores, stale hits and backend errors of this model's cache."""
+        return self.response_cache.stats
+
+    def clear_cache(self) -> None:
+        """Forget every answer of this cache's namespace."""
+        self.response_cache.clear()
+
+    async def aclear_cache(self) -> None:
+        await self.response_cache.aclear()
+
+    def __repr__(self) -> str:
+        return f"CachedChatModel(provider={self.provider_name!r}, cache={self.response_cache!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_cached, (self.wrapped_llm, self.provider_name, self.response_cache.config))
+
+    # LangChain runs a batch as invokes; the managed model below retries them by its ``batch`` policy.
+    def batch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
+        from modelforge.managed import _batching
+
+        token = _batching.set(True)
+        try:
+            return super().batch(inputs, config, **kwargs)
+        finally:
+            _batching.reset(token)
+
+    async def abatch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
+        from modelforge.managed import _batching
+
+        token = _batching.set(True)
+        try:
+            return await super().abatch(inputs, config, **kwargs)
+        finally:
+            _batching.reset(token)
+
+    def _key(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> str:
+        identity = identity_digest(self.wrapped_llm, self.provider_name)
+        return cache_key(self.response_cache.config.namespace, identity, messages, stop, kwargs)
+
+    # --- invoke ------------------------------------------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        cache = self.response_cache
+        key = self._key(messages, stop, kwargs)
+        found = cache.lookup(key)
+        if found is not None and cache.fresh(found):
+            cache.count("hits")
+            return found.result("hit")
+        cache.count("misses")
+        try:
+            result = super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        except Exception as err:
+            stale = cache.stale_answer(found, err, self.provider_name)
+            if stale is None:
+                raise
+            return stale.result("stale")
+        cache.store_result(key, result)
+        return result
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        cache = self.response_cache
+        key = self._key(messages, stop, kwargs)
+        found = await cache.alookup(key)
+        if found is not None and cache.fresh(found):
+            cache.count("hits")
+            return found.result("hit")
+        cache.count("misses")
+        try:
+            result = await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        except Exception as err:
+            stale = cache.stale_answer(found, err, self.provider_name)
+            if stale is None:
+                raise
+            return stale.result("stale")
+        await cache.astore_result(key, result)
+        return result
+
+    # --- stream ------------------------------------------------------------------------------------------
+
+    def _replay(self, found: CachedAnswer | None) -> list[ChatGenerationChunk] | None:
+        """The chunks of a fresh entry (counted as a hit), or None: the call goes to the provider (a miss)."""
+        cache = self.response_cache
+        if found is not None and cache.fresh(found):
+            chunks = found.chunks("hit")
+            if chunks is not None:
+                cache.count("hits")
+                return chunks
+        cache.count("misses")
+        return None
+
+    def _stale_chunks(self, found: CachedAnswer | None, err: Exception) -> list[ChatGenerationChunk] | None:
+        stale = self.response_cache.stale_answer(found, err, self.provider_name)
+        return None if stale is None else stale.chunks("stale")
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        cache = self.response_cache
+        key = self._key(messages, stop, kwargs)
+        found = cache.lookup(key)
+        replay = self._replay(found)
+        if replay is not None:
+            yield from replay
+            return
+        records: list[dict[str, Any]] = []
+        stale: list[ChatGenerationChunk] | None = None
+        source = cast(
+            Generator[ChatGenerationChunk, None, None],
+            super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs),
+        )
+        with contextlib.closing(source):  # an early exit closes the provider's stream too
+            try:
+                for chunk in source:
+                    records.append(chunk_record(chunk))  # now: LangChain changes the chunk once yielded
+                    yield chunk
+            except Exception as err:
+                stale = None if records else self._stale_chunks(found, err)
+                if stale is None:
+                    raise
+        if stale is not None:
+            yield from stale
+            return
+        cache.store_chunks(key, records)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        cache = self.response_cache
+        key = self._key(messages, stop, kwargs)
+        found = await cache.alookup(key)
+        replay = self._replay(found)
+        if replay is not None:
+            for chunk in replay:
+                yield chunk
+            return
+        records: list[dict[str, Any]] = []
+        stale: list[ChatGenerationChunk] | None = None
+        source = cast(
+            AsyncGenerator[ChatGenerationChunk, None],
+            super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs),
+        )
+        async with contextlib.aclosing(source):
+            try:
+                async for chunk in source:
+                    records.append(chunk_record(chunk))
+                    yield chunk
+            except Exception as err:
+                stale = None if records else self._stale_chunks(found, err)
+                if stale is None:
+                    raise
+        if stale is not None:
+            for chunk in stale:
+                yield chunk
+            return
+        await cache.astore_chunks(key, records)
+
+
+def _rebuild_cached(wrapped: BaseChatModel, provider_name: str, config: CacheConfig) -> CachedChatModel:
+    cache = cache_for(config, provider=provider_name)
+    return CachedChatModel(wrapped_llm=wrapped, provider_name=provider_name, response_cache=cache)

@@ -1,0 +1,215 @@
+"""Optimizer for Gemini (``ChatGoogleGenerativeAI``): context caching and safety settings.
+
+* Context caching: a call whose static prefix is long enough (the system instruction, plus everything up
+  to the static part of the first message written with ``<<STATIC>>``/``<<DYNAMIC>>``) has that prefix
+  put in a cached content (``POST /v1beta/cachedContents``, TTL ``context_caching.ttl``) and is sent with
+  ``cached_content=<name>`` and only the rest of the messages; later calls with the same prefix reuse it
+  until it expires, then a new one is made; they are deleted when the model is closed or at exit (see
+  ``_google_cache``). "Long enough" is ``context_caching.min_tokens``, by default Gemini's minimum: 1024
+  tokens, 4096 for Pro models. Calls with tools, a ``cached_content`` of their own, or a system message
+  after the start are sent as they are (the API takes no system instruction or tools next to a cached
+  content). If creating the cache fails, the call is sent without it and a WARNING says why; if the
+  provider says a cached content in use is gone, the call is sent again without it.
+* ``safety_settings``: the section's ``{HARM_CATEGORY_...: BLOCK_...}`` sent with every call as the SDK's
+  enums, unless the call or the model sets its own.
+* The markers are removed from whatever is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage, SystemMessage
+
+from modelforge.optimizers._base import PreparedCall, RequestOptimizer, estimate_tokens, logger, reason
+from modelforge.optimizers._config import OptimizationConfig
+from modelforge.optimizers._google_cache import ContextCacheStore
+from modelforge.optimizers._markers import split_message, strip_message_markers
+
+__all__ = ["GoogleOptimizer", "min_cacheable_tokens", "static_prefix"]
+
+# Call arguments that rule a cached content out (the API refuses them next to one) or that bring their own.
+_NO_CACHE_KEYS = ("cached_content", "tools", "functions", "tool_config", "tool_choice")
+_GONE_HINTS = ("cachedcontent", "cached content", "cached_content")
+
+
+def min_cacheable_tokens(model: str) -> int:
+    """Gemini's smallest cached content for ``model``: 4096 tokens for Pro models, 1024 otherwise."""
+    return 4096 if "pro" in model.lower() else 1024
+
+
+def static_prefix(messages: list[BaseMessage]) -> tuple[list[BaseMessage], list[BaseMessage]]:
+    """``(static, rest)``: the leading system messages and, with markers, everything up to the static part
+    of the first marked message; the rest is what changes from call to call."""
+    for index, message in enumerate(messages):
+        parts = split_message(message)
+        if parts is None:
+            continue
+        static, dynamic = parts
+        before = strip_message_markers(messages[:index])
+        rest = strip_message_markers(messages[index + 1 :])
+        return (
+            before + ([static] if static is not None else []),
+            ([dynamic] if dynamic is not None else []) + rest,
+        )
+    count = 0
+    while count < len(messages) and isinstance(messages[count], SystemMessage):
+        count += 1
+    return list(messages[:count]), list(messages[count:])
+
+
+@dataclass
+class _Plan:
+    key: str
+    model: str
+    config: Any
+    rest: list[BaseMessage]
+
+
+class GoogleOptimizer(RequestOptimizer):
+    """Context caching of long static prefixes, and safety settings from the config."""
+
+    family: ClassVar[str] = "google"
+
+    def __init__(
+        self, config: OptimizationConfig, *, provider_name: str, model_name: str, llm_type: str
+    ) -> None:
+        super().__init__(config, provider_name=provider_name, model_name=model_name, llm_type=llm_type)
+        self.context_cache = ContextCacheStore(ttl=config.context_caching_ttl)
+
+    def prepare(
+        self, leaf: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, Any], stop: list[str] | None
+    ) -> PreparedCall:
+        call = PreparedCall(messages, kwargs)
+        self.step("safety_settings", call, lambda c: self._add_safety(leaf, c.kwargs))
+        plan = self._plan_or_none(leaf, call)
+        if plan is not None:
+            self.step(
+                "context_caching",
+                call,
+                lambda c: self._use(c, plan, self._cached_name(plan, lambda: self._create(leaf, plan))),
+            )
+        call.messages = strip_message_markers(call.messages)
+        return call
+
+    async def aprepare(
+        self, leaf: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, Any], stop: list[str] | None
+    ) -> PreparedCall:
+        call = PreparedCall(messages, kwargs)
+        self.step("safety_settings", call, lambda c: self._add_safety(leaf, c.kwargs))
+        plan = self._plan_or_none(leaf, call)
+        if plan is not None:
+            try:
+                name = self.context_cache.lookup(plan.key)
+                if name is None:
+                    name = await self.context_cache.acreate(leaf, plan.key, plan.model, plan.config)
+                self._use(call, plan, name)
+            except Exception as err:
+                self._cache_failed(err)
+        call.messages = strip_message_markers(call.messages)
+        return call
+
+    def retry_plain(self, call: PreparedCall, err: Exception) -> bool:
+        if call.cached_content is None:
+            return False
+        text = " ".join(str(e) for e in _chain(err)).lower()
+        if not any(hint in text for hint in _GONE_HINTS):
+            return False
+        self.context_cache.forget(call.cached_content)
+        return True
+
+    def close(self) -> None:
+        self.context_cache.close()
+
+    async def aclose(self) -> None:
+        await self.context_cache.aclose()
+
+    # --- safety settings -----------------------------------------------------------------------------------
+
+    def _add_safety(self, leaf: BaseChatModel, kwargs: dict[str, Any]) -> bool:
+        if (
+            not self.config.safety_settings
+            or kwargs.get("safety_settings")
+            or getattr(leaf, "safety_settings", None)
+        ):
+            return False
+        from google.genai.types import HarmBlockThreshold, HarmCategory
+
+        kwargs["safety_settings"] = {
+            HarmCategory[category]: HarmBlockThreshold[threshold]
+            for category, threshold in self.config.safety_settings.items()
+        }
+        return True
+
+    # --- context caching -----------------------------------------------------------------------------------
+
+    def _plan_or_none(self, leaf: BaseChatModel, call: PreparedCall) -> _Plan | None:
+        if not self.config.context_caching:
+            return None
+        try:
+            return self._plan(leaf, call)
+        except Exception as err:
+            self._cache_failed(err)
+            return None
+
+    def _plan(self, leaf: BaseChatModel, call: PreparedCall) -> _Plan | None:
+        if any(call.kwargs.get(key) for key in _NO_CACHE_KEYS) or getattr(leaf, "cached_content", None):
+            return None
+        static, rest = static_prefix(call.messages)
+        if not static or not rest or any(isinstance(m, SystemMessage) for m in rest):
+            return None
+        minimum = self.config.context_caching_min_tokens or min_cacheable_tokens(self.model_name)
+        if estimate_tokens(static) < minimum:
+            return None
+        from google.genai.types import CreateCachedContentConfig
+
+        prepared = leaf._prepare_request(static)  # type: ignore[attr-defined]
+        system = prepared["config"].system_instruction
+        contents = prepared["contents"] or None
+        model = str(prepared["model"])
+        digest = hashlib.sha256(model.encode())
+        digest.update(json.dumps(system.model_dump(mode="json") if system else None, sort_keys=True).encode())
+        for content in contents or []:
+            digest.update(json.dumps(content.model_dump(mode="json"), sort_keys=True).encode())
+        config = CreateCachedContentConfig(
+            system_instruction=system,
+            contents=contents,
+            ttl=f"{int(self.context_cache.ttl)}s",
+            display_name=f"modelforge {self.provider_name}/{self.model_name}"[:128],
+        )
+        return _Plan(digest.hexdigest(), model, config, rest)
+
+    def _cached_name(self, plan: _Plan, create: Callable[[], str]) -> str:
+        return self.context_cache.lookup(plan.key) or create()
+
+    def _create(self, leaf: BaseChatModel, plan: _Plan) -> str:
+        return self.context_cache.create(leaf, plan.key, plan.model, plan.config)
+
+    @staticmethod
+    def _use(call: PreparedCall, plan: _Plan, name: str) -> bool:
+        call.kwargs["cached_content"] = name
+        call.messages = plan.rest
+        call.cached_content = name
+        return True
+
+    def _cache_failed(self, err: Exception) -> None:
+        logger.warning(
+            "google optimization context_caching failed for %s/%s (%s); sending the request without it",
+            self.provider_name,
+            self.model_name,
+            reason(err),
+        )
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen

@@ -1,0 +1,289 @@
+"""Pooled HTTP clients: one per provider, base URL and credential, shared by every model handed out.
+
+Every model ``ModelForgeRegistry.get_llm()`` builds for the same provider, base URL and credential sends
+through the same pool of keep-alive connections, so a hundred calls (from one model or from many) reuse one
+TCP connection instead of opening their own. ``shared_http_clients`` returns the pair for a key: a sync
+client and an async client of the httpx flavour the SDK uses (``httpx``, or ``httpx2`` for openai>=3 and
+anthropic>=2), plus the transport under them for SDKs that build their own clients (Ollama, Gemini).
+
+* Limits come from the provider's ``connection_pool`` config section (``PoolLimits.from_config``)::
+
+      connection_pool: {max_connections: 10, max_keepalive_connections: 5, keepalive_expiry: 30}
+
+  ``connection_pool: {enabled: false}`` lets the SDK make its own clients, as before.
+* The async side keeps one pool per running event loop (see ``modelforge._pool_transport``), so a model
+  works from ``asyncio.run`` twice in a row; a loop's pool is closed when that loop shuts down.
+* Timeouts, headers and credentials stay per request, as each SDK sends them: sharing a pool never shares a
+  credential. The key holds a SHA-256 digest of the credential, never the credential itself; a callable
+  credential (the Copilot token source) keys by provider and base URL only.
+* Proxies from the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) apply to the pool's base URL, as they
+  would to the SDK's own client; an SDK's own proxy setting (``OPENAI_PROXY``, ``ANTHROPIC_PROXY``) wins.
+* ``close_pools()`` (also run at interpreter exit) closes every sync pool, drops the pools of closed event
+  loops and asks loops running in other threads to close theirs; ``await aclose_pools()`` also closes the
+  running loop's pools. The clients stay usable: the next request opens a new connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import hashlib
+import math
+import threading
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+from modelforge._pool_transport import LoopPools, load_flavor, shared_transport
+
+__all__ = [
+    "PoolLimits",
+    "PoolStats",
+    "PooledClients",
+    "aclose_pools",
+    "close_pools",
+    "httpx_flavor_of",
+    "pool_stats",
+    "shared_http_clients",
+    "validate_section",
+]
+
+SECTION = "connection_pool"
+# How long ``close_pools`` waits for event loops in other threads to close their pools.
+CLOSE_WAIT_SECONDS = 2.0
+
+
+def validate_section(section: Mapping[str, Any] | None) -> None:
+    """Check a provider's ``connection_pool`` section; ``ValueError`` naming the key and what is allowed."""
+    if section is None:
+        return
+    if not isinstance(section, Mapping):
+        raise ValueError(f"{SECTION} must be a mapping of {_allowed_keys()}, got {type(section).__name__}")
+    unknown = sorted(str(key) for key in section if key not in {f.name for f in fields(PoolLimits)})
+    if unknown:
+        raise ValueError(f"unknown key {SECTION}.{unknown[0]}; allowed keys: {_allowed_keys()}")
+    for name in ("max_connections", "max_keepalive_connections"):
+        if name in section:
+            value = section[name]
+            smallest = 1 if name == "max_connections" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
+                raise ValueError(f"{SECTION}.{name} must be a whole number >= {smallest}, got {value!r}")
+    if "keepalive_expiry" in section:
+        value = section["keepalive_expiry"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise ValueError(f"{SECTION}.keepalive_expiry must be a number of seconds >= 0, got {value!r}")
+    if "enabled" in section and not isinstance(section["enabled"], bool):
+        raise ValueError(f"{SECTION}.enabled must be true or false, got {section['enabled']!r}")
+
+
+def _allowed_keys() -> str:
+    return ", ".join(f.name for f in fields(PoolLimits))
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    """How many connections one pool keeps (per event loop for the async side), and for how long."""
+
+    max_connections: int = 100
+    max_keepalive_connections: int = 20
+    keepalive_expiry: float = 30.0
+    # False: the SDK makes its own clients, as without pooling.
+    enabled: bool = True
+
+    validate_section = staticmethod(validate_section)
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None) -> PoolLimits:
+        """The limits a ``connection_pool`` section asks for (defaults for what it leaves out)."""
+        validate_section(section)
+        return cls(**dict(section or {}))
+
+
+@dataclass(frozen=True)
+class PooledClients:
+    """The shared clients of one key, and the transport under them (sync and async at once)."""
+
+    client: Any  # an httpx.Client / httpx2.Client
+    async_client: Any  # an httpx.AsyncClient / httpx2.AsyncClient
+    transport: Any = field(repr=False)  # for SDKs that build their own clients: pass as ``transport=``
+    limits: PoolLimits = field(default_factory=PoolLimits)
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """What the pools hold right now (for tests and debugging)."""
+
+    clients: int  # pooled-client keys (provider, base URL, credential, limits, flavour)
+    open_sync_pools: int  # keys whose sync pool is open
+    event_loops: int  # distinct event loops with an async pool
+
+
+@dataclass(frozen=True)
+class _Key:
+    flavor: str
+    provider: str
+    base_url: str
+    credential_digest: str | None = field(repr=False)
+    limits: PoolLimits
+    proxy: str | None = field(repr=False)  # may hold a proxy password
+
+
+@dataclass
+class _Entry:
+    pools: LoopPools
+    clients: PooledClients
+
+
+_entries: dict[_Key, _Entry] = {}
+_lock = threading.Lock()
+
+
+def httpx_flavor_of(client_class: type) -> str:
+    """``"httpx2"`` if ``client_class`` (an SDK's default client class) is built on httpx2, else ``"httpx"``.
+
+    openai>=3 and anthropic>=2 are built on httpx2 and catch its exceptions: their clients must be httpx2 too.
+    """
+    for base in client_class.__mro__:
+        if base.__module__.split(".")[0] == "httpx2":
+            return "httpx2"
+    return "httpx"
+
+
+def shared_http_clients(
+    provider: str,
+    base_url: str,
+    credential: object | None,
+    limits: PoolLimits,
+    *,
+    flavor: str = "httpx",
+    proxy: str | None = None,
+) -> PooledClients:
+    """The pooled clients for ``provider`` at ``base_url`` with ``credential`` (made on first use).
+
+    ``credential`` only tells keys apart (as a SHA-256 digest); a callable credential keys by provider and
+    base URL only. ``flavor`` is the httpx package the SDK expects (see ``httpx_flavor_of``). ``proxy`` is
+    an SDK's own proxy setting (``OPENAI_PROXY``, ``ANTHROPIC_PROXY``); without one, the environment's
+    proxy for ``base_url`` (``HTTPS_PROXY``, ``NO_PROXY``, ...) is used.
+    """
+    base_url = base_url.rstrip("/")
+    key = _Key(flavor, provider, base_url, _digest(credential), limits, proxy or _environment_proxy(base_url))
+    with _lock:
+        entry = _entries.get(key)
+        if entry is None:
+            entry = _entries[key] = _new_entry(key)
+        elif entry.clients.client.is_closed or entry.clients.async_client.is_closed:
+            # Someone closed a shared client (``OpenAI.close()`` does): new clients over the same pools.
+            entry.clients = _clients(entry.pools, key.limits)
+        return entry.clients
+
+
+def _digest(credential: object | None) -> str | None:
+    if credential is None or callable(credential):
+        return None
+    if not isinstance(credential, str):
+        raise TypeError("a pooled client's credential must be a string, a callable or None")
+    return hashlib.sha256(credential.encode("utf-8")).hexdigest()
+
+
+def _new_entry(key: _Key) -> _Entry:
+    module = load_flavor(key.flavor)
+    transport_kwargs: dict[str, Any] = {
+        "limits": module.Limits(
+            max_connections=key.limits.max_connections,
+            max_keepalive_connections=key.limits.max_keepalive_connections,
+            keepalive_expiry=key.limits.keepalive_expiry,
+        )
+    }
+    if key.proxy:
+        transport_kwargs["proxy"] = module.Proxy(key.proxy)
+    pools = LoopPools(module, transport_kwargs)
+    return _Entry(pools, _clients(pools, key.limits))
+
+
+def _clients(pools: LoopPools, limits: PoolLimits) -> PooledClients:
+    # follow_redirects as the SDKs' own default clients; timeouts are sent with each request.
+    transport = shared_transport(pools)
+    return PooledClients(
+        client=pools.flavor.Client(transport=transport, follow_redirects=True),
+        async_client=pools.flavor.AsyncClient(transport=transport, follow_redirects=True),
+        transport=transport,
+        limits=limits,
+    )
+
+
+def _environment_proxy(base_url: str) -> str | None:
+    """The proxy the environment names for ``base_url`` (a custom transport turns httpx's lookup off)."""
+    parts = urlsplit(base_url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def close_pools() -> None:
+    """Close every sync pool, drop the async pools of closed event loops, and ask loops running in other
+    threads to close theirs (waiting up to ``CLOSE_WAIT_SECONDS``). Run at interpreter exit too.
+
+    The running loop's pools (when called from async code) are left to ``aclose_pools``. Clients stay
+    usable: the next request opens a new connection.
+    """
+    scheduled = _close_all()
+    if scheduled and _running_loop() is None:
+        concurrent.futures.wait(scheduled, timeout=CLOSE_WAIT_SECONDS)
+
+
+async def aclose_pools() -> None:
+    """``close_pools``, plus the running event loop's pools, without blocking the loop."""
+    scheduled = _close_all()
+    with _lock:
+        pools = [entry.pools for entry in _entries.values()]
+    for pool in pools:
+        await pool.aclose_current()
+    if scheduled:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(asyncio.wrap_future(f) for f in scheduled), return_exceptions=True),
+                CLOSE_WAIT_SECONDS,
+            )
+
+
+def _close_all() -> list[concurrent.futures.Future[None]]:
+    with _lock:
+        pools = [entry.pools for entry in _entries.values()]
+    scheduled: list[concurrent.futures.Future[None]] = []
+    for pool in pools:
+        scheduled.extend(pool.close())
+    return scheduled
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def pool_stats() -> PoolStats:
+    """How many pooled-client keys exist, how many sync pools are open, and how many loops have pools."""
+    with _lock:
+        pools = [entry.pools for entry in _entries.values()]
+    open_sync = 0
+    loops: set[int] = set()
+    for pool in pools:
+        sync_open, loop_ids = pool.stats()
+        open_sync += sync_open
+        loops |= loop_ids
+    return PoolStats(clients=len(pools), open_sync_pools=open_sync, event_loops=len(loops))
+
+
+atexit.register(close_pools)

@@ -1,0 +1,117 @@
+"""``optimize`` and ``OptimizedChatModel`` as a whole: when a model is wrapped, what a failing optimizer
+does, callbacks, pickling, and the plain path with optimizations off."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+
+from modelforge.exceptions import ConfigurationValidationError
+from modelforge.managed import ManagedChatModel
+from modelforge.optimizers import OptimizationConfig, OptimizedChatModel, RequestOptimizer, optimizer_of
+from modelforge.optimizers._base import PreparedCall
+from modelforge.registry import ModelForgeRegistry
+from modelforge.testing import ProviderServer, Reply
+from tests.conftest import OPENAI_KEY
+from tests.optimizers.conftest import MODELS, ConfigWriter, LlmFactory
+
+
+class Broken(RequestOptimizer):
+    """An optimizer whose every prepare fails (as a bug or an outage in one would)."""
+
+    family = "broken"
+
+    def prepare(
+        self, leaf: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, Any], stop: list[str] | None
+    ) -> PreparedCall:
+        raise RuntimeError(f"cannot reach the cache service with key {OPENAI_KEY}")
+
+
+@pytest.mark.parametrize("provider", sorted(MODELS))
+def test_every_family_gets_an_optimizer(make_llm: LlmFactory, provider: str) -> None:
+    llm = make_llm(provider)
+    assert isinstance(llm, OptimizedChatModel)
+    assert isinstance(llm.wrapped_llm, ManagedChatModel)
+    assert optimizer_of(llm) is llm.optimizer
+
+
+@pytest.mark.parametrize("provider", sorted(MODELS))
+def test_off_by_default_and_by_config(make_llm: LlmFactory, provider: str) -> None:
+    assert isinstance(make_llm(provider, enable=False), ManagedChatModel)
+    assert isinstance(make_llm(provider, optimizations={"enabled": False}), ManagedChatModel)
+
+
+def test_registry_setting_and_per_model_override(write_config: ConfigWriter) -> None:
+    write_config()
+    registry = ModelForgeRegistry(enable_optimizations=True)
+    assert isinstance(registry.get_llm("openai", "gpt-4o-mini"), OptimizedChatModel)
+    assert isinstance(registry.get_llm("openai", "gpt-4o-mini", enable_optimizations=False), ManagedChatModel)
+
+
+def test_a_bad_section_is_a_clear_error(make_llm: LlmFactory) -> None:
+    # The config file is checked when it is loaded: the error names the file, the key and what is allowed.
+    with pytest.raises(ConfigurationValidationError, match=r"optimizations\.num_ctx must be \"auto\""):
+        make_llm("ollama", optimizations={"num_ctx": "huge"})
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream"])
+def test_a_failing_optimizer_falls_back_to_the_plain_request(
+    make_llm: LlmFactory, server: ProviderServer, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    managed = make_llm("openai", enable=False)
+    broken = Broken(OptimizationConfig(), provider_name="openai", model_name="gpt-4o-mini", llm_type="x")
+    llm = OptimizedChatModel(wrapped_llm=managed, optimizer=broken)
+    server.script(Reply(text="still answered"))
+    with caplog.at_level(logging.WARNING, logger="modelforge.optimizers"):
+        if mode == "invoke":
+            text = llm.invoke("<<STATIC>>hi").content
+        else:
+            text = "".join(str(c.content) for c in llm.stream("<<STATIC>>hi"))
+    assert text == "still answered"
+    body = server.requests_for("openai")[-1].json
+    assert body["messages"][0]["content"] == "hi"  # plain, but never with the markers
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "optimizer failed" in warning.getMessage() and "RuntimeError" in warning.getMessage()
+    assert OPENAI_KEY not in warning.getMessage()
+
+
+async def test_a_failing_optimizer_falls_back_async(
+    make_llm: LlmFactory, server: ProviderServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = Broken(OptimizationConfig(), provider_name="openai", model_name="gpt-4o-mini", llm_type="x")
+    llm = OptimizedChatModel(wrapped_llm=make_llm("openai", enable=False), optimizer=broken)
+    with caplog.at_level(logging.WARNING, logger="modelforge.optimizers"):
+        assert (await llm.ainvoke("hi")).content
+        assert [c async for c in llm.astream("hi")]
+    assert len([r for r in caplog.records if "optimizer failed" in r.getMessage()]) == 2
+
+
+def test_callbacks_given_to_get_llm_still_fire(write_config: ConfigWriter, server: ProviderServer) -> None:
+    class Seen(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.ends = 0
+
+        def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+            self.ends += 1
+
+    write_config()
+    seen = Seen()
+    llm = ModelForgeRegistry(enable_optimizations=True).get_llm("openai", "gpt-4o-mini", callbacks=[seen])
+    llm.invoke("hi")
+    assert seen.ends == 1
+
+
+def test_pickles_without_secrets_and_stays_optimized(make_llm: LlmFactory, server: ProviderServer) -> None:
+    llm = make_llm("openai", optimizations={"seed": 77})
+    data = pickle.dumps(llm)
+    assert OPENAI_KEY.encode() not in data
+    restored = pickle.loads(data)
+    assert isinstance(restored, OptimizedChatModel)
+    restored.invoke("hi")
+    assert server.requests_for("openai")[-1].json["seed"] == 77
