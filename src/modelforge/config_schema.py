@@ -110,6 +110,14 @@ class ProviderConfig(_Strict):
         validate_section(value)
         return value
 
+    @field_validator("batch")
+    @classmethod
+    def _batch_section_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from modelforge.batch import validate_section
+
+        validate_section(value)
+        return value
+
     @field_validator("cache")
     @classmethod
     def _cache_section_is_valid(cls, value: dict[str, Any] | bool | None) -> dict[str, Any] | bool | None:

@@ -87,16 +87,42 @@ def test_policy_sections_are_accepted_and_kept() -> None:
     data["providers"]["openai"].update(
         retry={"max_attempts": 5, "backoff_factor": 2.0},
         rate_limit={"requests_per_minute": 60, "tokens_per_minute": 90000},
-        optimizations={"connection_pool_size": 10},
+        optimizations={"seed": 7, "json_mode": False},
         cache={"backend": "memory", "ttl": 60},
         fallbacks=["anthropic"],
+        connection_pool={"max_connections": 10},
+        batch={"max_concurrent": 4, "use_batch_api": "auto"},
     )
     config.save_config(data)
     loaded = config.load_config()
     openai = loaded.config.providers["openai"]
     assert openai.retry == {"max_attempts": 5, "backoff_factor": 2.0}
     assert openai.fallbacks == ["anthropic"]
+    assert openai.optimizations == {"seed": 7, "json_mode": False}
+    assert openai.connection_pool == {"max_connections": 10}
+    assert openai.batch == {"max_concurrent": 4, "use_batch_api": "auto"}
     assert loaded.raw["providers"]["openai"]["rate_limit"]["tokens_per_minute"] == 90000
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "named"),
+    [
+        ("optimizations", {"seed": "x"}, "optimizations.seed"),
+        ("cache", {"backend": "mongo"}, "cache.backend"),
+        ("connection_pool", {"max_connections": 0}, "connection_pool.max_connections"),
+        ("batch", {"max_concurrent": -1}, "batch.max_concurrent"),
+    ],
+)
+def test_bad_policy_sections_are_refused_at_load_naming_the_key(
+    section: str, value: dict[str, object], named: str
+) -> None:
+    data = json.loads(json.dumps(COMPAT_EXAMPLE))
+    data["providers"]["openai"][section] = value
+    config.get_config_path().parent.mkdir(parents=True, exist_ok=True)
+    config.get_config_path().write_text(json.dumps(data, indent=4))
+    with pytest.raises(ConfigurationValidationError, match=named.replace(".", r"\.")) as caught:
+        config.load_config()
+    assert "line " in str(caught.value)  # and where in the file
 
 
 def test_malformed_json_names_file_and_line() -> None:

@@ -42,6 +42,29 @@ What a test can set and read on the server:
   ``Reply`` (text, tool calls, usage, finish reason, chunking, latency and stream faults), ``Fault``
   (an HTTP error in the protocol's error format) or ``Disconnect`` (same as ``Fault(status=0)``: accept,
   then drop the connection without answering). ``default_reply`` answers when the queue is empty.
+* ``responder``: consulted when the script queue is empty, for every chat request and every line of a
+  batch job: a function of the request (a ``RecordedRequest`` whose ``json`` is the parsed chat body)
+  returning a ``Reply`` / ``Fault`` / ``Disconnect``, or ``None`` for ``default_reply``. It runs on the
+  server's thread. It lets a test answer each prompt by its content, so order can be checked whatever the
+  concurrency::
+
+      server.responder = lambda r: Reply(text="echo: " + r.json["messages"][-1]["content"])
+
+* ``batches`` (``BatchService``): the providers' batch APIs — OpenAI ``/v1/files`` (multipart upload,
+  ``purpose=batch``; ``GET`` a file and its ``/content``) and ``/v1/batches`` (create, retrieve, cancel;
+  output and error files), Anthropic ``/v1/messages/batches`` (create, retrieve, ``/results`` JSONL,
+  cancel), in the real APIs' shapes. Each line is answered like a chat request (script, responder,
+  default reply) by the protocol's non-streamed renderer; result files list lines in a shuffled order. A
+  job stays in progress for ``batches.complete_after_polls`` retrieves (default 1) and while
+  ``batches.hold()`` is in force (until ``batches.release()``); ``batches.expire_after = N`` ends jobs as
+  expired after their first N lines; ``batches.max_requests_per_job`` refuses bigger jobs. Records:
+  ``batches.jobs`` / ``batches.job(id)`` (lines, status, polls) and ``batches.uploads``.
+* ``caches`` (``ProviderCaches``): provider-side prompt caching. Anthropic ``cache_control`` breakpoints
+  cache the prefix up to each one when it is at least ``caches.anthropic_min_tokens`` long (answers report
+  ``cache_creation_input_tokens``, then ``cache_read_input_tokens`` for 5 minutes); Gemini
+  ``/v1beta/cachedContents`` (create, get, list, patch, delete; ``generateContent`` with ``cachedContent``
+  reports ``cachedContentTokenCount``). ``caches.clock`` is injectable; ``caches.fail_next(...)`` scripts
+  faults for the cache endpoints; records: ``anthropic_uses``, ``cached_contents``, ``deleted``.
 * ``limits = ServerLimits(rpm=..., tpm=..., window=60.0)``: 429 with ``Retry-After`` / ``retry-after-ms`` /
   ``x-ratelimit-*`` when exceeded (a refused request does not use a scripted item).
 * ``require_api_key``: OpenAI (Bearer), Anthropic (x-api-key or Bearer), Gemini (x-goog-api-key or
@@ -53,7 +76,8 @@ What a test can set and read on the server:
   ``copilot_tokens``, ``expire_copilot_tokens()``.
 * Records and counters: ``requests`` / ``requests_for(protocol)`` (``RecordedRequest``),
   ``connections_opened``, ``client_disconnects`` (the client left before an answer was complete),
-  ``server_disconnects`` (the server aborted on purpose), ``wait_for_disconnects(n, timeout)``, ``reset()``.
+  ``server_disconnects`` (the server aborted on purpose), ``wait_for_disconnects(n, timeout)``, ``reset()``
+  (batch jobs and files included).
 
 A pytest fixture is three lines::
 

@@ -7,6 +7,7 @@ Owns ``ChatProtocol`` (what each wire format must render), ``ChatRequest`` (what
 from __future__ import annotations
 
 import json
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -15,9 +16,25 @@ from typing import Protocol as TypingProtocol
 from modelforge.testing._common import default_message
 from modelforge.testing._http import Exchange
 from modelforge.testing._limits import LimitDecision, retry_after_headers
-from modelforge.testing.script import Disconnect, Fault, ProtocolName, Reply, ScriptItem, Usage
+from modelforge.testing.script import (
+    Disconnect,
+    Fault,
+    ProtocolName,
+    RecordedRequest,
+    Reply,
+    ScriptItem,
+    Usage,
+)
 
-__all__ = ["ChatHost", "ChatProtocol", "ChatRequest", "WireError", "send_error", "serve_chat"]
+__all__ = [
+    "ChatHost",
+    "ChatProtocol",
+    "ChatRequest",
+    "WireError",
+    "request_record",
+    "send_error",
+    "serve_chat",
+]
 
 
 class WireError(Exception):
@@ -44,7 +61,9 @@ class ChatRequest:
 class ChatHost(TypingProtocol):
     """What the chat endpoint needs from the server."""
 
-    def next_item(self) -> ScriptItem: ...
+    def next_item(self, request: RecordedRequest) -> ScriptItem:
+        """The answer for ``request``: the next scripted item, else the responder's, else the default."""
+        ...
 
     def admit(self, prompt_tokens: int) -> LimitDecision | None: ...
 
@@ -95,6 +114,22 @@ class ChatProtocol(ABC):
         """One event, framed like the others, whose JSON does not parse."""
 
 
+def request_record(ex: Exchange, data: Any, protocol: ProtocolName) -> RecordedRequest:
+    """What the responder sees of a chat request: the exchange with its parsed JSON body."""
+    return RecordedRequest(
+        method=ex.method,
+        path=ex.path,
+        query=dict(ex.query),
+        headers=dict(ex.headers),
+        body=ex.body,
+        json=data,
+        protocol=protocol,
+        received_at=time.monotonic(),
+        connection_id=ex.connection_id,
+        target=ex.target,
+    )
+
+
 async def send_error(
     ex: Exchange, proto: ChatProtocol, status: int, message: str = "", headers: dict[str, str] | None = None
 ) -> None:
@@ -128,7 +163,7 @@ async def serve_chat(
         message = f"Rate limit reached ({decision.reason} per minute). Please retry later."
         await send_error(ex, proto, 429, message, {**proto.response_headers(chat), **headers})
         return
-    item = host.next_item()
+    item = host.next_item(request_record(ex, data, proto.name))
     if isinstance(item, Disconnect) or (isinstance(item, Fault) and item.status == 0):
         if await ex.sleep(item.latency):
             ex.abort()

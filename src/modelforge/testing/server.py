@@ -13,6 +13,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -44,8 +45,8 @@ class _Host:
     def __init__(self, server: ProviderServer) -> None:
         self._server = server
 
-    def next_item(self) -> ScriptItem:
-        return self._server._pop_script()
+    def next_item(self, request: RecordedRequest) -> ScriptItem:
+        return self._server._next_item(request)
 
     def admit(self, prompt_tokens: int) -> LimitDecision | None:
         limits = self._server.limits
@@ -65,6 +66,8 @@ class ProviderServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._bind = (host, port)
         self.default_reply: Reply = Reply()
+        # Consulted when the script queue is empty: an answer chosen from the request (None: default_reply).
+        self.responder: Callable[[RecordedRequest], ScriptItem | None] | None = None
         self.limits: ServerLimits | None = None
         self.require_api_key: str | None = None
         self.openai_models: list[str] = ["gpt-4o-mini", "gpt-4o"]
@@ -214,9 +217,21 @@ class ProviderServer:
         with self._lock:
             return len(self._script)
 
-    def _pop_script(self) -> ScriptItem:
+    def _next_item(self, request: RecordedRequest) -> ScriptItem:
+        """The answer for a chat request or a batch line: scripted, else the responder's, else the default."""
         with self._lock:
-            return self._script.popleft() if self._script else self.default_reply
+            if self._script:
+                return self._script.popleft()
+            responder = self.responder
+        if responder is not None:
+            item = responder(request)
+            if item is not None:
+                if not isinstance(item, Reply | Fault | Disconnect):
+                    raise TypeError(
+                        f"the responder returned {type(item).__name__}; use Reply, Fault or Disconnect"
+                    )
+                return item
+        return self.default_reply
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -249,9 +264,11 @@ class ProviderServer:
             return self._lock.wait_for(lambda: self._client_disconnects >= n, timeout)
 
     def reset(self) -> None:
-        """Clear the script, records, counters, limits, device-flow sessions and issued Copilot tokens.
+        """Clear the script, records, counters, limits, device-flow sessions, issued Copilot tokens, batch
+        jobs, uploaded files and provider-side prompt caches.
 
-        Settings (``default_reply``, ``require_api_key``, model lists, ``device_flow``, TTLs) are kept.
+        Settings (``default_reply``, ``responder``, ``require_api_key``, model lists, ``device_flow``, TTLs,
+        batch settings) are kept.
         """
         with self._lock:
             self._script.clear()
@@ -262,6 +279,8 @@ class ProviderServer:
             self.limits = None
         self._limiter.clear()
         self._github.reset()
+        self.batches.reset()
+        self.caches.reset()
 
     # -- GitHub settings (delegated) -------------------------------------------------------------------
 

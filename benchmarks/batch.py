@@ -1,0 +1,245 @@
+"""Batch throughput under a provider's rate limit: ``registry.batch_invoke`` against the theoretical minimum,
+LangChain's ``abatch`` and LiteLLM's ``batch_completion``; then the cache-hit latency lines.
+
+Run: ``.venv/bin/python benchmarks/batch.py`` (one to two minutes). One run of each arm against a fresh
+``ProviderServer`` in a child process (so the client's CPU is its own) that answers every request after
+200 ms and enforces 1,200 requests per minute as an even rate, the way providers apply a per-minute limit
+over short windows: ``ServerLimits(rpm=20, window=1.0)``, 20 requests in any 1-s sliding window. A request
+over the limit is answered 429 with ``Retry-After`` / ``retry-after-ms`` and the ``x-ratelimit-*`` headers.
+
+Every arm sends the same 500 prompts with the same concurrency (8 in flight) and its library's own retry
+behaviour, and counts the answers it got, the items that ended in an error, and the 429s the server sent:
+
+* ModelForge, two ways a user can tell it the provider's limit (``ModelForgeRegistry(config_path=...)
+  .batch_invoke(prompts, max_concurrent=8)``):
+  - ``rate_limit: {requests_per_minute: 20, window_seconds: 1}`` (the server's even rate): the limiter
+    never lets a request over the limit go, so the server refuses nothing. Its accounting is deliberately
+    conservative: a slot comes back one window after the *answer* (the provider counted the request when it
+    arrived, somewhere before), so each slot is held one latency longer than the server holds it — 200 ms
+    per 1-s window here (20% at most), 0.3% with a real 60-s window;
+  - no ``rate_limit``, ``retry: {batch: {max_attempts: 8}}``: requests over the limit are refused and
+    sent again after exactly the server's ``retry-after-ms`` (the retry policy's ``batch`` settings apply
+    to batch items);
+* LangChain: ``ChatOpenAI(...).abatch(prompts, config={"max_concurrency": 8}, return_exceptions=True)``
+  (the OpenAI SDK's default 2 retries, which honour Retry-After); and the same with LangChain's
+  ``InMemoryRateLimiter(requests_per_second=20)`` set as the model's ``rate_limiter``;
+* LiteLLM (when installed; it is not a dependency): ``litellm.batch_completion(..., max_workers=8)``.
+
+The theoretical minimum is 500 requests / 20 per second = 25 s. Printed: each arm's wall time as a ratio of
+that minimum, and ModelForge's wall times as ratios of each peer's. Target: ModelForge within 15% of the
+minimum with every prompt answered (printed for both ModelForge arms). Then the cache-hit latency lines of
+``benchmarks/_cache_bench.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+PROMPTS = 500
+RPM = 1200
+WINDOW = 1.0
+PER_WINDOW = round(RPM * WINDOW / 60)  # 20
+LATENCY = 0.2
+CONCURRENCY = 8
+MINIMUM = PROMPTS / (RPM / 60)  # 25 s
+TARGET = 1.15
+KEY = "sk-bench-not-a-secret"
+
+_SERVER = """
+import sys
+from modelforge.testing import ProviderServer, Reply, ServerLimits
+server = ProviderServer().start()
+server.default_reply = Reply(text="ok", latency=float(sys.argv[1]))
+server.limits = ServerLimits(rpm=int(sys.argv[2]), window=float(sys.argv[3]))
+print(server.openai_base_url, flush=True)
+for line in sys.stdin:
+    refused = len(server.requests_for("openai")) - int(line)
+    print(refused, flush=True)
+"""
+
+
+@contextmanager
+def serve() -> Iterator[tuple[str, Callable[[int], int]]]:
+    """A rate-limited ProviderServer in a child process: its OpenAI base URL, and a function that says how
+    many requests it refused given how many were answered."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, str(LATENCY), str(PER_WINDOW), str(WINDOW)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    stdin, stdout = child.stdin, child.stdout
+
+    def refused(answered: int) -> int:
+        stdin.write(f"{answered}\n")
+        stdin.flush()
+        return int(stdout.readline())
+
+    try:
+        yield stdout.readline().strip(), refused
+    finally:
+        stdin.close()
+        child.wait(10)
+
+
+def prompts() -> list[str]:
+    return [f"Summarise item {i} in one word." for i in range(PROMPTS)]
+
+
+def _tally(name: str, elapsed: float, outcomes: list[bool], refused: Callable[[int], int]) -> dict[str, Any]:
+    answered = sum(outcomes)
+    return {
+        "name": name,
+        "elapsed": elapsed,
+        "answered": answered,
+        "errors": len(outcomes) - answered,
+        "refused": refused(answered),
+    }
+
+
+def run_modelforge(pacing: str) -> dict[str, Any]:
+    """``batch_invoke`` with the provider's limit in the config (``limiter``) or paced by the server's
+    Retry-After through the retry policy's ``batch`` settings (``retry-after``)."""
+    from modelforge.registry import ModelForgeRegistry
+
+    with serve() as (base_url, refused):
+        provider: dict[str, Any] = {
+            "llm_type": "openai_compatible",
+            "base_url": base_url,
+            "models": {"bench-model": {"max_tokens": 16}},
+        }
+        if pacing == "limiter":
+            provider["rate_limit"] = {"requests_per_minute": PER_WINDOW, "window_seconds": WINDOW}
+            name = f"ModelForge batch_invoke, rate_limit {PER_WINDOW}/{WINDOW:g}s"
+        else:
+            provider["retry"] = {"batch": {"max_attempts": 8}}
+            name = "ModelForge batch_invoke, Retry-After pacing"
+        config = {
+            "providers": {"bench": provider},
+            "current_model": {"provider": "bench", "model": "bench-model"},
+        }
+        path = Path(tempfile.mkdtemp()) / "config.json"
+        path.write_text(json.dumps(config))
+        registry = ModelForgeRegistry(config_path=path)
+
+        async def main() -> tuple[float, list[bool]]:
+            start = time.monotonic()
+            results = await registry.batch_invoke(prompts(), max_concurrent=CONCURRENCY)
+            return time.monotonic() - start, [r.ok for r in results]
+
+        elapsed, outcomes = asyncio.run(main())
+        return _tally(name, elapsed, outcomes, refused)
+
+
+def run_langchain(with_limiter: bool) -> dict[str, Any]:
+    from langchain_core.rate_limiters import InMemoryRateLimiter
+    from langchain_openai import ChatOpenAI
+
+    with serve() as (base_url, refused):
+        llm = ChatOpenAI(model="bench-model", base_url=base_url, api_key=KEY, max_tokens=16)  # type: ignore[arg-type]
+        if with_limiter:
+            llm.rate_limiter = InMemoryRateLimiter(requests_per_second=RPM / 60, check_every_n_seconds=0.01)
+
+        async def main() -> tuple[float, list[bool]]:
+            start = time.monotonic()
+            answers = await llm.abatch(
+                prompts(), config={"max_concurrency": CONCURRENCY}, return_exceptions=True
+            )
+            return time.monotonic() - start, [not isinstance(a, Exception) for a in answers]
+
+        elapsed, outcomes = asyncio.run(main())
+        name = "LangChain abatch + InMemoryRateLimiter" if with_limiter else "LangChain abatch"
+        return _tally(name, elapsed, outcomes, refused)
+
+
+def run_litellm() -> dict[str, Any] | None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        import litellm
+    except ImportError:
+        return None
+    litellm.suppress_debug_info = True
+    with serve() as (base_url, refused):
+        messages = [[{"role": "user", "content": p}] for p in prompts()]
+        start = time.monotonic()
+        answers = litellm.batch_completion(
+            model="openai/bench-model",
+            messages=messages,
+            api_base=base_url,
+            api_key=KEY,
+            max_tokens=16,
+            max_workers=CONCURRENCY,
+        )
+        elapsed = time.monotonic() - start
+        outcomes = [not isinstance(a, Exception) for a in answers]
+        return _tally("LiteLLM batch_completion", elapsed, outcomes, refused)
+
+
+def cache_lines() -> list[str]:
+    try:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _cache_bench import cache_hit_latency  # type: ignore[import-not-found]
+    except ImportError:
+        return ["cache benchmark not available"]
+    lines = cache_hit_latency()
+    if asyncio.iscoroutine(lines):
+        lines = asyncio.run(lines)
+    return [str(line) for line in lines]
+
+
+def main() -> int:
+    print(
+        f"Server: {RPM:,} RPM enforced as an even rate, ServerLimits(rpm={PER_WINDOW}, window={WINDOW:g}): "
+        f"{PER_WINDOW} requests per {WINDOW:g}-s sliding window (429 + Retry-After beyond); "
+        f"{LATENCY * 1000:.0f} ms per answer."
+    )
+    print(
+        f"Work: {PROMPTS} prompts, {CONCURRENCY} in flight, one run per arm. Theoretical minimum: "
+        f"{PROMPTS} / {PER_WINDOW / WINDOW:g} per s = {MINIMUM:.1f} s."
+    )
+    ours = [run_modelforge("limiter"), run_modelforge("retry-after")]
+    peers = [run_langchain(False), run_langchain(True)]
+    litellm_row = run_litellm()
+    if litellm_row is not None:
+        peers.append(litellm_row)
+    for row in ours + peers:
+        print(
+            f"{row['name']:<46} wall {row['elapsed']:5.1f} s = {row['elapsed'] / MINIMUM:.2f}x the minimum   "
+            f"answered {row['answered']}/{PROMPTS}, errors {row['errors']}, "
+            f"429s from the server {row['refused']}"
+        )
+    if litellm_row is None:
+        print("LiteLLM batch_completion: skipped (litellm is not installed: .venv/bin/pip install litellm)")
+    print("ModelForge wall time / each peer's (below 1: ModelForge finished first):")
+    for peer in peers:
+        ratios = ", ".join(
+            f"{row['name'].split(', ')[1]} {row['elapsed'] / peer['elapsed']:.2f}x" for row in ours
+        )
+        print(f"  vs {peer['name']:<42} {ratios}")
+    met_any = False
+    for row in ours:
+        met = row["elapsed"] <= MINIMUM * TARGET and row["answered"] == PROMPTS
+        met_any = met_any or met
+        print(
+            f"Target ({row['name'].split(', ')[1]}: within {TARGET - 1:.0%} of the theoretical minimum, "
+            f"every prompt answered): {'met' if met else 'NOT met'}"
+        )
+    print("Cache-hit latency:")
+    for line in cache_lines():
+        print(f"  {line}")
+    return 0 if met_any else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
