@@ -31,6 +31,10 @@ _LAZY: dict[str, str] = {
     "RateLimiter": "modelforge.policies.ratelimit",
     "RequestCounter": "modelforge.policies.ratelimit",
     "FallbackChatModel": "modelforge.policies.fallback",
+    "BatchProcessor": "modelforge.batch",
+    "BatchProgress": "modelforge.batch",
+    "BatchResult": "modelforge.batch",
+    "CacheStats": "modelforge.cache",
     "with_fallbacks_of": "modelforge.policies.fallback",
     "AllProvidersFailedError": "modelforge.exceptions",
     "ModelForgeError": "modelforge.exceptions",
@@ -46,6 +50,10 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "AllProvidersFailedError",
     "AuthenticationError",
+    "BatchProcessor",
+    "BatchProgress",
+    "BatchResult",
+    "CacheStats",
     "ConfigurationError",
     "EnhancedLLM",
     "FallbackChatModel",
@@ -73,6 +81,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from modelforge.batch import BatchProcessor, BatchProgress, BatchResult
+    from modelforge.cache import CacheStats
     from modelforge.enhanced_llm import EnhancedLLM
     from modelforge.exceptions import (
         AllProvidersFailedError,

@@ -11,10 +11,22 @@ pytest-asyncio call it before closing the loop), so the pool's connections are c
 opened them, before it closes. A loop closed without that call leaves its sockets to the garbage collector;
 its pool is dropped at the next use or ``close()``.
 
-``shared_transport(flavor, pools)`` is the transport handed to clients: it implements both the sync and the
-async transport interface of the httpx flavour (``httpx`` or ``httpx2``: the SDKs pick one each), and its
-``close()`` / ``aclose()`` do nothing, so an SDK that closes the client it built (Gemini does when a model is
-collected) never closes the pools that other models share. ``modelforge.pooling.close_pools`` closes them.
+``shared_transport(pools)`` is the transport handed to clients (a new one per model): it implements both the
+sync and the async transport interface of the httpx flavour (``httpx`` or ``httpx2``: the SDKs pick one
+each), and its ``close()`` / ``aclose()`` do nothing, so an SDK that closes the client it built (``OpenAI.close()``,
+Gemini when a model is collected) never closes the pools that other models share.
+``modelforge.pooling.close_pools`` closes them.
+
+The transport counts the requests each pool has in flight (until their response is closed), so that
+``LoopPools.retire()`` (a key whose credential was rotated) closes idle pools at once and busy ones as soon as
+their last response is closed, without cutting off an answer being read.
+
+The transport also stamps the rate limiter's send mark of the attempt it sends for
+(``modelforge._send_marks``, set by the admission in the caller's thread or task) when the whole request
+has been written to a connection (httpcore's ``trace`` events), so the time spent waiting for a pooled
+connection or opening one is not counted as time at the provider. Should no trace event come, the mark is
+stamped when the response headers arrive (later than the send, so never too early). Without a mark nothing
+is added to the request.
 """
 
 from __future__ import annotations
@@ -30,7 +42,17 @@ from concurrent.futures import Future
 from types import ModuleType
 from typing import Any
 
-__all__ = ["LoopPools", "load_flavor", "shared_transport"]
+from modelforge import _send_marks
+
+__all__ = ["LoopPools", "load_flavor", "running_loop", "shared_transport"]
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, or None."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def load_flavor(name: str) -> ModuleType:
@@ -61,10 +83,7 @@ class _LoopPool:
             yield
         finally:
             owner.forget(self)
-            try:
-                running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
+            running = running_loop()
             if running is not None and running is self._loop():
                 await self.transport.aclose()
             # Else the loop is closed (finished by hand in ``discard``): its sockets cannot be closed on it.
@@ -144,7 +163,7 @@ class LoopPools:
         The current thread's running loop (if any) is left alone: ``aclose_current`` closes it without
         blocking. Returns the closings scheduled on loops running in other threads.
         """
-        current = _running_loop()
+        current = running_loop()
         with self._lock:
             sync, self._sync = self._sync, None
             closed = self._take_closed_loops()
@@ -174,11 +193,37 @@ class LoopPools:
             return self._sync is not None, frozenset(id(loop) for loop in self._loops)
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+# httpcore's trace event once the request's body (the last of it) is written: "http11." or "http2." + this.
+_SENT_EVENT = "send_request_body.complete"
+
+
+def _trace_send(request: Any, tracer: Any) -> None:
+    """Have httpcore call ``tracer`` for ``request`` (a new extensions dict: the caller's stays as it was)."""
+    request.extensions = {**request.extensions, "trace": tracer}
+
+
+def _sync_tracer(mark: _send_marks.SendMark, inner: Any) -> Any:
+    """A sync ``trace`` extension stamping ``mark`` when the request is sent, then calling ``inner``."""
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith(_SENT_EVENT):
+            mark.stamp()
+        if inner is not None:
+            inner(event, info)
+
+    return trace
+
+
+def _async_tracer(mark: _send_marks.SendMark, inner: Any) -> Any:
+    """The async twin of ``_sync_tracer`` (httpcore awaits the trace extension of async requests)."""
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith(_SENT_EVENT):
+            mark.stamp()
+        if inner is not None:
+            await inner(event, info)
+
+    return trace
 
 
 def shared_transport(pools: LoopPools) -> Any:
@@ -195,11 +240,23 @@ def _transport_class(flavor: ModuleType) -> type:
             self.pools = pools
 
         def handle_request(self, request: Any) -> Any:
-            return self.pools.sync_pool().handle_request(request)
+            mark = _send_marks.current()
+            if mark is None or mark.sent is not None:
+                return self.pools.sync_pool().handle_request(request)
+            _trace_send(request, _sync_tracer(mark, request.extensions.get("trace")))
+            response = self.pools.sync_pool().handle_request(request)
+            mark.stamp()  # no-op when the trace stamped it
+            return response
 
         async def handle_async_request(self, request: Any) -> Any:
+            mark = _send_marks.current()
             pool = await self.pools.async_pool()
-            return await pool.handle_async_request(request)
+            if mark is None or mark.sent is not None:
+                return await pool.handle_async_request(request)
+            _trace_send(request, _async_tracer(mark, request.extensions.get("trace")))
+            response = await pool.handle_async_request(request)
+            mark.stamp()
+            return response
 
         def close(self) -> None:
             """Owned by ``modelforge.pooling``: see ``close_pools``."""

@@ -171,16 +171,19 @@ class DelegatingChatModel(BaseChatModel):
             used: int | None = None
             headers: dict[str, str] | None = None
             inner = self.wrapped_llm._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
+            released = False
             try:
                 for chunk in inner:
                     yielded = True
                     used = _add_tokens(used, chunk.message)
                     headers = headers or _message_headers(chunk.message)
                     yield chunk
+                released = True
                 self._release(ticket, tokens=used, headers=headers)
                 return
             except Exception as err:
                 translated = self._translated(err)
+                released = True
                 self._release(ticket, error=translated)
                 wait = None if yielded else self._next_wait(translated, call, run_manager)
                 if wait is None:
@@ -190,6 +193,8 @@ class DelegatingChatModel(BaseChatModel):
                 close = getattr(inner, "close", None)
                 if close is not None:
                     close()
+                if not released:  # stopped early: settle with what arrived, so the budget is not held
+                    self._release(ticket, tokens=used)
             call.next(wait)
             time.sleep(wait)
 
@@ -207,21 +212,26 @@ class DelegatingChatModel(BaseChatModel):
             used: int | None = None
             headers = None
             inner = self.wrapped_llm._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
+            released = False
             try:
                 async for chunk in inner:
                     yielded = True
                     used = _add_tokens(used, chunk.message)
                     headers = headers or _message_headers(chunk.message)
                     yield chunk
+                released = True
                 self._release(ticket, tokens=used, headers=headers)
                 return
             except Exception as err:
                 translated = self._translated(err)
+                released = True
                 self._release(ticket, error=translated)
                 wait = None if yielded else self._next_wait(translated, call, run_manager)
                 if wait is None:
                     raise translated from err
             finally:
+                if not released:  # stopped early (or cancelled): settle with what arrived
+                    self._release(ticket, tokens=used)
                 aclose = getattr(inner, "aclose", None)
                 if aclose is not None:
                     await aclose()

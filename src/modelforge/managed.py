@@ -254,7 +254,8 @@ class ManagedChatModel(DelegatingChatModel):
         from modelforge.policies.admission import Admission
 
         limiter, input_tokens, reserve = self._admission_parts(messages, kwargs)
-        return Admission(limiter, limiter.acquire_sync(reserve), input_tokens)
+        # Sets the attempt's send mark in this thread's context, where the SDK call runs.
+        return Admission.start(limiter, limiter.acquire_sync(reserve), input_tokens)
 
     async def _aadmit(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> Any:
         if not self.rate_limit:
@@ -262,7 +263,9 @@ class ManagedChatModel(DelegatingChatModel):
         from modelforge.policies.admission import Admission
 
         limiter, input_tokens, reserve = self._admission_parts(messages, kwargs)
-        return Admission(limiter, await limiter.acquire(reserve), input_tokens)
+        # Sets the attempt's send mark in this task's context (in ``_astream``: the context of the task
+        # iterating the stream, the same one in which the SDK's request is sent).
+        return Admission.start(limiter, await limiter.acquire(reserve), input_tokens)
 
     def _release(
         self,

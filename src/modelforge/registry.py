@@ -79,8 +79,8 @@ class ModelForgeRegistry:
         """A LangChain chat model for ``provider_name``/``model_alias`` (default: the current model).
 
         ``enable_cache`` / ``cache_ttl`` turn on the response cache (``modelforge.cache``) over the
-        provider's ``cache`` section (``None``: as the section says); ``enable_optimizations`` overrides
-        the registry's choice for this model.
+        provider's ``cache`` section (``None``: as the section says; a ``cache_ttl`` alone turns it on);
+        ``enable_optimizations`` overrides the registry's choice for this model.
         """
         provider_name, model_alias = self._select(provider_name, model_alias)
         provider = self._provider_config(provider_name)
@@ -124,7 +124,9 @@ class ModelForgeRegistry:
             from modelforge.optimizers import optimize
 
             llm = optimize(llm, request, family.llm_type)
-        if enable_cache or (enable_cache is None and provider.cache):
+        if enable_cache or (
+            enable_cache is None and (provider.cache not in (None, False) or cache_ttl is not None)
+        ):
             from modelforge.cache import with_cache
 
             llm = with_cache(llm, provider_name, provider.cache, enable=enable_cache, ttl=cache_ttl)
@@ -255,7 +257,11 @@ class ModelForgeRegistry:
     # --- connections ------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close pooled HTTP connections, cache connections and Gemini cached contents (also done at exit)."""
+        """Close pooled HTTP connections, cache connections and Gemini cached contents (also done at exit).
+
+        These are shared by every registry in the process, so this closes them for all of them; models
+        keep working and open new connections when they are used again.
+        """
         from modelforge.cache import close_caches
         from modelforge.optimizers import close_context_caches
         from modelforge.pooling import close_pools
@@ -265,7 +271,7 @@ class ModelForgeRegistry:
         close_pools()
 
     async def aclose(self) -> None:
-        """Close the pooled HTTP connections (the running loop's async ones too) and the caches'."""
+        """As ``close``, and the running event loop's async connections too."""
         from modelforge.cache import aclose_caches
         from modelforge.optimizers import aclose_context_caches
         from modelforge.pooling import aclose_pools

@@ -42,13 +42,80 @@ def test_a_burst_of_the_whole_request_budget_then_exactly_one_window(
     assert [backend.reserve(r, 0, limits) for r in (first, rid(), rid())] == [0, 0, 0]
     assert backend.reserve(rid(), 0, limits) == pytest.approx(60)  # in flight: one window after reserving
     clock.advance(10)
-    backend.settle(first, 0, limits)  # answered now: counts until 10 + 60
+    # Answered now, sent 10 s ago (as soon as it was reserved): the provider counted it when it arrived, at
+    # most 0.6 s (1% of the window) after it left.
+    backend.settle(first, 0, limits, sent_ago=10)
     # The two still in flight could be answered any moment: look again when their window could be over.
     assert backend.reserve(rid(), 0, limits) == pytest.approx(50)
     clock.advance(50)
-    assert backend.reserve(rid(), 0, limits) == pytest.approx(limits.recheck)  # still unanswered
-    clock.advance(10)
+    assert backend.reserve(rid(), 0, limits) == pytest.approx(0.6)  # the answered one's window ends first
+    clock.advance(0.6)
     assert backend.reserve(rid(), 0, limits) == 0  # the answered one has expired
+
+
+def test_a_quick_answer_frees_its_request_one_window_after_it_was_sent(
+    backend: Backend, clock: FakeClock
+) -> None:
+    limits = Limits(requests=1, tokens=None, window=1.0)
+    first = rid()
+    assert backend.reserve(first, 0, limits) == 0
+    clock.advance(0.02)  # answered within the allowance (50 ms): it arrived by then at the latest
+    backend.settle(first, 0, limits, sent_ago=0.02)
+    assert backend.reserve(rid(), 0, limits) == pytest.approx(1.0)
+
+
+def test_a_request_whose_send_time_is_unknown_counts_one_window_from_its_answer(
+    backend: Backend, clock: FakeClock
+) -> None:
+    limits = Limits(requests=1, tokens=None, window=60)
+    first = rid()
+    assert backend.reserve(first, 0, limits) == 0
+    clock.advance(10)
+    backend.settle(first, 0, limits)  # not sent through our transports: it may have arrived just now
+    assert backend.reserve(rid(), 0, limits) == pytest.approx(60)
+    clock.advance(59.9)
+    assert backend.reserve(rid(), 0, limits) == pytest.approx(0.1)
+    clock.advance(0.1)
+    assert backend.reserve(rid(), 0, limits) == 0
+
+
+def test_a_request_that_waited_before_it_was_sent_counts_from_its_send(
+    backend: Backend, clock: FakeClock
+) -> None:
+    limits = Limits(requests=1, tokens=None, window=60)
+    first = rid()
+    assert backend.reserve(first, 0, limits) == 0
+    clock.advance(5)  # reserved, then waited in this process (GIL, a full connection pool) before going out
+    clock.advance(10)  # sent: the model answered 10 s later
+    backend.settle(first, 0, limits, sent_ago=10)
+    # Counted from the send (5 s after the reservation) plus 0.6 s on the way: until 5 + 0.6 + 60.
+    assert backend.reserve(rid(), 0, limits) == pytest.approx(50.6)
+    clock.advance(50.5)
+    assert backend.reserve(rid(), 0, limits) == pytest.approx(0.1)
+    clock.advance(0.1)
+    assert backend.reserve(rid(), 0, limits) == 0
+
+
+def test_a_send_time_before_the_reservation_counts_from_the_reservation(
+    backend: Backend, clock: FakeClock
+) -> None:
+    limits = Limits(requests=1, tokens=None, window=60)
+    first = rid()
+    assert backend.reserve(first, 0, limits) == 0
+    clock.advance(10)
+    backend.settle(first, 0, limits, sent_ago=100)  # impossible: it was reserved 10 s ago
+    assert backend.reserve(rid(), 0, limits) == pytest.approx(50.6)
+
+
+def test_tokens_count_one_window_from_the_answer_whenever_the_request_was_sent(
+    backend: Backend, clock: FakeClock
+) -> None:
+    limits = Limits(requests=None, tokens=100, window=60)
+    first = rid()
+    assert backend.reserve(first, 100, limits) == 0
+    clock.advance(10)
+    backend.settle(first, 100, limits, sent_ago=10)  # completion tokens were produced until now
+    assert backend.reserve(rid(), 1, limits) == pytest.approx(60)
 
 
 def test_tokens_budget_refunds_and_charges_on_settle(backend: Backend) -> None:

@@ -6,6 +6,8 @@ reservation time), ``expiring`` (sorted set: settled and phantom entries by expi
 (string: the time until which a ``retry-after`` holds everything). Times are milliseconds; ``now`` is the
 first argument, or Redis's ``TIME`` when it is negative. Each script first drops what has expired, then
 does its one job, then renews the TTL of every key, so an abandoned budget disappears on its own.
+``SETTLE`` is told when the request was sent as ``sent_ago`` (a duration measured by the settling process, so
+it needs no clock shared with Redis) and the ``arrival_allowance`` of the window, computed in Python.
 Scripts answer strings (a Lua number would be truncated to an integer reply).
 """
 
@@ -104,11 +106,12 @@ return tostring(window)
 """
 )
 
-# ARGV: now, window, timeout, rid, actual, mode ('settle' | 'cancel')
+# ARGV: now, window, timeout, rid, actual, mode ('settle' | 'cancel'), sent_ago, allowance  (ms; -1 = unknown)
 SETTLE = (
     _PRELUDE
     + """
 local rid, actual, mode = ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local sent_ago, allowance = tonumber(ARGV[7] or '-1'), tonumber(ARGV[8] or '0')
 local found = redis.call('ZSCORE', KI, rid)
 local r = 0
 if found then
@@ -117,7 +120,18 @@ if found then
   redis.call('ZREM', KI, rid)
 end
 if mode == 'settle' then
-  if found then charge(rid, now + window, r, actual) else charge('late:' .. rid, now + window, 0, actual) end
+  if found then
+    -- the request counts from its latest possible arrival (see request_counted_at), its tokens from now
+    local counted = now
+    if sent_ago >= 0 then
+      local sent = math.min(math.max(now - sent_ago, tonumber(found)), now)
+      counted = sent + math.min(now - sent, allowance)
+    end
+    charge('req:' .. rid, counted + window, r, 0)
+    charge(rid, now + window, 0, actual)
+  else
+    charge('late:' .. rid, now + window, 0, actual)
+  end
 end
 keep(window + timeout + 1000)
 return '0'

@@ -29,7 +29,7 @@ from modelforge.exceptions import ProviderNotAvailableError
 from modelforge.policies._ratelimit_config import Limits, RateLimitConfig, redacted_url
 from modelforge.policies._ratelimit_headers import Observation
 from modelforge.policies._ratelimit_lua import ACQUIRE, KEY_NAMES, OBSERVE, SETTLE
-from modelforge.policies._ratelimit_window import LocalBackend
+from modelforge.policies._ratelimit_window import LocalBackend, arrival_allowance
 
 __all__ = ["INSTALL_HINT", "RedisBackend"]
 
@@ -151,8 +151,8 @@ class RedisBackend:
                 return float(answer) / 1000.0
         return self._reserve_locally(rid, tokens, limits, commit)
 
-    def settle(self, rid: str, actual_tokens: int, limits: Limits) -> None:
-        self._finish(rid, actual_tokens, limits, "settle")
+    def settle(self, rid: str, actual_tokens: int, limits: Limits, *, sent_ago: float | None = None) -> None:
+        self._finish(rid, actual_tokens, limits, "settle", sent_ago)
 
     def cancel(self, rid: str, limits: Limits) -> None:
         self._finish(rid, 0, limits, "cancel")
@@ -186,8 +186,10 @@ class RedisBackend:
                 return float(answer) / 1000.0
         return self._reserve_locally(rid, tokens, limits, commit)
 
-    async def asettle(self, rid: str, actual_tokens: int, limits: Limits) -> None:
-        await self._afinish(rid, actual_tokens, limits, "settle")
+    async def asettle(
+        self, rid: str, actual_tokens: int, limits: Limits, *, sent_ago: float | None = None
+    ) -> None:
+        await self._afinish(rid, actual_tokens, limits, "settle", sent_ago)
 
     async def acancel(self, rid: str, limits: Limits) -> None:
         await self._afinish(rid, 0, limits, "cancel")
@@ -239,7 +241,9 @@ class RedisBackend:
             _ms(limits.recheck),
         ]
 
-    def _settle_args(self, rid: str, actual_tokens: int, limits: Limits, mode: str) -> list[str]:
+    def _settle_args(
+        self, rid: str, actual_tokens: int, limits: Limits, mode: str, sent_ago: float | None
+    ) -> list[str]:
         return [
             self._now_ms(),
             _ms(limits.window),
@@ -247,6 +251,8 @@ class RedisBackend:
             rid,
             str(actual_tokens),
             mode,
+            _ms(None if sent_ago is None else max(sent_ago, 0.0)),
+            _ms(arrival_allowance(limits.window)),
         ]
 
     def _observe_args(self, observation: Observation, limits: Limits) -> list[str]:
@@ -273,31 +279,39 @@ class RedisBackend:
                 self._local_ids.add(rid)
         return wait
 
-    def _settled_locally(self, rid: str, actual_tokens: int, limits: Limits, mode: str) -> bool:
+    def _settled_locally(
+        self, rid: str, actual_tokens: int, limits: Limits, mode: str, sent_ago: float | None
+    ) -> bool:
         with self._state:
             if rid not in self._local_ids:
                 return False
             self._local_ids.discard(rid)
         if mode == "settle":
-            self.local.settle(rid, actual_tokens, limits)
+            self.local.settle(rid, actual_tokens, limits, sent_ago=sent_ago)
         else:
             self.local.cancel(rid, limits)
         return True
 
-    def _finish(self, rid: str, actual_tokens: int, limits: Limits, mode: str) -> None:
-        if self._settled_locally(rid, actual_tokens, limits, mode):
+    def _finish(
+        self, rid: str, actual_tokens: int, limits: Limits, mode: str, sent_ago: float | None = None
+    ) -> None:
+        if self._settled_locally(rid, actual_tokens, limits, mode, sent_ago):
             return
         try:
-            self._sync.settle(keys=self.keys, args=self._settle_args(rid, actual_tokens, limits, mode))
+            self._sync.settle(
+                keys=self.keys, args=self._settle_args(rid, actual_tokens, limits, mode, sent_ago)
+            )
         except self._errors as err:
             self._went_down(err)  # the reservation times out in Redis by itself
 
-    async def _afinish(self, rid: str, actual_tokens: int, limits: Limits, mode: str) -> None:
-        if self._settled_locally(rid, actual_tokens, limits, mode):
+    async def _afinish(
+        self, rid: str, actual_tokens: int, limits: Limits, mode: str, sent_ago: float | None = None
+    ) -> None:
+        if self._settled_locally(rid, actual_tokens, limits, mode, sent_ago):
             return
         try:
             await self._scripts().settle(
-                keys=self.keys, args=self._settle_args(rid, actual_tokens, limits, mode)
+                keys=self.keys, args=self._settle_args(rid, actual_tokens, limits, mode, sent_ago)
             )
         except self._errors as err:
             self._went_down(err)

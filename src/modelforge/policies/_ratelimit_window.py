@@ -1,17 +1,27 @@
 """The rate-limit algorithm as a pure object (``SlidingWindow``), the backend interface, and ``LocalBackend``.
 
 The algorithm is a **sliding-window log** over requests and tokens. Every reservation is one entry
-(1 request, N tokens). An entry counts against the budgets from the moment it is reserved until one window
-after it was *settled* (the answer came back and the real token count is known); an entry never settled
-stops counting ``reservation_timeout`` after its window. A request may go when, counting every live entry,
-both ``requests + 1 <= rpm`` and ``tokens + N <= tpm``. So a burst of the whole per-window budget is
-allowed at once, and budget comes back entry by entry, exactly one window after each answer.
+(1 request, N tokens) that counts against the budgets from the moment it is reserved. When it is *settled*
+(the answer came back and the real token count is known) its tokens count until one window after the
+settlement, and its request until one window after it *reached the provider*: the moment it was sent plus
+the time it can have spent on its way (``arrival_allowance``: the whole call when it was quicker, else 1% of
+the window and at least 50 ms). The settlement says when that was as ``sent_ago`` (seconds before the
+settlement, measured by ModelForge's own HTTP transports, see ``modelforge._send_marks``); when it does not
+know (a model that does not send through those transports, or a caller settling by hand), the request
+counts until one window after the settlement, like its tokens. A send time before the reservation counts
+as the reservation time. An entry never settled stops counting ``reservation_timeout`` after its window.
+A request may go when, counting every live entry, both ``requests + 1 <= rpm`` and ``tokens + N <= tpm``.
+So a burst of the whole per-window budget is allowed at once, and budget comes back entry by entry.
 
 Why this and not a token bucket: a sliding-window log never lets more than the budget through in *any*
 window, so it is safe against a provider that enforces a rolling window and against one that enforces a
-token bucket of the same size and rate. Counting from the settlement (not the reservation) keeps us behind
-the provider, which counts a request when it arrives and its completion tokens when they are produced —
-both before we see the answer — so our budget never comes back before the provider's does.
+token bucket of the same size and rate. The provider counts a request when it arrives and its completion
+tokens when they are produced, both before we see the answer: counting tokens from the settlement and
+requests from the latest moment the request can have arrived keeps our budget from coming back before the
+provider's does, without holding a request slot for the whole time the model spends answering (which would
+cost a batch the model's latency in every window). Counting from the *send*, not the reservation, matters:
+a request can wait in this process between the two (threads contending for the GIL, a full connection
+pool), and the provider's window starts only when it arrives.
 
 When the budget does not allow a request, ``wait_time`` says exactly when enough entries will have expired
 (entries still in flight are assumed to expire no sooner than one window after their reservation; they
@@ -35,7 +45,23 @@ from typing import Protocol
 from modelforge.policies._ratelimit_config import Limits
 from modelforge.policies._ratelimit_headers import Observation
 
-__all__ = ["Backend", "LocalBackend", "SlidingWindow"]
+__all__ = ["Backend", "LocalBackend", "SlidingWindow", "arrival_allowance", "request_counted_at"]
+
+
+def arrival_allowance(window: float) -> float:
+    """The longest a request is assumed to travel before the provider counts it: 1% of the window, at least
+    50 ms."""
+    return max(0.05, window * 0.01)
+
+
+def request_counted_at(now: float, start: float, sent_ago: float | None, window: float) -> float:
+    """When the provider counted a request reserved at ``start`` and settled at ``now``: its latest possible
+    arrival, ``sent + min(now - sent, arrival_allowance(window))`` with ``sent = now - sent_ago`` (never
+    before ``start``); ``now`` when the send time is unknown (``sent_ago`` None)."""
+    if sent_ago is None:
+        return now
+    sent = min(max(now - sent_ago, start), now)
+    return sent + min(now - sent, arrival_allowance(window))
 
 
 @dataclass(slots=True)
@@ -85,16 +111,20 @@ class SlidingWindow:
             self.used_tokens += tokens
         return wait
 
-    def settle(self, rid: str, actual_tokens: int, now: float, limits: Limits) -> None:
+    def settle(
+        self, rid: str, actual_tokens: int, now: float, limits: Limits, *, sent_ago: float | None = None
+    ) -> None:
         """The answer of ``rid`` used ``actual_tokens``: charge that instead of the estimate, counted for one
-        window from now. A reservation that already timed out is charged its tokens again."""
+        window from now. Its request counts for one window from its latest possible arrival, the send
+        ``sent_ago`` seconds ago plus ``arrival_allowance`` at most; or, when ``sent_ago`` is None (unknown),
+        for one window from now. A reservation that already timed out is charged its tokens again."""
         entry = self._in_flight.pop(rid, None)
-        requests = 0
         if entry is not None:
-            requests = entry.requests
             self.used_tokens -= entry.tokens
             self.used_requests -= entry.requests
-        self._charge(now + limits.window, requests, actual_tokens)
+            counted = request_counted_at(now, entry.start, sent_ago, limits.window)
+            self._charge(counted + limits.window, entry.requests, 0)
+        self._charge(now + limits.window, 0, actual_tokens)
 
     def cancel(self, rid: str) -> None:
         """``rid`` never reached the provider (or was refused): give the whole reservation back."""
@@ -170,8 +200,12 @@ class Backend(Protocol):
 
     def reserve(self, rid: str, tokens: int, limits: Limits, *, commit: bool = True) -> float: ...
     async def areserve(self, rid: str, tokens: int, limits: Limits, *, commit: bool = True) -> float: ...
-    def settle(self, rid: str, actual_tokens: int, limits: Limits) -> None: ...
-    async def asettle(self, rid: str, actual_tokens: int, limits: Limits) -> None: ...
+    def settle(
+        self, rid: str, actual_tokens: int, limits: Limits, *, sent_ago: float | None = None
+    ) -> None: ...
+    async def asettle(
+        self, rid: str, actual_tokens: int, limits: Limits, *, sent_ago: float | None = None
+    ) -> None: ...
     def cancel(self, rid: str, limits: Limits) -> None: ...
     async def acancel(self, rid: str, limits: Limits) -> None: ...
     def observe(self, observation: Observation, limits: Limits) -> None: ...
@@ -196,9 +230,9 @@ class LocalBackend:
                 return self.window.reserve(rid, tokens, self._clock(), limits)
             return self.window.wait_time(tokens, self._clock(), limits)
 
-    def settle(self, rid: str, actual_tokens: int, limits: Limits) -> None:
+    def settle(self, rid: str, actual_tokens: int, limits: Limits, *, sent_ago: float | None = None) -> None:
         with self._lock:
-            self.window.settle(rid, actual_tokens, self._clock(), limits)
+            self.window.settle(rid, actual_tokens, self._clock(), limits, sent_ago=sent_ago)
 
     def cancel(self, rid: str, limits: Limits) -> None:
         with self._lock:
@@ -214,8 +248,10 @@ class LocalBackend:
     async def areserve(self, rid: str, tokens: int, limits: Limits, *, commit: bool = True) -> float:
         return self.reserve(rid, tokens, limits, commit=commit)
 
-    async def asettle(self, rid: str, actual_tokens: int, limits: Limits) -> None:
-        self.settle(rid, actual_tokens, limits)
+    async def asettle(
+        self, rid: str, actual_tokens: int, limits: Limits, *, sent_ago: float | None = None
+    ) -> None:
+        self.settle(rid, actual_tokens, limits, sent_ago=sent_ago)
 
     async def acancel(self, rid: str, limits: Limits) -> None:
         self.cancel(rid, limits)

@@ -2,11 +2,14 @@
 bookkeeping around each attempt.
 
 Before each attempt a reservation of the estimated input tokens plus the output limit is taken (waiting in
-line while the budget is spent); after it, the reservation is settled with the tokens the provider
-reported (or the estimate when it reported none). A 429 gives the reservation back and lets the limiter
-tighten from the provider's ``x-ratelimit-*`` / ``anthropic-ratelimit-*`` headers and ``Retry-After``, so
-every caller sharing the limiter (in this process, or across processes through Redis) slows down; the
-headers of successful answers tighten it too where the SDK exposes them (the OpenAI-compatible families).
+line while the budget is spent) and a send mark is set for the attempt (``modelforge._send_marks``), which
+ModelForge's HTTP transports stamp when the request goes out; after it, the reservation is settled with the
+tokens the provider reported (or the estimate when it reported none) and how long ago the request was sent,
+so the request counts from its send rather than from its reservation or its answer. A 429 gives the
+reservation back and lets the limiter tighten from the provider's ``x-ratelimit-*`` /
+``anthropic-ratelimit-*`` headers and ``Retry-After``, so every caller sharing the limiter (in this process,
+or across processes through Redis) slows down; the headers of successful answers tighten it too where the
+SDK exposes them (the OpenAI-compatible families).
 
 Input tokens are estimated at four characters a token plus a few per message: no tokenizer is loaded on the
 hot path, and the settle afterwards corrects the count with the provider's own.
@@ -22,6 +25,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
+from modelforge import _send_marks
 from modelforge._chunks import chunk_text
 from modelforge.exceptions import RateLimitError
 from modelforge.policies.ratelimit import RateLimitConfig, RateLimiter, Reservation
@@ -55,22 +59,35 @@ def estimate_tokens(messages: Sequence[BaseMessage], output_limit: int) -> tuple
 
 @dataclass(slots=True)
 class Admission:
-    """One attempt's place in the budget: what it reserved, and the input part of it."""
+    """One attempt's place in the budget: what it reserved, the input part of it, and its send mark."""
 
     limiter: RateLimiter
     reservation: Reservation
     input_tokens: int
+    mark: _send_marks.SendMark | None = None
+
+    @classmethod
+    def start(cls, limiter: RateLimiter, reservation: Reservation, input_tokens: int) -> Admission:
+        """The admission of an attempt about to run in this context: sets its send mark, which the pooled
+        transports stamp when its request goes out (``release`` takes it down)."""
+        return cls(limiter, reservation, input_tokens, _send_marks.begin())
 
     def release(
         self, tokens: int | None, error: Exception | None, *, headers: Mapping[str, str] | None = None
     ) -> None:
+        sent_ago = None
+        if self.mark is not None:
+            sent_ago = self.mark.sent_ago()  # None: never stamped (not sent, or not through our transports)
+            _send_marks.end(self.mark)
         if isinstance(error, RateLimitError):
             self.reservation.cancel()  # refused: it used nothing, but everyone should now slow down
             headers = error.details.get("rate_limit") if isinstance(error.details, Mapping) else None
             self.limiter.observe(headers or {}, retry_after=error.retry_after)
         elif error is not None:
-            self.reservation.settle(self.input_tokens)  # the request may have been read, not answered
+            # The request may have been read, not answered.
+            self.reservation.settle(self.input_tokens, sent_ago=sent_ago)
         else:
-            self.reservation.settle(tokens if tokens is not None else self.reservation.tokens)
+            used = tokens if tokens is not None else self.reservation.tokens
+            self.reservation.settle(used, sent_ago=sent_ago)
             if headers:  # the provider's own count of what is left: tighten to it
                 self.limiter.observe(headers)

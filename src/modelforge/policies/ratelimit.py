@@ -7,13 +7,15 @@
     reservation = await limiter.acquire(tokens=estimated_input + max_tokens)   # or acquire_sync(...)
     answer = await llm.ainvoke(messages)
     reservation.settle(answer.usage_metadata["total_tokens"])                  # the real usage
+    # (``sent_ago=``: seconds since the request went out, when known; see ``Reservation.settle``)
     limiter.observe(response_headers)                                          # x-ratelimit-* tighten
 
 What this module owns: ``RateLimiter`` (the waiting line and the sync/async loops around a backend),
 ``Reservation`` (what one request holds until it is settled or cancelled) and ``RequestCounter`` (the
-2.3.0 non-blocking ``check_limits(tokens) -> seconds``). The algorithm — a sliding-window log counted from
-each answer, see ``_ratelimit_window`` — and the backends (``LocalBackend``, ``RedisBackend``), the config
-(``RateLimitConfig``) and the header reader live in the private ``_ratelimit_*`` modules beside it.
+2.3.0 non-blocking ``check_limits(tokens) -> seconds``). The algorithm — a sliding-window log counting each
+request from when it was sent and its tokens from its answer, see ``_ratelimit_window`` — and the backends
+(``LocalBackend``, ``RedisBackend``), the config (``RateLimitConfig``) and the header reader live in the
+private ``_ratelimit_*`` modules beside it.
 
 Callers wait in FIFO order: only the head of the line asks the backend; when the budget does not allow
 it, the head sleeps exactly until it will (or until a settlement or cancellation in this process wakes
@@ -24,6 +26,7 @@ than the whole token budget (``InvalidInputError``). Sync and async callers shar
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -74,18 +77,23 @@ class Reservation:
     def done(self) -> bool:
         return self._done
 
-    def settle(self, actual_tokens: int) -> None:
+    def settle(self, actual_tokens: int, *, sent_ago: float | None = None) -> None:
         """Charge the real usage (input + output tokens) instead of the estimate, refunding or charging the
-        difference; the request counts for one window from now. From a running event loop with a remote
-        backend this is scheduled without blocking the loop (``asettle`` awaits it)."""
+        difference; the tokens count for one window from now. ``sent_ago`` is how many seconds ago the
+        request went out (ModelForge's models measure it at their HTTP transport): the request counts for
+        one window from its arrival, at most ``arrival_allowance`` after that. None (not known) counts it
+        for one window from now, which is never too soon. From a running event loop with a remote backend
+        this is scheduled without blocking the loop (``asettle`` awaits it)."""
         actual_tokens = _tokens_arg(actual_tokens, "actual_tokens")
+        sent_ago = _sent_ago_arg(sent_ago)
         if self._claim():
-            self._limiter._settle(self, actual_tokens)
+            self._limiter._settle(self, actual_tokens, sent_ago)
 
-    async def asettle(self, actual_tokens: int) -> None:
+    async def asettle(self, actual_tokens: int, *, sent_ago: float | None = None) -> None:
         actual_tokens = _tokens_arg(actual_tokens, "actual_tokens")
+        sent_ago = _sent_ago_arg(sent_ago)
         if self._claim():
-            await self._limiter._asettle(self, actual_tokens)
+            await self._limiter._asettle(self, actual_tokens, sent_ago)
 
     def cancel(self) -> None:
         """Give the whole reservation back: the request never reached the provider, or was refused (429)."""
@@ -107,6 +115,14 @@ def _tokens_arg(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInputError(f"{name} must be a whole number of tokens >= 0, got {value!r}")
     return value
+
+
+def _sent_ago_arg(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise InvalidInputError(f"sent_ago must be None or a number of seconds >= 0, got {value!r}")
+    return float(value)
 
 
 class RateLimiter:
@@ -296,15 +312,17 @@ class RateLimiter:
         if (requests, tokens) != (limits.requests, limits.tokens):
             self._limits = Limits(requests, tokens, limits.window, limits.reservation_timeout)
 
-    def _settle(self, reservation: Reservation, actual_tokens: int) -> None:
+    def _settle(self, reservation: Reservation, actual_tokens: int, sent_ago: float | None = None) -> None:
         if self.backend.remote and _running_loop() is not None:
-            self._background(self._asettle(reservation, actual_tokens))
+            self._background(self._asettle(reservation, actual_tokens, sent_ago))
             return
-        self.backend.settle(reservation.id, actual_tokens, self._limits)
+        self.backend.settle(reservation.id, actual_tokens, self._limits, sent_ago=sent_ago)
         self._line.nudge()
 
-    async def _asettle(self, reservation: Reservation, actual_tokens: int) -> None:
-        await self.backend.asettle(reservation.id, actual_tokens, self._limits)
+    async def _asettle(
+        self, reservation: Reservation, actual_tokens: int, sent_ago: float | None = None
+    ) -> None:
+        await self.backend.asettle(reservation.id, actual_tokens, self._limits, sent_ago=sent_ago)
         self._line.nudge()
 
     def _cancel(self, reservation: Reservation) -> None:
