@@ -13,10 +13,9 @@ behaviour, and counts the answers it got, the items that ended in an error, and 
 * ModelForge, two ways a user can tell it the provider's limit (``ModelForgeRegistry(config_path=...)
   .batch_invoke(prompts, max_concurrent=8)``):
   - ``rate_limit: {requests_per_minute: 20, window_seconds: 1}`` (the server's even rate): the limiter
-    never lets a request over the limit go, so the server refuses nothing. Its accounting is deliberately
-    conservative: a slot comes back one window after the *answer* (the provider counted the request when it
-    arrived, somewhere before), so each slot is held one latency longer than the server holds it — 200 ms
-    per 1-s window here (20% at most), 0.3% with a real 60-s window;
+    never lets a request over the limit go, so the server refuses nothing. A request's slot comes back one
+    window after the request was *sent* (stamped at ModelForge's transport, plus a 50 ms allowance for its
+    way to the provider), not after its answer, so the model's latency does not cost throughput;
   - no ``rate_limit``, ``retry: {batch: {max_attempts: 8}}``: requests over the limit are refused and
     sent again after exactly the server's ``retry-after-ms`` (the retry policy's ``batch`` settings apply
     to batch items);

@@ -11,10 +11,10 @@ pytest-asyncio call it before closing the loop), so the pool's connections are c
 opened them, before it closes. A loop closed without that call leaves its sockets to the garbage collector;
 its pool is dropped at the next use or ``close()``.
 
-``shared_transport(pools)`` is the transport handed to clients (a new one per model): it implements both the
-sync and the async transport interface of the httpx flavour (``httpx`` or ``httpx2``: the SDKs pick one
-each), and its ``close()`` / ``aclose()`` do nothing, so an SDK that closes the client it built (``OpenAI.close()``,
-Gemini when a model is collected) never closes the pools that other models share.
+``shared_transport(pools)`` is the transport handed to clients (a new one per model): it implements both
+the sync and the async transport interface of the httpx flavour (``httpx`` or ``httpx2``: the SDKs pick one
+each), and its ``close()`` / ``aclose()`` do nothing, so an SDK that closes the client it built
+(``OpenAI.close()``, Gemini when a model is collected) never closes the pools that other models share.
 ``modelforge.pooling.close_pools`` closes them.
 
 The transport counts the requests each pool has in flight (until their response is closed), so that
@@ -37,7 +37,7 @@ import functools
 import importlib
 import threading
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from types import ModuleType
 from typing import Any
@@ -119,16 +119,32 @@ class LoopPools:
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPool] = (
             weakref.WeakKeyDictionary()
         )
+        # Requests in flight per real pool (sync transport or a loop's async transport), until closed.
+        self._busy: dict[Any, int] = {}
+        self._retired = False
+        self._tasks: set[asyncio.Task[None]] = set()  # closings scheduled on this thread's running loop
 
     # -- the pools --------------------------------------------------------------------------------------
 
-    def sync_pool(self) -> Any:
+    def lease_sync(self) -> Any:
+        """The sync pool, counted busy until ``release_sync`` (opened on first use)."""
         with self._lock:
             if self._sync is None:
                 self._sync = self.flavor.HTTPTransport(**self._kwargs)
+            self._busy[self._sync] = self._busy.get(self._sync, 0) + 1
             return self._sync
 
-    async def async_pool(self) -> Any:
+    def release_sync(self, pool: Any) -> None:
+        """One request of ``pool`` is over; a retired pool closes when its last one is."""
+        with self._lock:
+            close_now = self._release(pool) and self._sync is pool
+            if close_now:
+                self._sync = None
+        if close_now:
+            pool.close()
+
+    async def lease_async(self) -> Any:
+        """The running loop's pool, counted busy until ``release_async`` (opened on first use)."""
         loop = asyncio.get_running_loop()
         with self._lock:
             entry = self._loops.get(loop)
@@ -138,10 +154,59 @@ class LoopPools:
                 self._loops[loop] = entry
             else:
                 closed = []
+            self._busy[entry.transport] = self._busy.get(entry.transport, 0) + 1
         for dead in closed:
             dead.discard()
-        await entry.arm()
+        try:
+            await entry.arm()
+        except BaseException:
+            await self.release_async(entry.transport)
+            raise
         return entry.transport
+
+    async def release_async(self, pool: Any) -> None:
+        """The async twin of ``release_sync`` (called on the pool's own loop)."""
+        with self._lock:
+            entry = self._loops.get(asyncio.get_running_loop())
+            close_now = self._release(pool) and entry is not None and entry.transport is pool
+        if close_now and entry is not None:
+            await entry.aclose()
+
+    def _release(self, pool: Any) -> bool:
+        """Count one request of ``pool`` done (under the lock); True when it should close now."""
+        left = self._busy.get(pool, 0) - 1
+        if left > 0:
+            self._busy[pool] = left
+            return False
+        self._busy.pop(pool, None)
+        return self._retired
+
+    def retire(self) -> None:
+        """No new model will use these pools (their key's credential was rotated): close the idle ones now,
+        the busy ones when their last response is closed. Models still holding them keep working, each
+        later request on a connection of its own that is closed with its response.
+        """
+        current = running_loop()
+        with self._lock:
+            self._retired = True
+            sync = self._sync if self._sync is not None and self._sync not in self._busy else None
+            if sync is not None:
+                self._sync = None
+            closed = self._take_closed_loops()
+            idle = [(loop, entry) for loop, entry in self._loops.items() if entry.transport not in self._busy]
+        if sync is not None:
+            sync.close()
+        for dead in closed:
+            dead.discard()
+        for loop, entry in idle:
+            if loop is current:
+                task = loop.create_task(entry.aclose())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            elif loop.is_running():  # in another thread
+                with contextlib.suppress(RuntimeError):
+                    asyncio.run_coroutine_threadsafe(entry.aclose(), loop)
+            # An idle loop closes its pool itself when it shuts down.
 
     def forget(self, entry: _LoopPool) -> None:
         with self._lock:
@@ -233,6 +298,42 @@ def shared_transport(pools: LoopPools) -> Any:
 
 @functools.cache
 def _transport_class(flavor: ModuleType) -> type:
+    class SyncReleasing(flavor.SyncByteStream):  # type: ignore[name-defined]
+        """A response body that tells its pool when it is closed (the request is then over)."""
+
+        def __init__(self, stream: Any, release: Callable[[], None]) -> None:
+            self._stream = stream
+            self._release: Callable[[], None] | None = release
+
+        def __iter__(self) -> Iterator[bytes]:
+            return iter(self._stream)
+
+        def close(self) -> None:
+            release, self._release = self._release, None
+            try:
+                self._stream.close()
+            finally:
+                if release is not None:
+                    release()
+
+    class AsyncReleasing(flavor.AsyncByteStream):  # type: ignore[name-defined]
+        """The async twin of ``SyncReleasing``."""
+
+        def __init__(self, stream: Any, release: Callable[[], Awaitable[None]]) -> None:
+            self._stream = stream
+            self._release: Callable[[], Awaitable[None]] | None = release
+
+        def __aiter__(self) -> AsyncIterator[bytes]:
+            return self._stream.__aiter__()
+
+        async def aclose(self) -> None:
+            release, self._release = self._release, None
+            try:
+                await self._stream.aclose()
+            finally:
+                if release is not None:
+                    await release()
+
     class SharedTransport(flavor.BaseTransport, flavor.AsyncBaseTransport):  # type: ignore[name-defined]
         """Sends through the shared pools; closing it leaves them open for the other models."""
 
@@ -241,21 +342,38 @@ def _transport_class(flavor: ModuleType) -> type:
 
         def handle_request(self, request: Any) -> Any:
             mark = _send_marks.current()
-            if mark is None or mark.sent is not None:
-                return self.pools.sync_pool().handle_request(request)
-            _trace_send(request, _sync_tracer(mark, request.extensions.get("trace")))
-            response = self.pools.sync_pool().handle_request(request)
-            mark.stamp()  # no-op when the trace stamped it
+            if mark is not None and mark.sent is None:
+                _trace_send(request, _sync_tracer(mark, request.extensions.get("trace")))
+            else:
+                mark = None
+            pool = self.pools.lease_sync()
+            try:
+                response = pool.handle_request(request)
+            except BaseException:
+                self.pools.release_sync(pool)
+                raise
+            if mark is not None:
+                mark.stamp()  # no-op when the trace stamped it
+            response.stream = SyncReleasing(response.stream, functools.partial(self.pools.release_sync, pool))
             return response
 
         async def handle_async_request(self, request: Any) -> Any:
             mark = _send_marks.current()
-            pool = await self.pools.async_pool()
-            if mark is None or mark.sent is not None:
-                return await pool.handle_async_request(request)
-            _trace_send(request, _async_tracer(mark, request.extensions.get("trace")))
-            response = await pool.handle_async_request(request)
-            mark.stamp()
+            if mark is not None and mark.sent is None:
+                _trace_send(request, _async_tracer(mark, request.extensions.get("trace")))
+            else:
+                mark = None
+            pool = await self.pools.lease_async()
+            try:
+                response = await pool.handle_async_request(request)
+            except BaseException:
+                await self.pools.release_async(pool)
+                raise
+            if mark is not None:
+                mark.stamp()
+            response.stream = AsyncReleasing(
+                response.stream, functools.partial(self.pools.release_async, pool)
+            )
             return response
 
         def close(self) -> None:

@@ -1,10 +1,13 @@
-"""Pooled HTTP clients: one per provider, base URL and credential, shared by every model handed out.
+"""Pooled HTTP connections: one pool per provider, base URL and credential, shared by every model handed out.
 
 Every model ``ModelForgeRegistry.get_llm()`` builds for the same provider, base URL and credential sends
 through the same pool of keep-alive connections, so a hundred calls (from one model or from many) reuse one
-TCP connection instead of opening their own. ``shared_http_clients`` returns the pair for a key: a sync
-client and an async client of the httpx flavour the SDK uses (``httpx``, or ``httpx2`` for openai>=3 and
-anthropic>=2), plus the transport under them for SDKs that build their own clients (Ollama, Gemini).
+TCP connection instead of opening their own. The pool lives in the transport: ``shared_http_clients``
+returns, for each model it is called for, a sync client and an async client of its own (of the httpx
+flavour the SDK uses: ``httpx``, or ``httpx2`` for openai>=3 and anthropic>=2) over a transport that sends
+through the key's shared pool, plus that transport for SDKs that build their own clients (Ollama, Gemini).
+So a model's cookies stay its own, and closing one model's client (``OpenAI.close()`` does) never closes the
+pool or the clients of the others.
 
 * Limits come from the provider's ``connection_pool`` config section (``PoolLimits.from_config``)::
 
@@ -16,6 +19,9 @@ anthropic>=2), plus the transport under them for SDKs that build their own clien
 * Timeouts, headers and credentials stay per request, as each SDK sends them: sharing a pool never shares a
   credential. The key holds a SHA-256 digest of the credential, never the credential itself; a callable
   credential (the Copilot token source) keys by provider and base URL only.
+* A rotated credential retires the old one's pools: when a pool is made for a provider and base URL with
+  another credential, the pools of the old credential are dropped from the table and closed once idle
+  (models still holding them keep working, on connections of their own).
 * Proxies from the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) apply to the pool's base URL, as they
   would to the SDK's own client; an SDK's own proxy setting (``OPENAI_PROXY``, ``ANTHROPIC_PROXY``) wins.
 * ``close_pools()`` (also run at interpreter exit) closes every sync pool, drops the pools of closed event
@@ -33,12 +39,13 @@ import hashlib
 import math
 import threading
 import urllib.request
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from modelforge._pool_transport import LoopPools, load_flavor, shared_transport
+from modelforge._pool_transport import LoopPools, load_flavor, running_loop, shared_transport
 
 __all__ = [
     "PoolLimits",
@@ -110,19 +117,23 @@ class PoolLimits:
 
 @dataclass(frozen=True)
 class PooledClients:
-    """The shared clients of one key, and the transport under them (sync and async at once)."""
+    """One model's HTTP clients, and the transport under them (sync and async at once) over its key's pool.
+
+    Closing the clients or the transport never closes the shared pool (see ``close_pools``).
+    """
 
     client: Any  # an httpx.Client / httpx2.Client
     async_client: Any  # an httpx.AsyncClient / httpx2.AsyncClient
     transport: Any = field(repr=False)  # for SDKs that build their own clients: pass as ``transport=``
     limits: PoolLimits = field(default_factory=PoolLimits)
+    pool: LoopPools | None = field(default=None, repr=False, compare=False)  # the key's shared pools
 
 
 @dataclass(frozen=True)
 class PoolStats:
     """What the pools hold right now (for tests and debugging)."""
 
-    clients: int  # pooled-client keys (provider, base URL, credential, limits, flavour)
+    clients: int  # pool keys (provider, base URL, credential, limits, flavour) in use for new models
     open_sync_pools: int  # keys whose sync pool is open
     event_loops: int  # distinct event loops with an async pool
 
@@ -137,13 +148,9 @@ class _Key:
     proxy: str | None = field(repr=False)  # may hold a proxy password
 
 
-@dataclass
-class _Entry:
-    pools: LoopPools
-    clients: PooledClients
-
-
-_entries: dict[_Key, _Entry] = {}
+_entries: dict[_Key, LoopPools] = {}
+# Pools of rotated credentials, still held by older models: closed by ``close_pools`` too, until collected.
+_retired: weakref.WeakSet[LoopPools] = weakref.WeakSet()
 _lock = threading.Lock()
 
 
@@ -167,7 +174,8 @@ def shared_http_clients(
     flavor: str = "httpx",
     proxy: str | None = None,
 ) -> PooledClients:
-    """The pooled clients for ``provider`` at ``base_url`` with ``credential`` (made on first use).
+    """New HTTP clients for one model of ``provider`` at ``base_url`` with ``credential``, over the pool
+    that every model of that key shares (made on first use).
 
     ``credential`` only tells keys apart (as a SHA-256 digest); a callable credential keys by provider and
     base URL only. ``flavor`` is the httpx package the SDK expects (see ``httpx_flavor_of``). ``proxy`` is
@@ -176,14 +184,24 @@ def shared_http_clients(
     """
     base_url = base_url.rstrip("/")
     key = _Key(flavor, provider, base_url, _digest(credential), limits, proxy or _environment_proxy(base_url))
+    stale: list[LoopPools] = []
     with _lock:
-        entry = _entries.get(key)
-        if entry is None:
-            entry = _entries[key] = _new_entry(key)
-        elif entry.clients.client.is_closed or entry.clients.async_client.is_closed:
-            # Someone closed a shared client (``OpenAI.close()`` does): new clients over the same pools.
-            entry.clients = _clients(entry.pools, key.limits)
-        return entry.clients
+        pools = _entries.get(key)
+        if pools is None:
+            pools = _entries[key] = _new_pools(key)
+            # The same provider and base URL with another credential: that one was rotated away.
+            for other in [k for k in _entries if _rotated(k, key)]:
+                stale.append(_entries.pop(other))
+            _retired.update(stale)
+    for old in stale:
+        old.retire()
+    return _clients(pools, key.limits)
+
+
+def _rotated(old: _Key, new: _Key) -> bool:
+    return (old.flavor, old.provider, old.base_url) == (new.flavor, new.provider, new.base_url) and (
+        old.credential_digest != new.credential_digest
+    )
 
 
 def _digest(credential: object | None) -> str | None:
@@ -194,7 +212,7 @@ def _digest(credential: object | None) -> str | None:
     return hashlib.sha256(credential.encode("utf-8")).hexdigest()
 
 
-def _new_entry(key: _Key) -> _Entry:
+def _new_pools(key: _Key) -> LoopPools:
     module = load_flavor(key.flavor)
     transport_kwargs: dict[str, Any] = {
         "limits": module.Limits(
@@ -205,11 +223,11 @@ def _new_entry(key: _Key) -> _Entry:
     }
     if key.proxy:
         transport_kwargs["proxy"] = module.Proxy(key.proxy)
-    pools = LoopPools(module, transport_kwargs)
-    return _Entry(pools, _clients(pools, key.limits))
+    return LoopPools(module, transport_kwargs)
 
 
 def _clients(pools: LoopPools, limits: PoolLimits) -> PooledClients:
+    # One model's own clients (own cookie jar; closing them leaves the pool open) over the shared pool.
     # follow_redirects as the SDKs' own default clients; timeouts are sent with each request.
     transport = shared_transport(pools)
     return PooledClients(
@@ -217,6 +235,7 @@ def _clients(pools: LoopPools, limits: PoolLimits) -> PooledClients:
         async_client=pools.flavor.AsyncClient(transport=transport, follow_redirects=True),
         transport=transport,
         limits=limits,
+        pool=pools,
     )
 
 
@@ -238,16 +257,14 @@ def close_pools() -> None:
     usable: the next request opens a new connection.
     """
     scheduled = _close_all()
-    if scheduled and _running_loop() is None:
+    if scheduled and running_loop() is None:
         concurrent.futures.wait(scheduled, timeout=CLOSE_WAIT_SECONDS)
 
 
 async def aclose_pools() -> None:
     """``close_pools``, plus the running event loop's pools, without blocking the loop."""
     scheduled = _close_all()
-    with _lock:
-        pools = [entry.pools for entry in _entries.values()]
-    for pool in pools:
+    for pool in _all_pools():
         await pool.aclose_current()
     if scheduled:
         with contextlib.suppress(TimeoutError):
@@ -257,33 +274,30 @@ async def aclose_pools() -> None:
             )
 
 
-def _close_all() -> list[concurrent.futures.Future[None]]:
+def _all_pools() -> list[LoopPools]:
     with _lock:
-        pools = [entry.pools for entry in _entries.values()]
+        return [*_entries.values(), *_retired]
+
+
+def _close_all() -> list[concurrent.futures.Future[None]]:
     scheduled: list[concurrent.futures.Future[None]] = []
-    for pool in pools:
+    for pool in _all_pools():
         scheduled.extend(pool.close())
     return scheduled
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
 def pool_stats() -> PoolStats:
-    """How many pooled-client keys exist, how many sync pools are open, and how many loops have pools."""
+    """How many pool keys serve new models, how many sync pools are open (retired ones included), and how
+    many loops have pools."""
     with _lock:
-        pools = [entry.pools for entry in _entries.values()]
+        keys = len(_entries)
     open_sync = 0
     loops: set[int] = set()
-    for pool in pools:
+    for pool in _all_pools():
         sync_open, loop_ids = pool.stats()
         open_sync += sync_open
         loops |= loop_ids
-    return PoolStats(clients=len(pools), open_sync_pools=open_sync, event_loops=len(loops))
+    return PoolStats(clients=keys, open_sync_pools=open_sync, event_loops=len(loops))
 
 
 atexit.register(close_pools)

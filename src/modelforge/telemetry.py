@@ -8,7 +8,10 @@ when the provider reports none it is estimated from text length and flagged ``to
 Costs come from the models.dev catalogue by exact model id (``modelforge.catalog``), never by substring
 (2.3.0 priced ``gpt-4o-mini`` as ``gpt-4o``): ``calculate_cost`` returns 0.0 for a model without a known
 price, and the callback then says ``metadata["pricing"] == "unknown"`` so 0.0 is not mistaken for free.
-``format_metrics`` prints the prices' snapshot date next to the cost. No logging handlers are installed.
+``format_metrics`` prints the prices' snapshot date next to the cost. An answer served by the response cache
+(``response_metadata["modelforge_cache"]`` is ``"hit"`` or ``"stale"``) cost nothing: its stored usage is
+reported, its ``estimated_cost`` is 0.0 and ``metadata["cache_hit"]`` says so (``metadata["cache"]`` is
+``"hit"`` or ``"stale"``). No logging handlers are installed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
+from modelforge.cache._entry import MARKER as CACHE_MARKER
 from modelforge.catalog import LOCAL_PROVIDERS, Catalog, ModelInfo
 
 __all__ = ["ModelMetrics", "TelemetryCallback", "TokenUsage", "calculate_cost", "format_metrics"]
@@ -118,6 +122,11 @@ class TelemetryCallback(BaseCallbackHandler):
             usage = _estimate(run.prompt_chars, completion_chars)
             metrics.metadata["token_estimation"] = True
         metrics.token_usage = usage
+        served = _cache_served(response)
+        if served is not None:  # answered from the response cache: no provider spending
+            metrics.estimated_cost = 0.0
+            metrics.metadata.update(cache_hit=True, cache=served, pricing="cache")
+            return
         cost, pricing = _price(self.provider, self.model, usage, actual_model, self._catalog)
         metrics.estimated_cost = cost
         metrics.metadata.update(pricing)
@@ -143,6 +152,17 @@ class TelemetryCallback(BaseCallbackHandler):
         self.metrics = run.metrics
         self.history.append(run.metrics)
         return run
+
+
+def _cache_served(response: LLMResult) -> str | None:
+    """``"hit"`` or ``"stale"`` when the response cache answered this run, else None."""
+    for generations in response.generations:
+        for generation in generations:
+            if isinstance(generation, ChatGeneration):
+                served = (generation.message.response_metadata or {}).get(CACHE_MARKER)
+                if served in ("hit", "stale"):
+                    return str(served)
+    return None
 
 
 def _usage_from(response: LLMResult) -> tuple[TokenUsage | None, str | None]:
@@ -309,6 +329,8 @@ def format_metrics(metrics: ModelMetrics) -> str:
 def _cost_line(metrics: ModelMetrics) -> str:
     meta = metrics.metadata
     snapshot = meta.get("pricing_snapshot_date") or Catalog.bundled().snapshot_date or "unknown date"
+    if meta.get("cache_hit"):
+        return "Estimated cost: $0 (answered from the response cache)"
     if meta.get("pricing") == "local":
         return "Estimated cost: $0 (local model)"
     if meta.get("pricing") == "unknown":

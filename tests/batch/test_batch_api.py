@@ -37,11 +37,13 @@ async def test_a_thousand_prompts_through_the_batch_api(server: ProviderServer, 
         r for r in server.requests if r.path in ("/v1/chat/completions", "/v1/messages")
     ]  # no live call
     assert {r.custom_id for r in results} == {f"mf-{i}" for i in range(1000)}
-    # Progress after submitting, after every poll, and once collected; the job id in each.
+    # Progress before the first submit, after submitting, after every poll, and once collected; the job id
+    # in each.
     job_id = seen[0].job_id
     assert job_id and all(p.job_id == job_id for p in seen)
-    assert seen[0].status == "submitted" and seen[-1].status == "collected"
-    assert len(seen) >= 3
+    assert [p.status for p in seen[:2]] == ["submitting", "submitted"] and seen[-1].status == "collected"
+    assert seen[0].done == 0 and seen[0].total == 1000
+    assert len(seen) >= 4
     assert (seen[-1].done, seen[-1].succeeded, seen[-1].failed) == (1000, 950, 50)
 
 
@@ -197,7 +199,6 @@ async def test_the_responder_sees_each_line_as_a_chat_request(server: ProviderSe
 
 
 async def test_batch_bodies_get_the_optimizations_live_calls_get(server: ProviderServer) -> None:
-    pytest.importorskip("modelforge.optimizers")
     registry = ModelForgeRegistry(enable_optimizations=True)
     await registry.batch_invoke(["prompt 0"], use_batch_api=False)
     live = server.requests_for("openai")[-1].json

@@ -47,7 +47,6 @@ def test_a_thousand_prompts_sync_in_order(server: ProviderServer) -> None:
 
 
 async def test_the_user_story_with_optimizations(server: ProviderServer) -> None:
-    pytest.importorskip("modelforge.optimizers")
     registry = ModelForgeRegistry(enable_optimizations=True)
     responses = await registry.batch_invoke(prompts(40))
     assert responses[0].content == "echo: prompt 0"

@@ -55,11 +55,14 @@ async def test_a_job_survives_the_death_of_its_process(server: ProviderServer, p
     )
     try:
         assert child.stdout is not None
-        # The first report comes once every part is submitted and saved.
+        # The first report names the job before anything is sent; the next comes once every part is
+        # submitted and saved.
         line = (await asyncio.wait_for(child.stdout.readline(), 60)).decode()
         assert line.startswith("PROGRESS "), line
         _, job_id, status = line.split()
-        assert status == "submitted"
+        assert status == "submitting"
+        line = (await asyncio.wait_for(child.stdout.readline(), 60)).decode()
+        assert line.split() == ["PROGRESS", job_id, "submitted"]
         child.send_signal(signal.SIGKILL)
         assert await asyncio.wait_for(child.wait(), 30) == -signal.SIGKILL
     finally:
@@ -113,7 +116,8 @@ async def test_a_failed_look_at_the_job_names_it_for_later(server: ProviderServe
 
     def progress(p: BatchProgress) -> None:
         seen.append(p)
-        server.require_api_key = "sk-rotated"  # from now on the provider refuses our key
+        if p.status == "submitted":
+            server.require_api_key = "sk-rotated"  # from now on the provider refuses our key
 
     registry = ModelForgeRegistry()
     with pytest.raises(InvalidApiKeyError) as caught:

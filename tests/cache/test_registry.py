@@ -118,3 +118,31 @@ async def test_batches_are_cached_and_keep_the_batch_retry_policy(server: Provid
     assert [m.content for m in answers] == ["A", "B"]
     assert [m.content for m in await llm.abatch(["a", "b", "a"])] == ["A", "B", "A"]
     assert requests_to(server) == 3  # the 503 was retried by the batch policy; the rest came from the cache
+
+
+_PICKLED_CHILD = """
+import pickle, sys
+copy = pickle.loads(sys.stdin.buffer.read())
+print(copy.response_cache.config.url)
+"""
+
+
+async def test_a_redis_password_does_not_travel_in_a_pickle(server: ProviderServer, keys: None) -> None:
+    import subprocess
+    import sys
+
+    url = "redis://:s3cr3t-cache-password@127.0.0.1:6379/0"  # the client connects only when used
+    write_config(server, {"backend": "redis", "url": url, "namespace": "pickled"})
+    llm = ModelForgeRegistry().get_llm()
+    assert isinstance(llm, CachedChatModel)
+    data = pickle.dumps(llm)
+    assert b"s3cr3t-cache-password" not in data
+    copy = pickle.loads(data)  # this process: the live cache, with its full URL
+    assert copy.response_cache is llm.response_cache
+    assert copy.response_cache.config.url == url
+    # Another process: the URL comes back from the provider's config.
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", _PICKLED_CHILD], input=data, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout.decode().strip() == url

@@ -35,7 +35,14 @@ class FakeChat(BaseChatModel):
     usage: dict[str, Any] | None = None
     llm_output: dict[str, Any] | None = None
     reported_model: str = "gpt-4o-mini-2024-07-18"
+    finish_reason: str | None = None
     fail: bool = False
+
+    def _metadata(self) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"model_name": self.reported_model}
+        if self.finish_reason is not None:
+            metadata["finish_reason"] = self.finish_reason
+        return metadata
 
     @property
     def _llm_type(self) -> str:
@@ -53,7 +60,7 @@ class FakeChat(BaseChatModel):
         message = AIMessage(
             content=self.text,
             usage_metadata=self.usage,  # type: ignore[arg-type]
-            response_metadata={"model_name": self.reported_model},
+            response_metadata=self._metadata(),
         )
         return ChatResult(generations=[ChatGeneration(message=message)], llm_output=self.llm_output)
 
@@ -73,7 +80,7 @@ class FakeChat(BaseChatModel):
             message=AIMessageChunk(
                 content="",
                 usage_metadata=self.usage,  # type: ignore[arg-type]
-                response_metadata={"model_name": self.reported_model},
+                response_metadata=self._metadata(),
             )
         )
 
@@ -150,6 +157,30 @@ async def test_async_invoke_and_stream() -> None:
     chunks = [c async for c in model.astream("hi", config={"callbacks": [callback]})]
     assert chunks and callback.metrics.token_usage.prompt_tokens == 1000
     assert len(callback.history) == 2
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+async def test_an_answer_from_the_response_cache_costs_nothing(how: str) -> None:
+    from modelforge.cache import CachedChatModel, with_cache
+
+    model = FakeChat(usage=dict(USAGE), finish_reason="stop")
+    llm = with_cache(model, "openai", {"namespace": f"telemetry-{how}"}, enable=True, now=lambda: 1000.0)
+    assert isinstance(llm, CachedChatModel)
+    callback = TelemetryCallback("openai", "gpt-4o-mini")
+    try:
+        for _ in range(2):
+            if how == "invoke":
+                llm.invoke("Say hello", config={"callbacks": [callback]})
+            else:
+                list(llm.stream("Say hello", config={"callbacks": [callback]}))
+    finally:
+        llm.response_cache.close()
+    first, second = callback.history
+    assert first.estimated_cost == pytest.approx(GPT_4O_MINI_COST) and "cache_hit" not in first.metadata
+    assert second.estimated_cost == 0.0
+    assert second.metadata["cache_hit"] is True and second.metadata["cache"] == "hit"
+    assert second.token_usage.total_tokens == 1500  # the stored usage is still reported
+    assert "response cache" in format_metrics(second)
 
 
 def test_unknown_model_costs_zero_and_says_so() -> None:

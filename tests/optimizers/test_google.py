@@ -253,3 +253,65 @@ def test_caches_of_a_dropped_model_are_deleted_at_exit(make_llm: LlmFactory, ser
     gc.collect()
     close_context_caches()  # what runs at interpreter exit
     assert server.caches.deleted == [name]
+
+
+async def test_concurrent_calls_with_one_prefix_create_one_cache(
+    make_llm: LlmFactory, server: ProviderServer
+) -> None:
+    llm = make_llm("google")
+    prompts = [[SystemMessage(LONG_SYSTEM), HumanMessage(f"question {i}")] for i in range(8)]
+    answers = await llm.abatch(prompts)  # type: ignore[arg-type]
+    assert len(answers) == 8 and all(a.content for a in answers)
+    assert len(_calls(server, "POST", "cachedContents")) == 1
+    assert len({body["cachedContent"] for body in _generations(server)}) == 1
+
+
+def test_concurrent_threads_with_one_prefix_create_one_cache(
+    make_llm: LlmFactory, server: ProviderServer
+) -> None:
+    llm = make_llm("google")
+    prompts = [[SystemMessage(LONG_SYSTEM), HumanMessage(f"question {i}")] for i in range(8)]
+    answers = llm.batch(prompts, config={"max_concurrency": 8})  # type: ignore[arg-type]
+    assert len(answers) == 8
+    assert len(_calls(server, "POST", "cachedContents")) == 1
+    assert len({body["cachedContent"] for body in _generations(server)}) == 1
+
+
+def test_models_from_two_get_llm_calls_share_the_cache(make_llm: LlmFactory, server: ProviderServer) -> None:
+    import gc
+    import weakref
+
+    first = make_llm("google")
+    _ask(first, "one")
+    gone = weakref.ref(first)
+    del first
+    gc.collect()
+    assert gone() is None  # the process-wide store does not keep models alive
+    second = make_llm("google")
+    _ask(second, "two")
+    assert len(_calls(server, "POST", "cachedContents")) == 1
+    first_body, second_body = _generations(server)
+    assert first_body["cachedContent"] == second_body["cachedContent"]
+
+
+def test_another_credential_gets_its_own_cache(
+    make_llm: LlmFactory, server: ProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = make_llm("google")
+    _ask(first, "one")
+    monkeypatch.setenv("MODELFORGE_GOOGLE_API_KEY", GOOGLE_KEY + "-other")
+    second = make_llm("google")
+    _ask(second, "two")
+    assert len(_calls(server, "POST", "cachedContents")) == 2
+    first_body, second_body = _generations(server)
+    assert first_body["cachedContent"] != second_body["cachedContent"]
+
+
+def test_closing_one_model_keeps_the_cache_another_uses(make_llm: LlmFactory, server: ProviderServer) -> None:
+    first, second = make_llm("google"), make_llm("google")
+    _ask(first, "one")
+    _ask(second, "two")
+    first.close()  # type: ignore[attr-defined]
+    assert server.caches.deleted == []
+    second.close()  # type: ignore[attr-defined]
+    assert len(server.caches.deleted) == 1

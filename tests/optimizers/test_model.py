@@ -12,12 +12,18 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from modelforge.exceptions import ConfigurationValidationError
+from modelforge.exceptions import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationValidationError,
+    ModelNotFoundError,
+    RateLimitError,
+)
 from modelforge.managed import ManagedChatModel
 from modelforge.optimizers import OptimizationConfig, OptimizedChatModel, RequestOptimizer, optimizer_of
 from modelforge.optimizers._base import PreparedCall
 from modelforge.registry import ModelForgeRegistry
-from modelforge.testing import ProviderServer, Reply
+from modelforge.testing import Fault, ProviderServer, Reply
 from tests.conftest import OPENAI_KEY
 from tests.optimizers.conftest import MODELS, ConfigWriter, LlmFactory
 
@@ -115,3 +121,112 @@ def test_pickles_without_secrets_and_stays_optimized(make_llm: LlmFactory, serve
     assert isinstance(restored, OptimizedChatModel)
     restored.invoke("hi")
     assert server.requests_for("openai")[-1].json["seed"] == 77
+
+
+SEED_REFUSED = "Unrecognized request argument supplied: seed"
+
+
+def _refused_then_answered(server: ProviderServer) -> None:
+    server.script(Fault(400, SEED_REFUSED), Reply(text="plain answer"))
+
+
+def _sent(server: ProviderServer) -> list[dict[str, Any]]:
+    return [r.json for r in server.requests_for("openai")]
+
+
+def _assert_refused_then_plain(server: ProviderServer, caplog: pytest.LogCaptureFixture) -> None:
+    optimized, plain = _sent(server)
+    assert optimized["seed"] and optimized["response_format"] == {"type": "json_object"}
+    assert "seed" not in plain and "response_format" not in plain
+    assert plain["messages"][0]["content"] == "Reply in JSON: the capital of France?"
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "dropped: seed, json_mode" in warning and "seed" in warning
+    assert OPENAI_KEY not in warning
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream"])
+def test_a_refused_optimization_falls_back_to_the_plain_request(
+    make_llm: LlmFactory, server: ProviderServer, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    llm = make_llm("openai")
+    _refused_then_answered(server)
+    prompt = "<<STATIC>>Reply in JSON: the capital of France?"
+    with caplog.at_level(logging.WARNING, logger="modelforge.optimizers"):
+        if mode == "invoke":
+            text = llm.invoke(prompt).content
+        else:
+            text = "".join(str(c.content) for c in llm.stream(prompt))
+    assert text == "plain answer"
+    _assert_refused_then_plain(server, caplog)
+
+
+@pytest.mark.parametrize("mode", ["ainvoke", "astream"])
+async def test_a_refused_optimization_falls_back_async(
+    make_llm: LlmFactory, server: ProviderServer, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    llm = make_llm("openai")
+    _refused_then_answered(server)
+    prompt = "<<STATIC>>Reply in JSON: the capital of France?"
+    with caplog.at_level(logging.WARNING, logger="modelforge.optimizers"):
+        if mode == "ainvoke":
+            text = (await llm.ainvoke(prompt)).content
+        else:
+            text = "".join([str(c.content) async for c in llm.astream(prompt)])
+    assert text == "plain answer"
+    _assert_refused_then_plain(server, caplog)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(401, AuthenticationError), (404, ModelNotFoundError), (429, RateLimitError)],
+)
+def test_other_refusals_are_not_retried_plain(
+    make_llm: LlmFactory,
+    server: ProviderServer,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    error: type[Exception],
+) -> None:
+    llm = make_llm("openai")  # the test config retries nothing
+    server.script(Fault(status, "no"), Reply(text="never sent"))
+    with caplog.at_level(logging.WARNING, logger="modelforge.optimizers"), pytest.raises(error):
+        llm.invoke("Reply in JSON.")
+    (request,) = _sent(server)
+    assert request["seed"]
+    assert not any("refused the optimized request" in r.getMessage() for r in caplog.records)
+
+
+def test_a_plain_request_refused_is_not_sent_twice(make_llm: LlmFactory, server: ProviderServer) -> None:
+    llm = make_llm("openai", optimizations={"seed": False, "json_mode": False})
+    server.script(Fault(400, "bad messages"), Reply(text="never sent"))
+    with pytest.raises(BadRequestError):
+        llm.invoke("hi")
+    assert len(_sent(server)) == 1
+
+
+def test_cache_identity_tells_optimizer_settings_apart(make_llm: LlmFactory) -> None:
+    import json
+
+    def identity(provider: str, optimizations: dict[str, Any] | None = None) -> dict[str, Any]:
+        llm = make_llm(provider, optimizations=optimizations)
+        assert isinstance(llm, OptimizedChatModel)
+        data = llm.cache_identity()
+        assert json.loads(json.dumps(data)) == data  # plain JSON data
+        return data
+
+    default = identity("openai")
+    assert (default["seed"], default["json_mode"]) == (42, True)
+    assert identity("openai") == default
+    others = [
+        identity("openai", {"seed": 7}),
+        identity("openai", {"seed": False}),
+        identity("openai", {"json_mode": False}),
+        identity("anthropic"),
+        identity("anthropic", {"prompt_caching": {"min_tokens": 4096}}),
+        identity("google", {"safety_settings": {"HARM_CATEGORY_HARASSMENT": "BLOCK_NONE"}}),
+        identity("ollama", {"keep_alive": "1h"}),
+    ]
+    texts = [json.dumps(d, sort_keys=True) for d in [default, *others]]
+    assert len(set(texts)) == len(texts)
+    assert identity("anthropic")["prompt_caching_min_tokens"] == 1024
+    assert not any(OPENAI_KEY in text for text in texts)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel
 
@@ -45,14 +45,50 @@ def test_the_models_own_seed_wins(make_llm: LlmFactory, server: ProviderServer) 
     assert _body(server)["seed"] == 9
 
 
-@pytest.mark.parametrize(
-    "prompt",
-    [
-        "List three fruits. Respond in JSON.",
-        "Return a JSON object with the keys name and age for Ada Lovelace.",
-        "Answer with valid JSON only: what is the capital of France?",
-    ],
-)
+ASKS_FOR_A_JSON_OBJECT = [
+    "Respond in JSON.",
+    "Return a JSON object with the keys name and age for Ada Lovelace.",
+    "Answer with valid JSON only: what is the capital of France?",
+    "What is the capital of France? Reply in JSON.",
+    "Please output valid JSON.",
+    "Return the result as a JSON object.",
+    "Summarize the text and respond in JSON format.",
+    "Classify the sentiment.\nOutput JSON.",
+    "You must respond with JSON.",
+    "I want you to answer in JSON.",
+    "Your answer must be valid JSON.",
+    "Format your response as JSON.",
+    "Return only JSON",
+    "JSON only.",
+    "Only JSON, no prose.",
+    "Return a JSON object with a list of fruits.",  # "object" said outright: a list inside it is fine
+]
+DOES_NOT_ASK = [
+    "The API returns JSON. Why is it slow?",
+    "Do not answer in JSON; use prose.",
+    'Here is my config in JSON: {"debug": true}. Explain it',
+    "Give me the list as JSON",
+    "List three fruits. Respond in JSON.",
+    "Respond with a JSON array of names.",
+    "Output JSON lines, one per record",
+    "What is JSON?",
+    "Convert this JSON array to YAML: [1, 2]",
+    "Explain how to parse JSON in Python.",
+    "Return the JSON schema for a user.",
+    "Don't respond in JSON.",
+    "Never reply in JSON.",
+    "Respond without JSON.",
+    "Answer in prose and not in JSON.",
+    "Please answer in plain English rather than JSON.",
+    "Respond in YAML, never in JSON.",
+    "The function should return JSON.",
+    "My server returns JSON only when asked",
+    "The endpoint accepts only JSON. How do I send a file?",
+    "Tell me a joke",
+]
+
+
+@pytest.mark.parametrize("prompt", ASKS_FOR_A_JSON_OBJECT)
 def test_json_mode_when_the_prompt_asks_for_json(
     make_llm: LlmFactory, server: ProviderServer, prompt: str
 ) -> None:
@@ -62,16 +98,40 @@ def test_json_mode_when_the_prompt_asks_for_json(
     assert answer.content == '{"answer": "ok"}'
 
 
+@pytest.mark.parametrize("prompt", DOES_NOT_ASK)
+def test_no_json_mode_otherwise(make_llm: LlmFactory, server: ProviderServer, prompt: str) -> None:
+    make_llm("openai").invoke(prompt)
+    assert "response_format" not in _body(server)
+
+
+def test_the_table_holds_for_batch_bodies(make_llm: LlmFactory) -> None:
+    llm = make_llm("openai")
+    for prompt, wanted in [(p, True) for p in ASKS_FOR_A_JSON_OBJECT] + [(p, False) for p in DOES_NOT_ASK]:
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]}
+        assert ("response_format" in prepare_batch_body(llm, body)) is wanted, prompt
+
+
 def test_json_mode_from_the_system_prompt(make_llm: LlmFactory, server: ProviderServer) -> None:
     make_llm("openai").invoke([SystemMessage("Always reply in JSON."), HumanMessage("Hello")])
     assert _body(server)["response_format"] == JSON_OBJECT
 
 
-@pytest.mark.parametrize(
-    "prompt", ["What is JSON?", "Convert this JSON array to YAML: [1, 2]", "Tell me a joke"]
-)
-def test_no_json_mode_otherwise(make_llm: LlmFactory, server: ProviderServer, prompt: str) -> None:
-    make_llm("openai").invoke(prompt)
+def test_only_the_last_user_message_is_read(make_llm: LlmFactory, server: ProviderServer) -> None:
+    history = [
+        HumanMessage("Respond in JSON: the capital of France?"),
+        AIMessage('{"capital": "Paris"}'),
+        HumanMessage("Now tell me about it in a paragraph."),
+    ]
+    make_llm("openai").invoke(history)
+    assert "response_format" not in _body(server)
+    make_llm("openai").invoke([*history, AIMessage("Paris is..."), HumanMessage("Reply in JSON.")])
+    assert _body(server)["response_format"] == JSON_OBJECT
+
+
+def test_a_list_in_the_user_message_outweighs_a_json_system_prompt(
+    make_llm: LlmFactory, server: ProviderServer
+) -> None:
+    make_llm("openai").invoke([SystemMessage("Always reply in JSON."), HumanMessage("List three fruits.")])
     assert "response_format" not in _body(server)
 
 

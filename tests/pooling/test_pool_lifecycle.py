@@ -21,14 +21,17 @@ from tests.providers.conftest import CASES, FamilyCase
 URL = "https://api.example.test/v1"
 
 
-def test_one_client_pair_per_provider_base_url_and_key() -> None:
+def test_one_pool_per_provider_base_url_and_key() -> None:
     limits = PoolLimits()
     pooled = shared_http_clients("acme", URL, OPENAI_KEY, limits)
-    assert shared_http_clients("acme", URL + "/", OPENAI_KEY, limits) is pooled
-    assert shared_http_clients("acme", URL, ANTHROPIC_KEY, limits) is not pooled
-    assert shared_http_clients("other", URL, OPENAI_KEY, limits) is not pooled
-    assert shared_http_clients("acme", "https://eu.example.test/v1", OPENAI_KEY, limits) is not pooled
-    assert shared_http_clients("acme", URL, OPENAI_KEY, PoolLimits(max_connections=3)) is not pooled
+    again = shared_http_clients("acme", URL + "/", OPENAI_KEY, limits)
+    assert again.pool is pooled.pool
+    assert again.client is not pooled.client  # each model has clients (and cookies) of its own
+    assert shared_http_clients("other", URL, OPENAI_KEY, limits).pool is not pooled.pool
+    elsewhere = shared_http_clients("acme", "https://eu.example.test/v1", OPENAI_KEY, limits)
+    assert elsewhere.pool is not pooled.pool
+    assert shared_http_clients("acme", URL, OPENAI_KEY, PoolLimits(max_connections=3)).pool is not pooled.pool
+    assert shared_http_clients("acme", URL, ANTHROPIC_KEY, limits).pool is not pooled.pool
     assert OPENAI_KEY not in repr(pooled)
 
 
@@ -36,7 +39,7 @@ def test_callable_credentials_key_by_provider_and_base_url() -> None:
     # The Copilot token source is a callable api_key: every model of the provider shares one pool.
     limits = PoolLimits()
     first = shared_http_clients("copilot", URL, lambda: "token-a", limits)
-    assert shared_http_clients("copilot", URL, lambda: "token-b", limits) is first
+    assert shared_http_clients("copilot", URL, lambda: "token-b", limits).pool is first.pool
 
 
 def test_flavours_get_their_own_clients() -> None:
@@ -157,14 +160,15 @@ def test_a_process_exits_with_every_connection_closed(
     assert server.client_disconnects == 0  # no answer was cut off: every connection was idle when closed
 
 
-def test_a_closed_shared_client_is_replaced_over_the_same_pool(server: ProviderServer) -> None:
+def test_closing_one_models_client_leaves_the_pool_open(server: ProviderServer) -> None:
     limits = PoolLimits()
     pooled = shared_http_clients("acme", server.openai_base_url, OPENAI_KEY, limits)
+    other = shared_http_clients("acme", server.openai_base_url, OPENAI_KEY, limits)
+    assert pooled.client.get(server.openai_base_url + "/models").status_code == 200
     pooled.client.close()  # as ``openai.OpenAI(http_client=...).close()`` would
-    again = shared_http_clients("acme", server.openai_base_url, OPENAI_KEY, limits)
-    assert not again.client.is_closed
-    assert again.client.get(server.openai_base_url + "/models").status_code == 200
-    assert again.client.get(server.openai_base_url + "/models").status_code == 200
+    assert not other.client.is_closed
+    assert other.client.get(server.openai_base_url + "/models").status_code == 200
+    assert other.client.get(server.openai_base_url + "/models").status_code == 200
     assert server.connections_opened == 1
 
 

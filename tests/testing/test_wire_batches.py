@@ -260,3 +260,51 @@ def test_reset_forgets_jobs_and_files(server: ProviderServer) -> None:
     assert len(server.batches.jobs) == 1 and len(server.batches.uploads) == 1
     server.reset()
     assert server.batches.jobs == [] and server.batches.uploads == []
+
+
+# -- control-plane faults and listings ---------------------------------------------------------------------
+
+
+def test_a_lost_create_answer_still_creates_the_job(server: ProviderServer) -> None:
+    client = _openai(server)
+    uploaded = client.files.create(file=("in.jsonl", _jsonl(_line("a"))), purpose="batch")
+    server.batches.lose_next_create(Fault(502))
+    with pytest.raises(openai.InternalServerError):
+        client.batches.create(
+            input_file_id=uploaded.id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            metadata={"k": "v"},
+        )
+    assert len(server.batches.jobs) == 1
+    listed = list(client.batches.list(limit=10))
+    assert [b.id for b in listed] == [server.batches.jobs[0].id] and listed[0].metadata == {"k": "v"}
+    server.batches.lose_next_create()  # a Disconnect by default
+    with pytest.raises(anthropic.APIConnectionError):
+        _anthropic(server).messages.batches.create(requests=[_request("a")])  # type: ignore[list-item]
+    listed_anthropic = list(_anthropic(server).messages.batches.list(limit=10))
+    assert len(listed_anthropic) == 1 and listed_anthropic[0].request_counts.processing == 1
+
+
+def test_a_server_without_a_batch_api_answers_404(server: ProviderServer) -> None:
+    server.batches.enabled = False
+    with pytest.raises(openai.NotFoundError):
+        _openai(server).files.create(file=("in.jsonl", _jsonl(_line("a"))), purpose="batch")
+    with pytest.raises(openai.NotFoundError):
+        _openai(server).batches.list()
+    with pytest.raises(anthropic.NotFoundError):
+        _anthropic(server).messages.batches.create(requests=[_request("a")])  # type: ignore[list-item]
+
+
+def test_a_job_over_the_enqueued_token_limit_fails_validation(server: ProviderServer) -> None:
+    server.batches.max_enqueued_tokens = 5
+    client = _openai(server)
+    uploaded = client.files.create(file=("in.jsonl", _jsonl(_line("a", "x" * 100))), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    failed = client.batches.retrieve(batch.id)
+    assert failed.status == "failed"
+    assert failed.errors is not None and [e.code for e in failed.errors.data or []] == [
+        "token_limit_exceeded"
+    ]

@@ -8,6 +8,10 @@ provider's optimizer when optimizations are on); the model's
 error's ``type`` gives its status: ``rate_limit_error`` is a 429 and a ``RateLimitError``,
 ``overloaded_error`` a 529...); canceled and expired ones a retryable ``ProviderError``. Requests with
 ``betas`` are refused here (the beta batch endpoint is not used): send them live.
+
+Message Batches carry no metadata, so a create that fails without an answer is never tried again
+(``CreateUnknown``: the part is recorded as "unknown"); ``find`` looks such a job up among the recent
+batches by its request count and creation time.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from modelforge.exceptions import InvalidInputError, MalformedResponseError
 from modelforge.providers.errors import HttpFailure, error_from_http
 
 __all__ = ["ERROR_STATUS", "AnthropicBatches"]
+
+# How many recent batches a look-up reads, and how long before ``since`` a match may have been created.
+_LOOKUP_LIMIT = 1000
+_CLOCK_SLACK = 600.0
 
 # The HTTP status each Anthropic error type stands for.
 ERROR_STATUS = {
@@ -66,9 +74,42 @@ class AnthropicBatches:
         params = self._shape({k: v for k, v in payload.items() if v is not None})
         return {"custom_id": custom_id, "params": params}
 
-    async def submit(self, requests: list[dict[str, Any]], *, job_id: str, part: int) -> str:
-        batch = await self._control.call(self._batches.create, requests=requests)
-        return str(batch.id)
+    async def upload(self, requests: list[dict[str, Any]], *, job_id: str, part: str) -> str | None:
+        return None
+
+    async def create(
+        self, requests: list[dict[str, Any]], *, upload_id: str | None, job_id: str, part: str, since: float
+    ) -> str:
+        async def create() -> str:
+            batch = await self._batches.create(requests=requests)
+            return str(batch.id)
+
+        return await self._control.create(create, find=None, what="POST /v1/messages/batches")
+
+    async def find(
+        self, *, job_id: str, part: str, count: int, since: float, exclude: set[str]
+    ) -> str | None:
+        """The earliest batch created from ``since`` holding ``count`` requests and not ``exclude``d."""
+        candidates: list[tuple[float, str]] = []
+        seen = 0
+        async for batch in self._batches.list(limit=100):
+            seen += 1
+            created = batch.created_at.timestamp()
+            counts = batch.request_counts
+            total = int(
+                counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+            )
+            if created >= since - _CLOCK_SLACK and total == count and batch.id not in exclude:
+                candidates.append((created, str(batch.id)))
+            if seen >= _LOOKUP_LIMIT or created < since - _CLOCK_SLACK:
+                break
+        if not candidates:
+            return None
+        after = [c for c in candidates if c[0] >= since - 1] or candidates
+        return min(after)[1]
+
+    def too_big(self, status: PartStatus) -> bool:
+        return False
 
     async def poll(self, provider_job_id: str) -> PartStatus:
         batch = await self._control.call(self._batches.retrieve, provider_job_id)

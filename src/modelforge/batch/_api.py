@@ -3,11 +3,17 @@
 ``ApiJob`` drives one ModelForge job over a ``BatchBackend``. ``prepare`` turns every input into a
 request line (an input that cannot become one gets its error at once) and splits the lines into parts
 that respect the provider's per-job limits (requests, bytes, estimated input tokens), in input order.
-``submit`` creates one provider job per part and saves the job file after each, so a process that dies
-once a part is submitted leaves enough behind for ``resume_batch``. ``wait`` polls every unfinished part
-each ``poll_interval`` (reporting progress after every round) until all have ended, then collects the
-outcomes by ``custom_id``: every item gets its answer or an error — one the provider reported, "never
-ran" (expired, cancelled, not submitted) or "no result reported" — and none is ever left out.
+``submit`` reports a first progress event with the job id, writes the inputs and the request lines once
+beside the job file, then creates one provider job per part, saving the job file before each create (the
+part "submitting", with its uploaded file's id) and after it, so a process that dies anywhere leaves enough
+behind for ``resume_batch``: ``wait`` first completes the submission (a part "submitting" or "unknown" is
+looked up at the provider before it is created again; a part never sent is sent from the saved request
+lines). ``wait`` then polls every unfinished part each ``poll_interval`` (reporting progress after every
+round) until all have ended; a part refused for holding too many tokens is split in halves and sent again
+(at most ``MAX_SPLITS`` times over). It then collects the outcomes by ``custom_id``: every item gets its
+answer or an error — one the provider reported, "never ran" (expired, cancelled, not submitted), "maybe
+submitted" (look again with ``resume_batch``) or "no result reported" — and none is ever left out. Job
+files are written in a thread (``asyncio.to_thread``), never on the event loop.
 """
 
 from __future__ import annotations
@@ -20,9 +26,27 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from modelforge.batch._backend import BatchBackend, Outcome, PartStatus, unanswered
+from modelforge.batch._backend import (
+    BatchBackend,
+    CreateUnknown,
+    NoBatchApi,
+    Outcome,
+    PartStatus,
+    unanswered,
+)
 from modelforge.batch._config import JobLimits
-from modelforge.batch._jobs import JobPart, JobState, as_messages, decode_input, save_job
+from modelforge.batch._jobs import (
+    JobPart,
+    JobState,
+    as_messages,
+    decode_input,
+    drop_requests,
+    load_requests,
+    masked,
+    save_inputs,
+    save_job,
+    save_requests,
+)
 from modelforge.batch._results import BatchProgress, BatchResult, ProgressCallback, anotify
 from modelforge.exceptions import InvalidInputError, ModelForgeError, ProviderError
 
@@ -33,6 +57,10 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CUSTOM_ID_PREFIX = "mf-"
+# How many times over a part refused for its token count is halved.
+MAX_SPLITS = 6
+# Part states whose provider job may still have to be found or created.
+_PENDING = ("unsubmitted", "submitting", "unknown")
 
 
 def plan_parts(sizes: list[tuple[int, int, int]], limits: JobLimits) -> list[list[int]]:
@@ -102,7 +130,8 @@ class ApiJob:
             except Exception as err:
                 error = err if isinstance(err, ModelForgeError) else _not_sendable(err)
                 self._errors[index] = error
-                self.state.local_errors[index] = (type(error).__name__, str(error))
+                kind, message = masked(error)
+                self.state.local_errors[index] = (kind, message)
                 continue
             self._requests[index] = request
             sizes.append((index, len(line) + 1, _estimate_tokens(request)))
@@ -110,38 +139,121 @@ class ApiJob:
             JobPart(items={f"{CUSTOM_ID_PREFIX}{i}": i for i in part}) for part in plan_parts(sizes, limits)
         ]
 
-    async def submit(self) -> None:
-        """Create one provider job per part, saving the job file before and after each."""
-        save_job(self.state)
+    async def submit(self, on_progress: ProgressCallback | None = None) -> None:
+        """Report the job id, save the job's files, then create one provider job per part."""
         for number, part in enumerate(self.state.parts):
-            requests = [self._requests[index] for index in part.items.values()]
-            try:
-                part.provider_job_id = await self.backend.submit(
-                    requests, job_id=self.state.job_id, part=number
-                )
-            except Exception as err:
-                part.status = "submit_failed"
-                part.error = [type(err).__name__, str(err)]
-                self._submit_errors[number] = err
-                logger.warning(
-                    "Batch job %s: part %d (%d requests) was not submitted: %s",
-                    self.state.job_id,
-                    number,
-                    len(requests),
-                    type(err).__name__,
-                )
-            else:
-                part.status = "submitted"
-                logger.info(
-                    "Batch job %s: part %d submitted to %s as %s (%d requests)",
-                    self.state.job_id,
-                    number,
-                    self.backend.name,
-                    part.provider_job_id,
-                    len(requests),
-                )
-            save_job(self.state)
+            part.name = part.name or str(number)
+        local = len(self.state.local_errors)
+        first = BatchProgress(
+            total=self.state.count,
+            done=local,
+            succeeded=0,
+            failed=local,
+            elapsed=0.0,
+            job_id=self.state.job_id,
+            status="submitting",
+        )
+        await anotify(on_progress, first)
+        requests = [self._requests[i] for part in self.state.parts for i in part.items.values()]
+        await asyncio.to_thread(self._save_all, requests)
+        for part in self.state.parts:
+            await self._submit_part(part, self._by_custom_id())
         self._requests.clear()
+
+    def _save_all(self, requests: list[dict[str, Any]]) -> None:
+        save_inputs(self.state)
+        save_requests(self.state.job_id, requests)
+        save_job(self.state)
+
+    def _by_custom_id(self) -> dict[str, dict[str, Any]]:
+        return {f"{CUSTOM_ID_PREFIX}{index}": request for index, request in self._requests.items()}
+
+    async def _save(self) -> None:
+        await asyncio.to_thread(save_job, self.state)
+
+    async def _submit_part(self, part: JobPart, requests: Mapping[str, dict[str, Any]]) -> None:
+        """Create the provider job of ``part`` (saved as "submitting" first, and again after)."""
+        number = self.state.parts.index(part)
+        lines = [requests[key] for key in part.items]
+        job_id = self.state.job_id
+        try:
+            if part.upload_id is None:
+                part.upload_id = await self.backend.upload(lines, job_id=job_id, part=part.name)
+            part.status = "submitting"
+            part.since = part.since or time.time()
+            await self._save()
+            part.provider_job_id = await self.backend.create(
+                lines, upload_id=part.upload_id, job_id=job_id, part=part.name, since=part.since
+            )
+        except CreateUnknown as err:
+            part.status = "unknown"
+            part.error = masked(err)
+            logger.warning(
+                "Batch job %s: part %d (%d requests) may or may not have been created (%s); "
+                "resume_batch(%r) looks it up",
+                job_id,
+                number,
+                len(lines),
+                type(err.__cause__ or err).__name__,
+                job_id,
+            )
+        except Exception as err:
+            if isinstance(err, NoBatchApi) and not any(p.provider_job_id for p in self.state.parts):
+                part.status = "unsubmitted"
+                raise  # nothing was created: the caller may send the batch live
+            part.status = "submit_failed"
+            part.error = masked(err)
+            self._submit_errors[number] = err
+            logger.warning(
+                "Batch job %s: part %d (%d requests) was not submitted: %s",
+                job_id,
+                number,
+                len(lines),
+                type(err).__name__,
+            )
+        else:
+            part.status = "submitted"
+            part.error = None
+            logger.info(
+                "Batch job %s: part %d submitted to %s as %s (%d requests)",
+                job_id,
+                number,
+                self.backend.name,
+                part.provider_job_id,
+                len(lines),
+            )
+        await self._save()
+
+    async def resume_submission(self) -> None:
+        """Finish a submission a stopped process left: find or create every part not known to exist."""
+        pending = [p for p in self.state.parts if p.provider_job_id is None and p.status in _PENDING]
+        if not pending:
+            return
+        requests = self._by_custom_id() or await asyncio.to_thread(load_requests, self.state.job_id)
+        for number, part in enumerate(self.state.parts):
+            part.name = part.name or str(number)
+        for part in pending:
+            if part.status in ("submitting", "unknown"):
+                taken = {p.provider_job_id for p in self.state.parts if p.provider_job_id}
+                found = await self.backend.find(
+                    job_id=self.state.job_id,
+                    part=part.name,
+                    count=len(part.items),
+                    since=part.since or self.state.created_at,
+                    exclude=taken,
+                )
+                if found is not None:
+                    part.provider_job_id, part.status, part.error = found, "submitted", None
+                    logger.info(
+                        "Batch job %s: found part %s at the provider as %s",
+                        self.state.job_id,
+                        part.name,
+                        found,
+                    )
+                    await self._save()
+                    continue
+            if all(key in requests for key in part.items):
+                await self._submit_part(part, requests)
 
     # -- waiting and collecting -----------------------------------------------------------------------
 
@@ -150,16 +262,20 @@ class ApiJob:
     ) -> list[BatchResult]:
         """Poll until every submitted part has ended, then collect: one result per item, in order."""
         started = self._clock()
-        live = [(n, p) for n, p in enumerate(self.state.parts) if p.provider_job_id is not None]
-        latest: dict[int, PartStatus] = {}
+        latest: dict[str, PartStatus] = {}
         await anotify(on_progress, self._progress(latest, started, "submitted"))
         while True:
-            for number, part in live:
-                if number in latest and latest[number].ended:
+            for part in [p for p in self.state.parts if p.provider_job_id is not None]:
+                assert part.provider_job_id is not None
+                if part.provider_job_id in latest and latest[part.provider_job_id].ended:
                     continue
-                latest[number] = await self._poll(part)
-                part.status = latest[number].status
-            ended = all(latest[n].ended for n, _ in live)
+                status = await self._poll(part)
+                latest[part.provider_job_id] = status
+                part.status = status.status
+                if status.ended and self.backend.too_big(status):
+                    await self._split(part)
+            live = [p.provider_job_id for p in self.state.parts if p.provider_job_id is not None]
+            ended = all(key in latest and latest[key].ended for key in live)
             await anotify(on_progress, self._progress(latest, started, "ended" if ended else "in_progress"))
             if ended:
                 break
@@ -167,14 +283,17 @@ class ApiJob:
                 raise self._still_running(max_wait)
             await self._sleep(poll_interval)
         outcomes: dict[str, Outcome] = {}
-        for number, part in live:
-            assert part.provider_job_id is not None
+        for part in self.state.parts:
+            if part.provider_job_id is None:
+                continue
             custom_ids = list(part.items)
-            collected = self.backend.collect(part.provider_job_id, latest[number], custom_ids)
+            collected = self.backend.collect(part.provider_job_id, latest[part.provider_job_id], custom_ids)
             outcomes.update(await self._guarded("collecting", part.provider_job_id, collected))
         results = self._results(outcomes, latest)
-        self.state.finished_at = time.time()
-        save_job(self.state)
+        if not any(p.status == "unknown" for p in self.state.parts):
+            self.state.finished_at = time.time()
+            await asyncio.to_thread(drop_requests, self.state.job_id)
+        await self._save()
         succeeded = sum(1 for r in results if r.ok)
         await anotify(
             on_progress,
@@ -189,6 +308,32 @@ class ApiJob:
             ),
         )
         return results
+
+    async def _split(self, part: JobPart) -> None:
+        """Send ``part``, refused for its token count, again as two halves (when it can be halved)."""
+        depth = part.name.count(".")
+        if len(part.items) < 2 or depth >= MAX_SPLITS:
+            return
+        requests = self._by_custom_id() or await asyncio.to_thread(load_requests, self.state.job_id)
+        if not all(key in requests for key in part.items):
+            return
+        keys = list(part.items)
+        middle = len(keys) // 2
+        halves = [
+            JobPart(items={k: part.items[k] for k in chunk}, name=f"{part.name}.{n}")
+            for n, chunk in enumerate((keys[:middle], keys[middle:]))
+        ]
+        logger.info(
+            "Batch job %s: part %s (%d requests) holds too many tokens for the provider; sending it again "
+            "in two halves",
+            self.state.job_id,
+            part.name,
+            len(keys),
+        )
+        at = self.state.parts.index(part)
+        self.state.parts[at : at + 1] = halves
+        for half in halves:
+            await self._submit_part(half, requests)
 
     async def _poll(self, part: JobPart) -> PartStatus:
         assert part.provider_job_id is not None
@@ -214,12 +359,17 @@ class ApiJob:
                 err.details.setdefault("batch_job_id", self.state.job_id)
             raise
 
-    def _progress(self, latest: Mapping[int, PartStatus], started: float, status: str) -> BatchProgress:
+    def _progress(self, latest: Mapping[str, PartStatus], started: float, status: str) -> BatchProgress:
         local = len(self.state.local_errors) + sum(
             len(p.items) for p in self.state.parts if p.provider_job_id is None
         )
-        succeeded = sum(s.succeeded for s in latest.values())
-        failed = local + sum(s.failed for s in latest.values())
+        current = [
+            latest[p.provider_job_id]
+            for p in self.state.parts
+            if p.provider_job_id and p.provider_job_id in latest
+        ]
+        succeeded = sum(s.succeeded for s in current)
+        failed = local + sum(s.failed for s in current)
         return BatchProgress(
             total=self.state.count,
             done=succeeded + failed,
@@ -242,7 +392,7 @@ class ApiJob:
         )
 
     def _results(
-        self, outcomes: Mapping[str, Outcome], latest: Mapping[int, PartStatus]
+        self, outcomes: Mapping[str, Outcome], latest: Mapping[str, PartStatus]
     ) -> list[BatchResult]:
         state = self.state
         where: dict[int, tuple[str | None, int]] = {}
@@ -260,6 +410,8 @@ class ApiJob:
                 outcome = unanswered(self.provider, "lost", "the item is missing from the job file")
             elif custom_id in outcomes:
                 outcome = outcomes[custom_id]
+            elif state.parts[number].status == "unknown":
+                outcome = _maybe_submitted(self.provider, state.job_id)
             elif state.parts[number].provider_job_id is None:
                 failure = self._submit_errors.get(number)
                 outcome = (
@@ -268,7 +420,8 @@ class ApiJob:
                     else unanswered(self.provider, "not_submitted", _why_not_submitted(state.parts[number]))
                 )
             else:
-                status = latest[number].status if number in latest else "unknown"
+                key = state.parts[number].provider_job_id or ""
+                status = latest[key].status if key in latest else "unknown"
                 outcome = unanswered(
                     self.provider, "missing", f"no result was reported (job status: {status})"
                 )
@@ -287,6 +440,18 @@ def _own_copy(err: Exception) -> Exception:
         return err
     copied.__cause__ = err.__cause__
     return copied
+
+
+def _maybe_submitted(provider: str, job_id: str) -> ProviderError:
+    return ProviderError(
+        f"Provider '{provider}' may or may not have received this batch request (the answer to creating "
+        "its part of the job was lost)",
+        provider=provider,
+        error_code="BATCH_UNKNOWN",
+        retryable=True,
+        suggestion=f"registry.resume_batch({job_id!r}) looks the job up at the provider and collects it.",
+        details={"batch_job_id": job_id},
+    )
 
 
 def _not_sendable(err: Exception) -> InvalidInputError:

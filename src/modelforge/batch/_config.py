@@ -15,7 +15,8 @@
   many seconds (the job goes on at the provider and can be collected later with ``resume_batch``);
 * ``max_requests_per_job`` / ``max_tokens_per_job`` / ``max_bytes_per_job``: a batch larger than this is
   split into several provider jobs (defaults: the provider's own per-job limits, ``FAMILY_LIMITS``; tokens
-  are the estimated input tokens, what OpenAI's enqueued-token limit counts);
+  are the estimated input tokens, what OpenAI's enqueued-token limit counts; without
+  ``max_tokens_per_job``, the provider's ``rate_limit.tokens_per_minute`` when it sets one);
 * ``completion_window``: OpenAI's ``completion_window`` (``24h``, the only value it accepts).
 
 Errors are ``ValueError`` naming the key (``batch.poll_interval``) and what is allowed, like the ``retry``

@@ -11,11 +11,20 @@ limits, retries, fallbacks); the batch API path builds its requests with the pro
 at the bottom of it (``innermost``) and its SDK client, shaped by the provider's optimizer as live calls
 are. A model with fallbacks has no single provider: its batches go live. A batch API job is saved under an id
 (``job_id=`` to choose it; reported in every ``BatchProgress``) so ``resume_batch`` can collect it from
-any process; ``batch_invoke`` with the ``job_id`` of a saved job of the same inputs resumes that job.
+any process; ``batch_invoke`` with the ``job_id`` of a saved job of the same inputs resumes that job
+(both first finish a submission the stopped process left half done).
+
+A server that answers 404/405/501 at its batch endpoints (an ``openai_compatible`` vLLM or OpenRouter) has
+no batch API: with ``"auto"`` the batch goes live with a WARNING; with ``True`` it is a
+``ConfigurationError`` (``BATCH_API_UNAVAILABLE``). Without ``max_tokens_per_job`` in the ``batch``
+section, a provider whose ``rate_limit`` sets ``tokens_per_minute`` gets that many estimated input tokens
+per provider job.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -24,11 +33,12 @@ from langchain_core.language_models import BaseChatModel
 
 from modelforge.batch._anthropic_api import AnthropicBatches
 from modelforge.batch._api import ApiJob
-from modelforge.batch._backend import BatchBackend, ControlCalls, Shape
+from modelforge.batch._backend import BatchBackend, ControlCalls, NoBatchApi, Shape
 from modelforge.batch._config import API_FAMILIES, BatchConfig, UseBatchApi
 from modelforge.batch._jobs import (
     JobState,
     check_job_id,
+    drop_job,
     encode_input,
     fingerprint,
     load_job,
@@ -73,6 +83,14 @@ async def batch_invoke(
             f"prompts must be a list of inputs, not {type(prompts).__name__}",
             suggestion="Wrap a single prompt in a list: batch_invoke([prompt]).",
         )
+    if max_concurrent is not None and (
+        isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1
+    ):
+        raise InvalidInputError(
+            f"max_concurrent must be a whole number >= 1 (or None for the provider's batch setting), "
+            f"not {max_concurrent!r}",
+            suggestion="Pass max_concurrent=8, say, or leave it out.",
+        )
     items = list(prompts)
     llm = registry.get_llm(provider_name, model_alias)
     managed = _managed(llm)
@@ -86,17 +104,22 @@ async def batch_invoke(
         return []
     if use_api:
         assert managed is not None
-        return await _run_api(
-            managed,
-            llm,
-            items,
-            config,
-            kwargs,
-            on_progress=on_progress,
-            job_id=job_id,
-            poll_interval=config.poll_interval if poll_interval is None else poll_interval,
-            max_wait=config.max_wait if max_wait is None else max_wait,
-        )
+        try:
+            return await _run_api(
+                managed,
+                llm,
+                items,
+                config,
+                kwargs,
+                on_progress=on_progress,
+                job_id=job_id,
+                poll_interval=config.poll_interval if poll_interval is None else poll_interval,
+                max_wait=config.max_wait if max_wait is None else max_wait,
+            )
+        except NoBatchApi as err:
+            if use_batch_api is True:
+                raise
+            logger.warning("%s; sending the batch of %d live instead", err, len(items))
     concurrency = max_concurrent if max_concurrent is not None else config.max_concurrent
     return await BatchProcessor(llm, max_concurrent=concurrency, on_progress=on_progress).run(items, **kwargs)
 
@@ -127,6 +150,7 @@ async def resume_batch(
         )
     config = _config(registry, state.provider)
     job = ApiJob(_backend(managed, llm, config), state)
+    await job.resume_submission()
     return await job.wait(
         on_progress=on_progress,
         poll_interval=config.poll_interval if poll_interval is None else poll_interval,
@@ -148,9 +172,10 @@ def _managed(llm: BaseChatModel) -> ManagedChatModel | None:
 
 
 def _config(registry: Any, provider: str | None) -> BatchConfig:
-    section = registry.get_configured_providers().get(provider, {}).get("batch") if provider else None
+    settings = registry.get_configured_providers().get(provider, {}) if provider else {}
+    section = settings.get("batch")
     try:
-        return BatchConfig.from_config(section)
+        config = BatchConfig.from_config(section)
     except ValueError as err:
         raise ConfigurationError(
             f"Provider '{provider}' has an invalid batch section: {err}",
@@ -158,6 +183,12 @@ def _config(registry: Any, provider: str | None) -> BatchConfig:
             error_code="CONFIG_VALIDATION_ERROR",
             suggestion="Fix the batch section of the provider in the config file.",
         ) from err
+    if config.max_tokens_per_job is None:
+        rate_limit = settings.get("rate_limit")
+        tpm = rate_limit.get("tokens_per_minute") if isinstance(rate_limit, dict) else None
+        if isinstance(tpm, int) and not isinstance(tpm, bool) and tpm > 0:
+            config = dataclasses.replace(config, max_tokens_per_job=tpm)
+    return config
 
 
 def _use_api(
@@ -247,10 +278,12 @@ async def _run_api(
                     suggestion="Choose another job_id, or collect that job with resume_batch.",
                 )
             logger.info("Batch job %s exists: collecting it instead of submitting again", job_id)
-            return await ApiJob(backend, saved).wait(
+            existing = ApiJob(backend, saved)
+            await existing.resume_submission()
+            return await existing.wait(
                 on_progress=on_progress, poll_interval=poll_interval, max_wait=max_wait
             )
-    prune_finished()
+    await asyncio.to_thread(prune_finished)
     state = JobState(
         job_id=job_id or new_job_id(),
         provider=managed.provider_name,
@@ -262,5 +295,9 @@ async def _run_api(
     )
     job = ApiJob(backend, state)
     job.prepare(items, kwargs, config.limits(managed.llm_type_name))
-    await job.submit()
+    try:
+        await job.submit(on_progress)
+    except NoBatchApi:
+        await asyncio.to_thread(drop_job, state.job_id)
+        raise
     return await job.wait(on_progress=on_progress, poll_interval=poll_interval, max_wait=max_wait)

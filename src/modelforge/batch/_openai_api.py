@@ -9,6 +9,10 @@ result builder (``_create_chat_result``); lines of the error file become ModelFo
 family's HTTP error mapping (a 429 line is a ``RateLimitError``, a 400 a ``BadRequestError``...), and lines
 the job never ran (``batch_expired``, ``batch_cancelled``) a retryable ``ProviderError``. A job that failed
 validation gives each item the error of its line, or the job's errors.
+
+A create is sent at most once per answer: after a failure that may have created the job (no answer, a 5xx)
+the job is looked up by its metadata (``modelforge_job``, ``modelforge_part``) in the list of recent batches
+before any new try. A job refused with ``token_limit_exceeded`` is ``too_big`` (the caller splits it).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ __all__ = ["ENDPOINT", "OpenAIBatches"]
 
 ENDPOINT = "/v1/chat/completions"
 _ENDED = ("completed", "failed", "expired", "cancelled")
+# How many recent batches a look-up reads, and how long before ``since`` a match may have been created.
+_LOOKUP_LIMIT = 1000
+_CLOCK_SLACK = 600.0
 
 
 class OpenAIBatches:
@@ -64,21 +71,60 @@ class OpenAIBatches:
             payload["response_format"] = type_to_response_format_param(response_format)
         return {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": self._shape(payload)}
 
-    async def submit(self, requests: list[dict[str, Any]], *, job_id: str, part: int) -> str:
+    async def upload(self, requests: list[dict[str, Any]], *, job_id: str, part: str) -> str | None:
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in requests).encode("utf-8")
-        uploaded = await self._control.call(
+        uploaded = await self._control.first(
             self._client.files.create,
             file=(f"{job_id}-{part}.jsonl", data, "application/jsonl"),
             purpose="batch",
+            what="POST /v1/files",
         )
-        batch = await self._control.call(
-            self._client.batches.create,
-            input_file_id=uploaded.id,
-            endpoint=ENDPOINT,
-            completion_window=self._window,
-            metadata={"modelforge_job": job_id, "modelforge_part": str(part)},
-        )
-        return str(batch.id)
+        return str(uploaded.id)
+
+    async def create(
+        self, requests: list[dict[str, Any]], *, upload_id: str | None, job_id: str, part: str, since: float
+    ) -> str:
+        if upload_id is None:
+            upload_id = await self.upload(requests, job_id=job_id, part=part)
+
+        async def create() -> str:
+            batch = await self._client.batches.create(
+                input_file_id=upload_id,
+                endpoint=ENDPOINT,
+                completion_window=self._window,
+                metadata={"modelforge_job": job_id, "modelforge_part": part},
+            )
+            return str(batch.id)
+
+        async def find() -> str | None:
+            return await self.find(job_id=job_id, part=part, count=len(requests), since=since, exclude=set())
+
+        return await self._control.create(create, find=find, what="POST /v1/batches")
+
+    async def find(
+        self, *, job_id: str, part: str, count: int, since: float, exclude: set[str]
+    ) -> str | None:
+        """The newest batch whose metadata names this job and part (OpenAI lists newest first)."""
+        seen = 0
+        async for batch in self._client.batches.list(limit=100):
+            seen += 1
+            metadata = batch.metadata or {}
+            if (
+                metadata.get("modelforge_job") == job_id
+                and metadata.get("modelforge_part") == part
+                and batch.id not in exclude
+            ):
+                return str(batch.id)
+            if seen >= _LOOKUP_LIMIT or float(batch.created_at) < since - _CLOCK_SLACK:
+                break
+        return None
+
+    def too_big(self, status: PartStatus) -> bool:
+        batch = status.raw
+        if batch is None or batch.status != "failed":
+            return False
+        errors = list(getattr(batch.errors, "data", None) or [])
+        return any(getattr(e, "code", None) == "token_limit_exceeded" for e in errors)
 
     async def poll(self, provider_job_id: str) -> PartStatus:
         batch = await self._control.call(self._client.batches.retrieve, provider_job_id)

@@ -9,7 +9,9 @@ password), the backend is left alone for ``retry_backend_after`` seconds and cal
 Caches built by ``cache_for`` are shared per configuration, and their backends per location (the same
 memory store, file or Redis namespace), so two ``get_llm()`` calls with the same settings share answers and
 counters. ``close_caches`` / ``aclose_caches`` close and forget them. A ``ResponseCache`` pickles as its
-configuration (the other side opens its own connection); a custom clock is not carried over.
+configuration (the other side opens its own connection) with the Redis URL's password removed; unpickling
+takes the full URL from this process's live caches, else from the provider's ``cache`` section in the
+config, else connects without a password. A custom clock is not carried over.
 """
 
 from __future__ import annotations
@@ -18,15 +20,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from langchain_core.outputs import ChatResult
 
 from modelforge._secrets import mask_secrets
 from modelforge.cache._backend import CacheBackend
 from modelforge.cache._config import CacheConfig
-from modelforge.cache._entry import CachedAnswer, decode, encode_chunks, encode_result, stream_finished
+from modelforge.cache._entry import (
+    CachedAnswer,
+    decode,
+    encode_chunks,
+    encode_result,
+    is_complete,
+    result_ending,
+    stream_ending,
+)
 from modelforge.cache._memory import MemoryBackend
 from modelforge.exceptions import CircuitOpenError, NetworkError, ProviderServerError
 
@@ -114,7 +125,7 @@ class ResponseCache:
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_shared_cache, (self.config, self.provider))
+        return (_unpickled_cache, (_without_password(self.config), self.provider))
 
     # --- what callers read ------------------------------------------------------------------------------
 
@@ -233,13 +244,18 @@ class ResponseCache:
     def _encoded_result(self, result: ChatResult) -> _Encoded | None:
         if not result.generations:
             return None
+        ending = result_ending(result)
+        if not is_complete(ending):
+            logger.debug("Answer not stored in the response cache: it ended with %s", ending or "no reason")
+            return None
         created, expires_at, keep_until = self._times()
         data = encode_result(result, created=created, expires_at=expires_at, keep_until=keep_until)
         return data, expires_at, keep_until
 
     def _encoded_chunks(self, records: Sequence[dict[str, Any]]) -> _Encoded | None:
-        if not records or not stream_finished(records):
-            logger.debug("Stream not stored in the response cache: it carried no finish reason")
+        ending = stream_ending(records) if records else None
+        if not is_complete(ending):
+            logger.debug("Stream not stored in the response cache: it ended with %s", ending or "no reason")
             return None
         created, expires_at, keep_until = self._times()
         data = encode_chunks(records, created=created, expires_at=expires_at, keep_until=keep_until)
@@ -268,14 +284,14 @@ class ResponseCache:
         self.count("stores")
 
     def store_result(self, key: str, result: ChatResult) -> None:
-        """Keep a whole successful answer."""
+        """Keep a whole answer that ended normally (a truncated or filtered one is not kept)."""
         self._store(key, self._encoded_result(result))
 
     async def astore_result(self, key: str, result: ChatResult) -> None:
         await self._astore(key, self._encoded_result(result))
 
     def store_chunks(self, key: str, records: Sequence[dict[str, Any]]) -> None:
-        """Keep a stream that reached its end (it must carry the provider's finish reason)."""
+        """Keep a stream that reached a normal end (it must carry the provider's finish reason)."""
         self._store(key, self._encoded_chunks(records))
 
     async def astore_chunks(self, key: str, records: Sequence[dict[str, Any]]) -> None:
@@ -311,6 +327,62 @@ def cache_for(config: CacheConfig, *, provider: str | None = None) -> ResponseCa
 
 
 def _shared_cache(config: CacheConfig, provider: str | None) -> ResponseCache:
+    return cache_for(config, provider=provider)
+
+
+def _strip_password(url: str | None) -> str | None:
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+    except ValueError:
+        return None
+
+
+def _without_password(config: CacheConfig) -> CacheConfig:
+    """``config`` as it may travel in a pickle: the Redis URL without its password."""
+    if not config.url:
+        return config
+    return replace(config, url=_strip_password(config.url))
+
+
+def _matches(candidate: CacheConfig, pickled: CacheConfig) -> bool:
+    return candidate.url is not None and _without_password(candidate) == pickled
+
+
+def _url_from_provider_config(provider: str | None, pickled: CacheConfig) -> str | None:
+    """The full Redis URL of ``provider``'s ``cache`` section in the config, if it is the same place."""
+    if provider is None:
+        return None
+    try:
+        from modelforge.config import get_config
+
+        data, _ = get_config()
+        section = (data.get("providers") or {}).get(provider, {}).get("cache")
+        configured = CacheConfig.from_config(section)
+    except Exception as err:  # no readable config: fall back to the URL without a password
+        logger.debug("Reading the cache URL of %s from the config failed: %s", provider, type(err).__name__)
+        return None
+    if configured.url and _strip_password(configured.url) == pickled.url:
+        return configured.url
+    return None
+
+
+def _unpickled_cache(config: CacheConfig, provider: str | None) -> ResponseCache:
+    """The shared cache of a pickled ``config`` (whose Redis URL lost its password on the way)."""
+    if config.backend == "redis" and config.url:
+        with _shared_lock:
+            live = [c for c, p in _shared_caches if _matches(c, config)]
+        url = live[0].url if live else _url_from_provider_config(provider, config)
+        if url:
+            config = replace(config, url=url)
     return cache_for(config, provider=provider)
 
 

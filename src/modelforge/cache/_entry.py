@@ -11,6 +11,12 @@ Messages go through ``langchain_core.messages.message_to_dict`` / ``messages_fro
 boundaries. Message ids are dropped (LangChain gives each replayed answer the id of its own run) and so are
 HTTP response headers. An entry stored from a stream can answer an invoke (its chunks merged) and an entry
 stored from an invoke can answer a stream (as one chunk).
+
+Only complete answers are stored (``ending_of`` / ``result_ending``): those whose provider finish reason is a
+normal ending (OpenAI ``stop`` / ``tool_calls`` / ``function_call``, Anthropic ``end_turn`` / ``tool_use`` /
+``stop_sequence``, Gemini ``STOP``, Ollama ``stop`` or ``done`` without a reason). A truncated (``length``,
+``max_tokens``), filtered (``content_filter``, ``SAFETY``), paused or unknown ending is returned to the
+caller but never stored.
 """
 
 from __future__ import annotations
@@ -35,8 +41,6 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import BaseModel
 
-from modelforge._chunks import finish_reason_of
-
 __all__ = [
     "MARKER",
     "CachedAnswer",
@@ -44,13 +48,18 @@ __all__ = [
     "decode",
     "encode_chunks",
     "encode_result",
-    "stream_finished",
+    "is_complete",
+    "result_ending",
+    "stream_ending",
 ]
 
 # response_metadata key that says an answer came from the cache: "hit" or "stale".
 MARKER = "modelforge_cache"
 _FORMAT = 1
 _DROPPED_METADATA = ("headers", MARKER)
+# Provider finish reasons (lower-cased) that mean the answer is whole.
+_COMPLETE = frozenset({"stop", "tool_calls", "function_call", "end_turn", "tool_use", "stop_sequence"})
+_FINISH_KEYS = ("finish_reason", "stop_reason", "done_reason")
 
 
 def _jsonable(value: Any) -> Any:
@@ -125,14 +134,49 @@ def encode_chunks(
     )
 
 
-def stream_finished(records: Sequence[dict[str, Any]]) -> bool:
-    """Whether a recorded stream carried the provider's finish reason (a stream cut short did not)."""
+def ending_of(metadata: Mapping[str, Any] | None) -> str | None:
+    """The provider's own finish reason in generation info or response metadata (lower-cased), or None."""
+    if not metadata:
+        return None
+    for key in _FINISH_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, enum.Enum):
+            value = value.name
+        if isinstance(value, str) and value:
+            return value.lower()
+    if metadata.get("done") is True:  # Ollama's last line without a done_reason
+        return "stop"
+    return None
+
+
+def is_complete(ending: str | None) -> bool:
+    """Whether a finish reason is a normal ending (not truncated, filtered, paused or missing)."""
+    return ending in _COMPLETE
+
+
+def stream_ending(records: Sequence[dict[str, Any]]) -> str | None:
+    """The finish reason a recorded stream ended with, or None (a stream cut short carried none)."""
     for record in reversed(records):
-        info = record.get("info") or {}
-        metadata = record["message"]["data"].get("response_metadata") or {}
-        if finish_reason_of(info) is not None or finish_reason_of(metadata) is not None:
-            return True
-    return False
+        metadata = record["message"]["data"].get("response_metadata")
+        ending = ending_of(record.get("info")) or ending_of(metadata)
+        if ending is not None:
+            return ending
+    return None
+
+
+def result_ending(result: ChatResult) -> str | None:
+    """The finish reason of a whole answer: the first that is not a normal ending, else the last one
+    (None when a generation carried none). Some providers (Anthropic) report it in ``llm_output``."""
+    ending: str | None = None
+    for generation in result.generations:
+        ending = (
+            ending_of(generation.generation_info)
+            or ending_of(generation.message.response_metadata)
+            or ending_of(result.llm_output)
+        )
+        if not is_complete(ending):
+            return ending
+    return ending
 
 
 def _marked(message: BaseMessage, marker: str) -> None:

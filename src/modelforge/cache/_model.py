@@ -3,24 +3,28 @@
 Around the wrapped model (normally the ``ManagedChatModel`` of ``get_llm``):
 
 * invoke: a fresh entry answers at once, marked ``response_metadata["modelforge_cache"] = "hit"``;
-  otherwise the call goes through and a successful answer is stored;
+  otherwise the call goes through and an answer that ended normally is stored (a truncated ``length``
+  or a filtered ``content_filter`` / ``SAFETY`` answer is returned but not stored);
 * stream: a fresh entry replays chunk for chunk, with its original boundaries, tool-call chunks, usage and
   finish reason; otherwise chunks pass through as they arrive and are stored only when the stream reached
-  its end with the provider's finish reason (a stream cut short raises ``StreamInterruptedError`` below
+  its end with a normal finish reason (a stream cut short raises ``StreamInterruptedError`` below
   us, and one the consumer abandoned is not stored either). An entry stored by an invoke answers a stream
   as one chunk; one stored by a stream answers an invoke with its chunks merged;
 * with ``serve_stale``, when the provider is down (network error, 5xx, overloaded, rate limited, circuit
   open) and an expired entry is still kept, that entry answers, marked ``"stale"``, with a WARNING log
   (a stream only while nothing has reached the caller).
 
-The key (``modelforge.cache._keys``) covers the model, its settings, the messages and the call's options.
+The key (``modelforge.cache._keys``) covers the model, its settings, the messages and the call's options;
+a request holding something that cannot be keyed reliably goes to the provider uncached.
 ``llm.cache_stats`` reads the counters and ``llm.clear_cache()`` empties the namespace. It pickles as the
-wrapped model (itself pickled without credentials) and the cache's configuration.
+wrapped model (itself pickled without credentials) and the cache (its configuration, the Redis URL without
+its password: see ``modelforge.cache._cache``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any, cast
 
@@ -33,10 +37,12 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from modelforge.cache._cache import CacheStats, ResponseCache, cache_for
 from modelforge.cache._config import CacheConfig
 from modelforge.cache._entry import CachedAnswer, chunk_record
-from modelforge.cache._keys import cache_key, identity_digest
+from modelforge.cache._keys import UncacheableRequest, cache_key, identity_digest
 from modelforge.delegating import DelegatingChatModel
 
 __all__ = ["CachedChatModel"]
+
+logger = logging.getLogger(__name__)
 
 
 class CachedChatModel(DelegatingChatModel):
@@ -63,7 +69,7 @@ class CachedChatModel(DelegatingChatModel):
         return f"CachedChatModel(provider={self.provider_name!r}, cache={self.response_cache!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_cached, (self.wrapped_llm, self.provider_name, self.response_cache.config))
+        return (_rebuild_cached, (self.wrapped_llm, self.provider_name, self.response_cache))
 
     # LangChain runs a batch as invokes; the managed model below retries them by its ``batch`` policy.
     def batch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
@@ -84,9 +90,15 @@ class CachedChatModel(DelegatingChatModel):
         finally:
             _batching.reset(token)
 
-    def _key(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> str:
-        identity = identity_digest(self.wrapped_llm, self.provider_name)
-        return cache_key(self.response_cache.config.namespace, identity, messages, stop, kwargs)
+    def _key(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> str | None:
+        """The request's cache key, or None when it holds something that cannot be keyed reliably (a live
+        object, a callable without code): such a call goes to the provider and is not stored."""
+        try:
+            identity = identity_digest(self.wrapped_llm, self.provider_name)
+            return cache_key(self.response_cache.config.namespace, identity, messages, stop, kwargs)
+        except UncacheableRequest as err:
+            logger.debug("Call not cached (%s): its request holds %s", self.provider_name, err)
+            return None
 
     # --- invoke ------------------------------------------------------------------------------------------
 
@@ -99,6 +111,8 @@ class CachedChatModel(DelegatingChatModel):
     ) -> ChatResult:
         cache = self.response_cache
         key = self._key(messages, stop, kwargs)
+        if key is None:
+            return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
         found = cache.lookup(key)
         if found is not None and cache.fresh(found):
             cache.count("hits")
@@ -123,6 +137,8 @@ class CachedChatModel(DelegatingChatModel):
     ) -> ChatResult:
         cache = self.response_cache
         key = self._key(messages, stop, kwargs)
+        if key is None:
+            return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
         found = await cache.alookup(key)
         if found is not None and cache.fresh(found):
             cache.count("hits")
@@ -164,6 +180,9 @@ class CachedChatModel(DelegatingChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         cache = self.response_cache
         key = self._key(messages, stop, kwargs)
+        if key is None:
+            yield from super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
+            return
         found = cache.lookup(key)
         replay = self._replay(found)
         if replay is not None:
@@ -198,6 +217,10 @@ class CachedChatModel(DelegatingChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         cache = self.response_cache
         key = self._key(messages, stop, kwargs)
+        if key is None:
+            async for passed in super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs):
+                yield passed
+            return
         found = await cache.alookup(key)
         replay = self._replay(found)
         if replay is not None:
@@ -226,6 +249,9 @@ class CachedChatModel(DelegatingChatModel):
         await cache.astore_chunks(key, records)
 
 
-def _rebuild_cached(wrapped: BaseChatModel, provider_name: str, config: CacheConfig) -> CachedChatModel:
-    cache = cache_for(config, provider=provider_name)
+def _rebuild_cached(
+    wrapped: BaseChatModel, provider_name: str, cache: ResponseCache | CacheConfig
+) -> CachedChatModel:
+    if isinstance(cache, CacheConfig):  # pickled by an earlier version
+        cache = cache_for(cache, provider=provider_name)
     return CachedChatModel(wrapped_llm=wrapped, provider_name=provider_name, response_cache=cache)

@@ -3,10 +3,11 @@
 Each entry is one string key ``<namespace>:<sha256>`` holding the entry bytes (the answer only, never the
 prompt or a credential), written with a server-side expiry (``PX``) at its ``keep_until`` (ttl, plus the
 stale window when stale answers may be served), so Redis cleans up by itself. ``clear`` deletes the
-namespace's keys. Sync calls use one client; async calls use one client per event loop. Calls fail fast
-(``timeout``, no client retries): the cache turns a Redis outage into a warning and an uncached call. The
-URL's password never appears in a repr or a log line. Needs ``pip install 'modelforge[redis]'``; the package
-is imported only when a backend is built.
+namespace's keys: exactly ``<namespace>:`` followed by 64 hex digits, so a longer namespace
+(``<namespace>:sub``) keeps its answers. Sync calls use one client; async calls use one client per event
+loop. Calls fail fast (``timeout``, no client retries): the cache turns a Redis outage into a warning and an
+uncached call. The URL's password never appears in a repr or a log line. Needs
+``pip install 'modelforge[redis]'``; the package is imported only when a backend is built.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class RedisBackend:
         return max(1, int((keep_until - self._now()) * 1000))
 
     def _pattern(self) -> str:
-        return _GLOB.sub(r"\\\1", self.namespace) + ":*"
+        return _GLOB.sub(r"\\\1", self.namespace) + ":" + "[0-9a-f]" * 64
 
     # --- sync ---------------------------------------------------------------------------------------------
 

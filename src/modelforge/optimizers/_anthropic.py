@@ -111,6 +111,9 @@ class AnthropicOptimizer(RequestOptimizer):
             call.messages = strip_message_markers(call.messages)
         return call
 
+    def cache_identity(self) -> dict[str, Any]:
+        return {**super().cache_identity(), "prompt_caching_min_tokens": self.min_tokens()}
+
     def min_tokens(self) -> int:
         return self.config.prompt_caching_min_tokens or min_cacheable_tokens(self.model_name)
 

@@ -11,6 +11,7 @@ why, and the call goes on without it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,14 @@ from modelforge._secrets import mask_secrets
 from modelforge.optimizers._config import OptimizationConfig
 from modelforge.optimizers._markers import strip_message_markers
 
-__all__ = ["PreparedCall", "RequestOptimizer", "estimate_text_tokens", "estimate_tokens", "reason"]
+__all__ = [
+    "PreparedCall",
+    "RequestOptimizer",
+    "error_chain",
+    "estimate_text_tokens",
+    "estimate_tokens",
+    "reason",
+]
 
 logger = logging.getLogger("modelforge.optimizers")
 
@@ -48,6 +56,16 @@ def reason(err: BaseException) -> str:
     if len(text) > 200:
         text = text[:197] + "..."
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def error_chain(err: BaseException) -> list[BaseException]:
+    """``err`` and the errors it was raised from (``__cause__``/``__context__``), outermost first."""
+    seen: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and all(current is not e for e in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
 
 
 @dataclass
@@ -101,6 +119,18 @@ class RequestOptimizer:
     def retry_plain(self, call: PreparedCall, err: Exception) -> bool:
         """Whether ``err`` came from an optimization (a cached content gone...): the plain call may work."""
         return False
+
+    def cache_identity(self) -> dict[str, Any]:
+        """The optimizer's effective settings as plain JSON data (for response-cache keys): two optimizers
+        that may shape a call differently give different data. Subclasses replace the ``None`` defaults
+        with what they actually send (the seed, the minimum cacheable length...)."""
+        settings = {
+            f.name: getattr(self.config, f.name)
+            for f in dataclasses.fields(self.config)
+            if f.name != "enabled"
+        }
+        settings["safety_settings"] = dict(sorted(self.config.safety_settings.items()))
+        return {"family": self.family, "llm_type": self.llm_type, **settings}
 
     def prepare_batch_body(self, body: dict[str, Any]) -> dict[str, Any]:
         """A provider batch request body shaped as a live call would be (a copy; the base: unchanged)."""

@@ -10,7 +10,7 @@
       google:
         optimizations:
           context_caching: {min_tokens: 4096, ttl: 600}
-          safety_settings: {HARM_CATEGORY_HARASSMENT: BLOCK_ONLY_HIGH}
+          safety_settings: {HARM_CATEGORY_HARASSMENT: BLOCK_ONLY_HIGH}   # only with enable_optimizations
       ollama:
         optimizations: {keep_alive: 30m, num_ctx: auto, max_num_ctx: 16384}
       anywhere:
@@ -70,14 +70,17 @@ class OptimizationConfig:
 
     * ``enabled``: ``false`` sends every request of the provider untouched;
     * ``seed``: the ``seed`` sent to OpenAI-compatible servers (``None``: the family's default, which is
-      ``DEFAULT_SEED`` except for GitHub Copilot; ``False``: none);
+      ``DEFAULT_SEED`` except for GitHub Copilot; ``False``: none). With a seed, sampling the same prompt
+      again at ``temperature > 0`` returns the same answer: ``seed: false`` for variety;
     * ``json_mode``: ask for a JSON object (OpenAI ``response_format``) when the prompt asks for JSON
       (``None``: the family's default);
     * ``prompt_caching`` / ``prompt_caching_min_tokens``: Anthropic cache breakpoints, and the shortest
       prefix worth one (``None``: Anthropic's minimum for the model, 1024 or 2048 for Haiku);
     * ``context_caching`` / ``context_caching_min_tokens`` / ``context_caching_ttl``: Gemini cached
       contents for a long static prefix, the shortest worth one, and how long each lives (seconds);
-    * ``safety_settings``: Gemini harm category -> block threshold, by their API names;
+    * ``safety_settings``: Gemini harm category -> block threshold, by their API names. Like everything
+      here they apply only when optimizations are enabled (``enable_optimizations``) and this section is
+      not ``enabled: false``; otherwise Gemini's defaults apply;
     * ``keep_alive``: how long Ollama keeps the model loaded (a Go duration such as ``10m``, seconds, or
       ``None``: Ollama's default);
     * ``num_ctx`` / ``max_num_ctx``: Ollama's context size (``"auto"``: sized to each prompt, a number:

@@ -4,14 +4,19 @@
   to the static part of the first message written with ``<<STATIC>>``/``<<DYNAMIC>>``) has that prefix
   put in a cached content (``POST /v1beta/cachedContents``, TTL ``context_caching.ttl``) and is sent with
   ``cached_content=<name>`` and only the rest of the messages; later calls with the same prefix reuse it
-  until it expires, then a new one is made; they are deleted when the model is closed or at exit (see
-  ``_google_cache``). "Long enough" is ``context_caching.min_tokens``, by default Gemini's minimum: 1024
-  tokens, 4096 for Pro models. Calls with tools, a ``cached_content`` of their own, or a system message
-  after the start are sent as they are (the API takes no system instruction or tools next to a cached
-  content). If creating the cache fails, the call is sent without it and a WARNING says why; if the
-  provider says a cached content in use is gone, the call is sent again without it.
+  until it expires, then a new one is made. Cached contents are shared process-wide by every model of the
+  same provider, base URL and credential (one per prefix, one creation in flight); they are deleted when
+  the last model using them is closed or at exit (see ``_google_cache``). "Long enough" is
+  ``context_caching.min_tokens``, by default Gemini's minimum: 1024 tokens, 4096 for Pro models. Calls
+  with tools, a ``cached_content`` of their own, or a system message after the start are sent as they are
+  (the API takes no system instruction or tools next to a cached content). If creating the cache fails,
+  the call is sent without it and a WARNING says why; if the provider says a cached content in use is
+  gone, the call is sent again without it.
 * ``safety_settings``: the section's ``{HARM_CATEGORY_...: BLOCK_...}`` sent with every call as the SDK's
-  enums, unless the call or the model sets its own.
+  enums, unless the call or the model sets its own. They live in the provider's ``optimizations:``
+  section, so they apply only with ``enable_optimizations`` (``ModelForgeRegistry(enable_optimizations=
+  True)`` or per ``get_llm``) and not with ``optimizations: {enabled: false}``; without it Gemini's
+  defaults apply.
 * The markers are removed from whatever is sent.
 """
 
@@ -19,16 +24,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, SystemMessage
 
-from modelforge.optimizers._base import PreparedCall, RequestOptimizer, estimate_tokens, logger, reason
+from modelforge.optimizers._base import (
+    PreparedCall,
+    RequestOptimizer,
+    error_chain,
+    estimate_tokens,
+    logger,
+    reason,
+)
 from modelforge.optimizers._config import OptimizationConfig
-from modelforge.optimizers._google_cache import ContextCacheStore
+from modelforge.optimizers._google_cache import ContextCacheStore, cache_key
 from modelforge.optimizers._markers import split_message, strip_message_markers
 
 __all__ = ["GoogleOptimizer", "min_cacheable_tokens", "static_prefix"]
@@ -92,7 +103,9 @@ class GoogleOptimizer(RequestOptimizer):
             self.step(
                 "context_caching",
                 call,
-                lambda c: self._use(c, plan, self._cached_name(plan, lambda: self._create(leaf, plan))),
+                lambda c: self._use(
+                    c, plan, self.context_cache.get_or_create(leaf, plan.key, plan.model, plan.config)
+                ),
             )
         call.messages = strip_message_markers(call.messages)
         return call
@@ -105,19 +118,22 @@ class GoogleOptimizer(RequestOptimizer):
         plan = self._plan_or_none(leaf, call)
         if plan is not None:
             try:
-                name = self.context_cache.lookup(plan.key)
-                if name is None:
-                    name = await self.context_cache.acreate(leaf, plan.key, plan.model, plan.config)
+                name = await self.context_cache.aget_or_create(leaf, plan.key, plan.model, plan.config)
                 self._use(call, plan, name)
+                call.applied.append("context_caching")
             except Exception as err:
                 self._cache_failed(err)
         call.messages = strip_message_markers(call.messages)
         return call
 
+    def cache_identity(self) -> dict[str, Any]:
+        minimum = self.config.context_caching_min_tokens or min_cacheable_tokens(self.model_name)
+        return {**super().cache_identity(), "context_caching_min_tokens": minimum}
+
     def retry_plain(self, call: PreparedCall, err: Exception) -> bool:
         if call.cached_content is None:
             return False
-        text = " ".join(str(e) for e in _chain(err)).lower()
+        text = " ".join(str(e) for e in error_chain(err)).lower()
         if not any(hint in text for hint in _GONE_HINTS):
             return False
         self.context_cache.forget(call.cached_content)
@@ -176,19 +192,14 @@ class GoogleOptimizer(RequestOptimizer):
         digest.update(json.dumps(system.model_dump(mode="json") if system else None, sort_keys=True).encode())
         for content in contents or []:
             digest.update(json.dumps(content.model_dump(mode="json"), sort_keys=True).encode())
+        key = cache_key(self.provider_name, _base_url(leaf), _credential(leaf), model, digest.hexdigest())
         config = CreateCachedContentConfig(
             system_instruction=system,
             contents=contents,
             ttl=f"{int(self.context_cache.ttl)}s",
             display_name=f"modelforge {self.provider_name}/{self.model_name}"[:128],
         )
-        return _Plan(digest.hexdigest(), model, config, rest)
-
-    def _cached_name(self, plan: _Plan, create: Callable[[], str]) -> str:
-        return self.context_cache.lookup(plan.key) or create()
-
-    def _create(self, leaf: BaseChatModel, plan: _Plan) -> str:
-        return self.context_cache.create(leaf, plan.key, plan.model, plan.config)
+        return _Plan(key, model, config, rest)
 
     @staticmethod
     def _use(call: PreparedCall, plan: _Plan, name: str) -> bool:
@@ -206,10 +217,16 @@ class GoogleOptimizer(RequestOptimizer):
         )
 
 
-def _chain(err: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = err
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
+def _base_url(leaf: BaseChatModel) -> str:
+    value = getattr(leaf, "base_url", None)
+    if value is None or isinstance(value, str):
+        return value or ""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _credential(leaf: BaseChatModel) -> str | None:
+    key = getattr(leaf, "google_api_key", None)
+    if key is None:
+        return None
+    secret = key.get_secret_value() if hasattr(key, "get_secret_value") else key
+    return str(secret) if secret else None

@@ -6,9 +6,11 @@ tool-bound and structured-output runs) goes through ``optimizer.prepare`` (``apr
 so the HTTP calls of Gemini's context caching never block the event loop) and then to the wrapped model.
 
 An optimizer that fails never fails the call: a ``prepare`` that raises is logged at WARNING with the
-reason (no secrets) and the plain request is sent (markers removed). When the provider refuses a call
-because of an optimization (a Gemini cached content deleted or expired early), the call is sent once more
-without it, before anything reached the caller.
+reason (no secrets) and the plain request is sent (markers removed). When the provider refuses an
+optimized call (``BadRequestError``, 400/422: "Unrecognized request argument supplied: seed", a Gemini
+cached content deleted or expired early...), the plain call is sent once more, before anything reached the
+caller (a stream only before its first chunk), and a WARNING names the optimizations dropped. A 401, 404,
+429 or 5xx is not retried this way (the plain call would fail alike; retries are the managed model's job).
 """
 
 from __future__ import annotations
@@ -24,12 +26,26 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from modelforge.delegating import DelegatingChatModel, innermost
-from modelforge.optimizers._base import PreparedCall, RequestOptimizer, reason
+from modelforge.exceptions import BadRequestError, ContextLengthExceededError
+from modelforge.optimizers._base import PreparedCall, RequestOptimizer, error_chain, reason
 from modelforge.optimizers._config import OptimizationConfig
 
-__all__ = ["OptimizedChatModel"]
+__all__ = ["OptimizedChatModel", "refused_as_bad"]
 
 logger = logging.getLogger("modelforge.optimizers")
+
+_BAD_REQUEST_STATUSES = (400, 422)
+
+
+def refused_as_bad(err: BaseException) -> bool:
+    """Whether the provider refused the request itself (400/422, ``BadRequestError``), not the credential,
+    the model, the rate or its own health, and not because the prompt is too long."""
+    for cause in error_chain(err):
+        if isinstance(cause, ContextLengthExceededError):
+            return False
+        if isinstance(cause, BadRequestError):
+            return cause.status_code in (None, *_BAD_REQUEST_STATUSES)
+    return any(getattr(cause, "status_code", None) in _BAD_REQUEST_STATUSES for cause in error_chain(err))
 
 
 class OptimizedChatModel(DelegatingChatModel):
@@ -52,6 +68,12 @@ class OptimizedChatModel(DelegatingChatModel):
                 optimizer.llm_type,
             ),
         )
+
+    def cache_identity(self) -> dict[str, Any]:
+        """The optimizer's effective settings as plain JSON data (``seed``, ``json_mode``, the minimum
+        cacheable lengths, ``keep_alive``...), for the response cache to put in its key: a cached answer is
+        only reused by a model whose optimizer shapes requests the same way. Never holds a secret."""
+        return self.optimizer.cache_identity()
 
     # --- preparing -----------------------------------------------------------------------------------------
 
@@ -99,17 +121,22 @@ class OptimizedChatModel(DelegatingChatModel):
     def _fallback(
         self, call: PreparedCall, err: Exception, messages: list[BaseMessage], kwargs: dict[str, Any]
     ) -> PreparedCall | None:
-        """The plain call to send after ``err``, when the optimizer says the optimization caused it."""
+        """The plain call to send after ``err``, when an optimization may have caused it: the optimizer
+        says so (a Gemini cached content gone), or the provider refused an optimized request as bad (400 or
+        422: an argument it does not take, such as ``seed``). Never for 401, 404, 429, 5xx or a prompt too
+        long (the plain request would fail the same way)."""
         try:
-            if not self.optimizer.retry_plain(call, err):
-                return None
+            own = self.optimizer.retry_plain(call, err)
         except Exception:  # a broken check must not hide the original error
+            own = False
+        if not own and not (call.applied and refused_as_bad(err)):
             return None
         logger.warning(
-            "%s/%s refused the optimized request (%s); sending it again without optimizations",
+            "%s/%s refused the optimized request (%s); sending it again without optimizations (dropped: %s)",
             self.optimizer.provider_name,
             self.optimizer.model_name,
             reason(err),
+            ", ".join(call.applied) or "none",
         )
         return self.optimizer.plain(messages, kwargs)
 

@@ -1,11 +1,19 @@
 """Optimizer for the OpenAI chat-completions protocol (``openai_compatible``, ``local``, ``github_copilot``).
 
 * ``seed``: sent with every call (``DEFAULT_SEED`` unless the section sets one) so sampling is as
-  reproducible as the server allows; a seed the model or the call already sets wins.
-* JSON mode: when the prompt (a system message or the last user message) asks for a JSON answer ("respond
-  in JSON", "as a JSON object", "return valid JSON"...) and the call brings no ``tools``, ``functions`` or
-  ``response_format`` of its own, ``response_format={"type": "json_object"}`` is sent. OpenAI then
-  guarantees a parseable object; it requires the word JSON in the messages, which the trigger ensures.
+  reproducible as the server allows; a seed the model or the call already sets wins. Note that the
+  default seed (42) makes repeated sampling of the same prompt at ``temperature > 0`` return the same
+  answer: for variety (several candidates, retries that should differ) set ``seed: false`` in the
+  provider's ``optimizations`` section, or pass a ``seed`` per call.
+* JSON mode: when a system message or the last user message clearly tells the model to answer in JSON
+  ("Respond in JSON", "Return the result as a JSON object", "Answer with valid JSON only", "JSON only")
+  and the call brings no ``tools``, ``functions`` or ``response_format`` of its own,
+  ``response_format={"type": "json_object"}`` is sent. OpenAI then guarantees a parseable object; it
+  requires the word JSON in the messages, which the trigger ensures. Mentioning JSON is not asking for it
+  ("The API returns JSON", "Here is my config in JSON: ..."); an instruction with "not", "never",
+  "without"... in the few words before it is ignored ("Do not answer in JSON"); and a prompt that asks for
+  a list or an array is left alone unless it says "JSON object" (JSON mode would wrap the list in an
+  object). Earlier user messages, assistant and tool messages are not read.
 * ``prepare_batch_body``: a Batch API request body (``/v1/chat/completions`` shape) gets the same seed,
   JSON mode and marker removal, so batched and live calls behave alike.
 * The ``<<STATIC>>``/``<<DYNAMIC>>`` markers are removed (OpenAI caches long prefixes by itself).
@@ -28,7 +36,7 @@ from modelforge.optimizers._base import PreparedCall, RequestOptimizer
 from modelforge.optimizers._config import DEFAULT_SEED, OptimizationConfig
 from modelforge.optimizers._markers import strip_markers, strip_message_markers
 
-__all__ = ["OpenAIOptimizer", "asks_for_json"]
+__all__ = ["OpenAIOptimizer", "asks_for_json", "json_object_wanted"]
 
 JSON_OBJECT = {"type": "json_object"}
 # Families whose servers may refuse OpenAI's sampling extras: off unless the section turns them on.
@@ -36,13 +44,65 @@ _CAUTIOUS_FAMILIES = frozenset({"github_copilot"})
 # Call arguments that already decide the answer's shape.
 _OWN_FORMAT_KEYS = ("tools", "functions", "response_format", "ls_structured_output_format")
 
-_ASKS_FOR_JSON = re.compile(
-    r"\b(?:in|as|into|with|return|returns|output|outputs|respond|responds|reply|answer|give|produce|emit|only)"
-    r"\s+(?:(?:a|an|the|only|valid|strict|pure|single|one|well-formed|raw|plain)\s+)*json\b"
-    r"(?!\s*(?:array|list|lines|files?|schemas?|pars\w*|syntax|documents?|and|or|vs\.?|versus)\b)"
-    r"|\bjson[- ]only\b",
+# An instruction to answer in JSON: an imperative verb where an instruction starts (the start of a
+# sentence or line, after "please"/"always"/"you must"/"and then"...), up to four words, then "in/as/with
+# JSON" ("Respond in JSON", "Return the result as a JSON object", "Answer with valid JSON only"); or the
+# verb right before the format ("Return a JSON object", "Output valid JSON", "Return only JSON"); or "your
+# answer must be (in) JSON"; or "JSON only" / "only JSON" standing as an instruction of its own.
+_VERB = r"(?:respond|reply|answer|output|return|give(?:\s+me)?|format|write|provide|produce|emit|print)"
+_LEAD = (
+    r"(?:^|(?<=[.!?:;\n(\[])|(?<=[.!?:;]\s)|"
+    r"\b(?:please|always|only|just|and|then|also|instead|you\s+(?:must|should|shall|will|need\s+to)|"
+    r"i\s+(?:want|need)\s+you\s+to|make\s+sure\s+(?:that\s+)?you)\s+)"
+)
+_ADJECTIVES = (
+    r"(?:(?:a|an|only|valid|strict|pure|single|one|well-formed|raw|plain|proper|parseable|compact)\s+)*"
+)
+_FORMAT = _ADJECTIVES + r"json(?:\s+(?:object|dict(?:ionary)?))?\b(?!\s*(?:array|list|lines|l\b|schema))"
+_SENTENCE_START = r"(?:^|(?<=[.!?:;\n(\[])|(?<=[.!?:;]\s))"
+_INSTRUCTIONS = (
+    _LEAD + r"\s*" + _VERB + r"\b(?:\s+[\w'\-]+){0,4}?\s+(?:in|as|with|using)\s+" + _FORMAT,
+    _LEAD + r"\s*" + _VERB + r"\s+" + _FORMAT,
+    r"\b(?:your|the)\s+(?:answer|response|reply|output)\s+(?:must|should|shall|will)\s+be\s+(?:in\s+)?"
+    + _FORMAT,
+    _SENTENCE_START + r"\s*(?:only\s+json|json[- ]only)\b",
+)
+_ASKS_FOR_JSON = re.compile("|".join(f"(?:{part})" for part in _INSTRUCTIONS), re.IGNORECASE | re.MULTILINE)
+# "not", "never", "without"... among the few words before the instruction (or inside it) turn it around.
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|without|don'?t|doesn'?t|avoid|instead\s+of|rather\s+than|neither|nor)\b|n't\b",
     re.IGNORECASE,
 )
+# A list or an array asked for: JSON mode would force an object around it.
+_WANTS_LIST = re.compile(r"\b(?:lists?|listing|arrays?|jsonl|ndjson)\b", re.IGNORECASE)
+_WORDS_BEFORE = 4
+_OBJECT = re.compile(r"\bjson\s+(?:object|dict)", re.IGNORECASE)
+
+
+def _instruction(text: str) -> tuple[bool, bool]:
+    """``(asked, object)``: whether ``text`` tells the model to answer in JSON (not negated), and whether
+    it says "object" explicitly."""
+    asked = explicit_object = False
+    for found in _ASKS_FOR_JSON.finditer(text):
+        sentence_start = max(text.rfind(mark, 0, found.start()) for mark in (".", "!", "?", "\n", ";"))
+        before = text[sentence_start + 1 : found.start()].split()[-_WORDS_BEFORE:]
+        if _NEGATION.search(" ".join(before)) or _NEGATION.search(found.group(0)):
+            continue
+        asked = True
+        explicit_object = explicit_object or bool(_OBJECT.search(found.group(0)))
+    return asked, explicit_object
+
+
+def json_object_wanted(texts: Sequence[str]) -> bool:
+    """Whether ``texts`` (the system prompts and the last user message) ask for an answer that is a JSON
+    object: a clear, not negated instruction to answer in JSON, and no list or array asked for unless the
+    instruction says "object" itself."""
+    found = [_instruction(text) for text in texts]
+    if not any(asked for asked, _ in found):
+        return False
+    if any(asked and explicit for asked, explicit in found):
+        return True
+    return not any(_WANTS_LIST.search(text) for text in texts)
 
 
 def asks_for_json(messages: Sequence[BaseMessage]) -> bool:
@@ -51,7 +111,7 @@ def asks_for_json(messages: Sequence[BaseMessage]) -> bool:
     texts = [chunk_text(m) for m in messages if isinstance(m, SystemMessage)]
     if last_user is not None:
         texts.append(chunk_text(last_user))
-    return any(_ASKS_FOR_JSON.search(text) for text in texts)
+    return json_object_wanted(texts)
 
 
 def _dict_asks_for_json(messages: Any) -> bool:
@@ -63,7 +123,7 @@ def _dict_asks_for_json(messages: Any) -> bool:
         texts.append(_dict_text(message))
     if users:
         texts.append(_dict_text(users[-1]))
-    return any(_ASKS_FOR_JSON.search(text) for text in texts)
+    return json_object_wanted(texts)
 
 
 def _dict_text(message: dict[str, Any]) -> str:
@@ -111,6 +171,9 @@ class OpenAIOptimizer(RequestOptimizer):
         else:
             self.seed = None if config.seed is False else config.seed
         self.json_mode = (not cautious) if config.json_mode is None else config.json_mode
+
+    def cache_identity(self) -> dict[str, Any]:
+        return {**super().cache_identity(), "seed": self.seed, "json_mode": self.json_mode}
 
     def prepare(
         self, leaf: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, Any], stop: list[str] | None

@@ -79,7 +79,8 @@ class ModelRequest:
         flavor: str = "httpx",
         proxy: str | None = None,
     ) -> PooledClients | None:
-        """The pooled HTTP clients shared by every model of this provider, ``base_url`` and credential.
+        """HTTP clients of this model's own over the pool shared by every model of this provider,
+        ``base_url`` and credential.
 
         None when the provider's ``connection_pool`` section turns pooling off (the SDK's own clients are
         used then). ``flavor`` is the httpx package the SDK is built on, ``proxy`` the SDK's own proxy

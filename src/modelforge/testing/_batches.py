@@ -22,6 +22,13 @@ must map them back by ``custom_id``. A job stays in progress for ``complete_afte
 as long as it is held (``hold()`` / ``release()``); with ``expire_after=N`` it ends as expired after
 answering its first N lines. ``jobs`` / ``job(id)`` / ``uploads`` record what arrived.
 
+Faults of the control plane: ``lose_next_create(item)`` (one shot) creates the next job as usual but
+answers its create request with ``item`` (a ``Fault`` or a ``Disconnect``), as when a provider's answer is
+lost on the way; ``enabled = False`` answers every Files and Batches endpoint 404 (a server with no batch
+API: vLLM, OpenRouter); ``max_enqueued_tokens`` fails the validation of an OpenAI job whose estimated input
+tokens (about 4 characters of its messages each) exceed it, with OpenAI's ``token_limit_exceeded`` error.
+``GET /v1/batches`` and ``GET /v1/messages/batches`` list the jobs, newest first.
+
 This module holds the shared state (``BatchService``: files, jobs, how each line is answered) and the route
 table; ``_batches_openai`` and ``_batches_anthropic`` render each API's endpoints.
 """
@@ -33,6 +40,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -56,6 +64,7 @@ __all__ = [
     "stamp",
 ]
 
+Handler = Callable[[Exchange, "re.Match[str]"], Awaitable[None]]
 CUSTOM_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 CHAT_URL = "/v1/chat/completions"
 DAY_SECONDS = 24 * 3600
@@ -141,6 +150,11 @@ class BatchService:
         self.expire_after: int | None = None
         # The most requests one job may hold (OpenAI's 50,000; Anthropic's 100,000 when None here).
         self.max_requests_per_job: int | None = None
+        # False: every batch and file endpoint answers 404, as on a server without a batch API.
+        self.enabled = True
+        # The most estimated input tokens one OpenAI job may hold (OpenAI's enqueued-token limit).
+        self.max_enqueued_tokens: int | None = None
+        self._lost_create: Fault | Disconnect | None = None
 
     # -- what a test sets and reads ----------------------------------------------------------------
 
@@ -150,6 +164,27 @@ class BatchService:
 
     def release(self) -> None:
         self._held = False
+
+    def lose_next_create(self, item: Fault | Disconnect | None = None) -> None:
+        """Create the next job, but answer its create request with ``item`` (default: a ``Disconnect``)."""
+        self._lost_create = item if item is not None else Disconnect()
+
+    def _take_lost_create(self) -> Fault | Disconnect | None:
+        with self._lock:
+            item, self._lost_create = self._lost_create, None
+        return item
+
+    async def answer_create(self, ex: Exchange, proto: ChatProtocol, body: Any) -> None:
+        """Answer a create request whose job exists: ``body``, or the fault ``lose_next_create`` set."""
+        lost = self._take_lost_create()
+        if lost is None:
+            await ex.respond(200, dumps(body))
+        elif isinstance(lost, Disconnect) or lost.status == 0:
+            ex.abort()
+        else:
+            await ex.respond(
+                lost.status, proto.error_body(lost.status, lost.message or default_message(lost.status))
+            )
 
     @property
     def jobs(self) -> list[BatchJob]:
@@ -171,6 +206,7 @@ class BatchService:
         with self._lock:
             self._files.clear()
             self._jobs.clear()
+            self._lost_create = None
         self._held = False
 
     # -- shared ------------------------------------------------------------------------------------
@@ -247,14 +283,33 @@ def batch_routes(server: ProviderServer) -> list[PatternRoute]:
 
     openai = OpenAIBatches(server, server.batches)
     anthropic = AnthropicBatches(server, server.batches)
-    return [
+    routes: list[PatternRoute] = [
         ("POST", re.compile(r"/v1/files"), openai.upload),
         ("GET", re.compile(r"/v1/files/(?P<id>[^/]+)(?P<content>/content)?"), openai.file),
         ("POST", re.compile(r"/v1/batches"), openai.create),
+        ("GET", re.compile(r"/v1/batches"), openai.list_jobs),
         ("GET", re.compile(r"/v1/batches/(?P<id>[^/]+)"), openai.retrieve),
         ("POST", re.compile(r"/v1/batches/(?P<id>[^/]+)/cancel"), openai.cancel),
         ("POST", re.compile(r"/v1/messages/batches"), anthropic.create),
+        ("GET", re.compile(r"/v1/messages/batches"), anthropic.list_jobs),
         ("GET", re.compile(r"/v1/messages/batches/(?P<id>[^/]+)"), anthropic.retrieve),
         ("GET", re.compile(r"/v1/messages/batches/(?P<id>[^/]+)/results"), anthropic.results),
         ("POST", re.compile(r"/v1/messages/batches/(?P<id>[^/]+)/cancel"), anthropic.cancel),
     ]
+    return [
+        (method, pattern, _unless_disabled(server.batches, handler)) for method, pattern, handler in routes
+    ]
+
+
+def _unless_disabled(service: BatchService, handler: Handler) -> Handler:
+    """``handler``, answering 404 while the service is disabled (a server without a batch API)."""
+
+    async def route(ex: Exchange, match: re.Match[str]) -> None:
+        if service.enabled:
+            await handler(ex, match)
+            return
+        message = f"Not found: {ex.method} {ex.path}"
+        body = {"error": {"message": message, "type": "not_found", "code": 404}}
+        await ex.respond(404, dumps(body))
+
+    return route

@@ -80,7 +80,25 @@ class AnthropicBatches:
             status="in_progress",
         )
         self._service._register(job)
-        await ex.respond(200, dumps(self._describe(job)))
+        await self._service.answer_create(ex, self._proto, self._describe(job))
+
+    async def list_jobs(self, ex: Exchange, match: re.Match[str]) -> None:
+        if await self._denied(ex):
+            return
+        jobs = [job for job in reversed(self._service.jobs) if job.protocol == "anthropic"]
+        after = ex.query.get("after_id")
+        if after:
+            ids = [job.id for job in jobs]
+            jobs = jobs[ids.index(after) + 1 :] if after in ids else []
+        limit = int(ex.query.get("limit") or 20)
+        page = jobs[:limit]
+        body = {
+            "data": [self._describe(job) for job in page],
+            "has_more": len(jobs) > limit,
+            "first_id": page[0].id if page else None,
+            "last_id": page[-1].id if page else None,
+        }
+        await ex.respond(200, dumps(body))
 
     async def retrieve(self, ex: Exchange, match: re.Match[str]) -> None:
         job = await self._job(ex, match)

@@ -108,8 +108,40 @@ class OpenAIBatches:
             metadata=data.get("metadata"),
             errors=errors,
         )
+        limit = self._service.max_enqueued_tokens
+        tokens = sum(_estimated_tokens(line.body) for line in lines)
+        if limit is not None and tokens > limit and not errors:
+            job.errors = [
+                {
+                    "code": "token_limit_exceeded",
+                    "line": None,
+                    "message": f"Enqueued token limit reached for {lines[0].body.get('model')} in "
+                    f"organization org-test. Limit: {limit} enqueued tokens. Please try again once some "
+                    "in_progress batches have been completed.",
+                    "param": None,
+                }
+            ]
         self._service._register(job)
-        await ex.respond(200, dumps(self._describe(job)))
+        await self._service.answer_create(ex, self._proto, self._describe(job))
+
+    async def list_jobs(self, ex: Exchange, match: re.Match[str]) -> None:
+        if await self._denied(ex):
+            return
+        jobs = [job for job in reversed(self._service.jobs) if job.protocol == "openai"]
+        after = ex.query.get("after")
+        if after:
+            ids = [job.id for job in jobs]
+            jobs = jobs[ids.index(after) + 1 :] if after in ids else []
+        limit = int(ex.query.get("limit") or 20)
+        page = jobs[:limit]
+        body = {
+            "object": "list",
+            "data": [self._describe(job) for job in page],
+            "first_id": page[0].id if page else None,
+            "last_id": page[-1].id if page else None,
+            "has_more": len(jobs) > limit,
+        }
+        await ex.respond(200, dumps(body))
 
     def _parse(self, content: bytes, endpoint: str) -> tuple[list[BatchLine], list[dict[str, Any]]]:
         lines: list[BatchLine] = []
@@ -267,6 +299,11 @@ class OpenAIBatches:
             "usage": usage,
             "metadata": job.metadata,
         }
+
+
+def _estimated_tokens(body: dict[str, Any]) -> int:
+    """The input tokens of one line as the enqueued-token limit counts them (about 4 characters each)."""
+    return (len(json.dumps(body.get("messages", ""), ensure_ascii=False)) + 3) // 4
 
 
 def _multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:

@@ -1,0 +1,110 @@
+"""Models share connections, nothing else: each has its own clients (cookies, closing) over the pool.
+
+And a rotated credential does not leave its pool behind: the old key's pool is closed and dropped.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from modelforge.delegating import innermost
+from modelforge.pooling import pool_stats
+from modelforge.registry import ModelForgeRegistry
+from modelforge.testing import ProviderServer, Reply
+from tests.conftest import OPENAI_KEY
+from tests.pooling.conftest import WriteConfig, chat_connections
+from tests.providers.conftest import CASES, FamilyCase
+
+# How each SDK client a user can reach is closed: ``with llm.root_client: ...`` closes it too.
+CLOSERS = {
+    "openai": ("root_client", "root_async_client"),
+    "anthropic": ("_client", "_async_client"),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(CLOSERS))
+async def test_closing_one_models_sdk_client_leaves_the_others_working(
+    provider: str, monkeypatch: pytest.MonkeyPatch, write_config: WriteConfig, server: ProviderServer
+) -> None:
+    chosen = next(c for c in CASES if c.provider == provider)
+    for name, value in chosen.env.items():
+        monkeypatch.setenv(name, value)
+    write_config()
+    first = ModelForgeRegistry().get_llm(provider, chosen.model)
+    second = ModelForgeRegistry().get_llm(provider, chosen.model)
+    first.invoke("one")
+    await first.ainvoke("one, async")
+
+    sync_name, async_name = CLOSERS[provider]
+    with getattr(innermost(first), sync_name):  # the SDK closes its HTTP client on leaving
+        pass
+    await getattr(innermost(first), async_name).close()
+
+    assert second.invoke("two").text
+    assert (await second.ainvoke("two, async")).text
+    assert second.invoke("three").text
+    # The same two connections (one sync, one for the test's event loop) carried every call.
+    assert server.connections_opened == 2
+
+
+def test_cookies_set_for_one_model_are_not_sent_by_another(case: FamilyCase, server: ProviderServer) -> None:
+    first = ModelForgeRegistry().get_llm(case.provider, case.model)
+    second = ModelForgeRegistry().get_llm(case.provider, case.model)
+    server.script(Reply(text="hello", headers={"set-cookie": "session=first-model; Path=/"}))
+    first.invoke("log in")
+    second.invoke("someone else")
+    first.invoke("again")
+    chats = [r for r in server.requests if r.protocol != "github"]
+    assert "session=first-model" not in chats[1].headers.get("cookie", "")
+    assert "session=first-model" in chats[2].headers.get("cookie", "")  # the model that got it keeps it
+    assert chat_connections(server) == 1
+
+
+def test_a_rotated_key_closes_and_drops_the_old_pool(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, server: ProviderServer
+) -> None:
+    write_config()
+    keys_before = pool_stats().clients
+    monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", OPENAI_KEY)
+    old = ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
+    old.invoke("with the old key")
+    assert pool_stats().clients == keys_before + 1
+    open_before = pool_stats().open_sync_pools
+
+    for n in range(3):  # three rotations: the table does not grow with them
+        monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", f"{OPENAI_KEY}-rotated-{n}")
+        new = ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
+        assert new.invoke("with the new key").text
+        assert pool_stats().clients == keys_before + 1
+        assert pool_stats().open_sync_pools == open_before  # the old key's idle pool was closed
+
+    assert server.connections_opened == 4  # one per key
+    # A model made before the rotation still answers (with its own key), on a connection of its own
+    # that is closed once the answer is read.
+    assert old.invoke("still here").text
+    assert server.requests[-1].headers["authorization"] == f"Bearer {OPENAI_KEY}"
+    assert pool_stats().open_sync_pools == open_before
+    assert new.invoke("and the new one").text
+    assert server.connections_opened == 5
+
+
+def test_a_rotation_does_not_cut_off_an_answer_being_read(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, server: ProviderServer
+) -> None:
+    write_config()
+    monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", OPENAI_KEY)
+    old = ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
+    server.script(Reply(text="one two three four"), Reply(text="rotated"))
+    chunks = old.stream("a long answer")
+    first = next(chunks).text
+    while not first:  # the role chunk comes before the text
+        first = next(chunks).text
+    open_before = pool_stats().open_sync_pools
+
+    monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", OPENAI_KEY + "-rotated")
+    assert ModelForgeRegistry().get_llm("openai", "gpt-4o-mini").invoke("meanwhile").text == "rotated"
+    assert pool_stats().open_sync_pools == open_before + 1  # the old pool is busy: still open
+
+    assert first + "".join(c.text for c in chunks) == "one two three four"
+    assert server.client_disconnects == 0
+    assert pool_stats().open_sync_pools == open_before  # closed with its last answer
