@@ -12,6 +12,8 @@ was a defect of 2.3.0. Subclasses override ``_translate_error`` to turn SDK erro
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
@@ -24,7 +26,34 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["CallAttempts", "DelegatingChatModel", "innermost", "rebind", "replace_innermost"]
+__all__ = [
+    "CallAttempts",
+    "DelegatingChatModel",
+    "batching",
+    "in_batch",
+    "innermost",
+    "rebind",
+    "replace_innermost",
+]
+
+# True while a batch of ModelForge calls runs (LangChain runs batch items as invokes): retries then follow the
+# provider's ``retry.batch`` settings.
+_batching: contextvars.ContextVar[bool] = contextvars.ContextVar("modelforge_batching", default=False)
+
+
+@contextlib.contextmanager
+def batching() -> Iterator[None]:
+    """Mark the calls made inside (and in tasks or thread contexts copied from here) as batch items."""
+    token = _batching.set(True)
+    try:
+        yield
+    finally:
+        _batching.reset(token)
+
+
+def in_batch() -> bool:
+    """Whether the current call is a batch item."""
+    return _batching.get()
 
 
 class CallAttempts:
@@ -76,6 +105,15 @@ class DelegatingChatModel(BaseChatModel):
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
         return self.wrapped_llm._get_ls_params(stop=stop, **kwargs)
+
+    # LangChain runs a batch as invokes: mark them, so every layer below knows they are batch items.
+    def batch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
+        with batching():
+            return super().batch(inputs, config, **kwargs)
+
+    async def abatch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
+        with batching():
+            return await super().abatch(inputs, config, **kwargs)
 
     def _translate_error(self, err: Exception) -> Exception:
         """The error to raise for ``err``; the base class raises it unchanged."""

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -42,7 +41,7 @@ from langchain_core.outputs import ChatGenerationChunk
 from pydantic import PrivateAttr
 
 from modelforge._chunks import chunk_text, finish_reason_of
-from modelforge.delegating import CallAttempts, DelegatingChatModel, innermost, replace_innermost
+from modelforge.delegating import CallAttempts, DelegatingChatModel, in_batch, innermost, replace_innermost
 from modelforge.exceptions import (
     MalformedResponseError,
     ModelForgeError,
@@ -142,9 +141,6 @@ def _notify(
 
 
 _pending_notifications: set[asyncio.Future[Any]] = set()
-
-# "batch" while a batch()/abatch() of a ModelForge model runs (LangChain runs its items as invokes).
-_batching: contextvars.ContextVar[bool] = contextvars.ContextVar("modelforge_batching", default=False)
 
 
 class RetryWrapper(DelegatingChatModel):
@@ -283,22 +279,8 @@ class ManagedChatModel(DelegatingChatModel):
             self._policies[operation] = ProviderRetryConfig.from_config(self.retry, operation).policy()
         return self._policies[operation]
 
-    def batch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
-        token = _batching.set(True)
-        try:
-            return super().batch(inputs, config, **kwargs)
-        finally:
-            _batching.reset(token)
-
-    async def abatch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
-        token = _batching.set(True)
-        try:
-            return await super().abatch(inputs, config, **kwargs)
-        finally:
-            _batching.reset(token)
-
     def _next_wait(self, err: Exception, call: CallAttempts, run_manager: Any) -> float | None:
-        if call.operation == "invoke" and _batching.get():
+        if call.operation == "invoke" and in_batch():
             call.operation = "batch"
         if not call.recovered:
             family = get_family(self.llm_type_name, provider=self.provider_name)

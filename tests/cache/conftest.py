@@ -24,6 +24,7 @@ from modelforge import config
 from modelforge.cache import CachedChatModel, aclose_caches, with_cache
 from modelforge.registry import ModelForgeRegistry
 from modelforge.testing import ProviderServer
+from tests._clock import FakeClock
 from tests.conftest import ANTHROPIC_KEY, GOOGLE_KEY, OPENAI_KEY
 from tests.providers.conftest import provider_config
 
@@ -33,22 +34,9 @@ BACKEND_NAMES = ("memory", "sqlite", "redis")
 PROTOCOLS = {"openai": "openai", "anthropic": "anthropic", "ollama": "ollama", "google": "gemini"}
 
 
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_000_000.0)
 
 
 def redis_client() -> Any:

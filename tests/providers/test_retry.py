@@ -141,7 +141,15 @@ async def test_async_invoke_is_retried(retrying: FamilyCase, server: ProviderSer
     assert message.text == "async recovered"
 
 
-def test_batch_uses_its_own_override(server: ProviderServer, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "wrapping",
+    [{}, {"enhanced": True}, {"enable_optimizations": True}, {"enable_cache": True}],
+    ids=["managed", "enhanced", "optimized", "cached"],
+)
+def test_batch_uses_its_own_override(
+    server: ProviderServer, monkeypatch: pytest.MonkeyPatch, wrapping: dict[str, bool]
+) -> None:
+    # Whatever wraps the provider's model (metadata, optimizer, cache), a batch is retried as a batch.
     from tests.conftest import OPENAI_KEY
 
     monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", OPENAI_KEY)
@@ -152,7 +160,7 @@ def test_batch_uses_its_own_override(server: ProviderServer, monkeypatch: pytest
     }
     config.GLOBAL_CONFIG_FILE.parent.mkdir(parents=True, exist_ok=True)
     config.GLOBAL_CONFIG_FILE.write_text(json.dumps(data))
-    llm = ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
+    llm = ModelForgeRegistry().get_llm("openai", "gpt-4o-mini", **wrapping)
     server.script(Fault(status=503), Reply(text="batched"))
     assert [m.text for m in llm.batch(["one"])] == ["batched"], "batch retried per its override"
     server.script(Fault(status=503), Reply(text="unused"))

@@ -13,25 +13,14 @@ from typing import Any
 
 import pytest
 
+from tests._clock import FakeClock
+
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1000.0)
 
 
 def _redis_client() -> Any:

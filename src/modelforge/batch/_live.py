@@ -23,17 +23,9 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable
 
 from modelforge.batch._results import BatchProgress, BatchResult, ProgressCallback, anotify, notify
+from modelforge.delegating import batching
 
 __all__ = ["BatchProcessor"]
-
-
-def _batching_context() -> contextvars.ContextVar[bool] | None:
-    """ModelForge's "inside a batch" flag: calls made under it use the ``retry.batch`` settings."""
-    try:
-        from modelforge.managed import _batching
-    except ImportError:  # pragma: no cover - the managed model is part of the package
-        return None
-    return _batching
 
 
 class _Tally:
@@ -107,15 +99,11 @@ class BatchProcessor:
                 results[index] = result
                 await anotify(self.on_progress, tally.record(result))
 
-        flag = _batching_context()
-        token = flag.set(True) if flag is not None else None
-        try:
+        # Calls made under ``batching()`` follow the provider's ``retry.batch`` settings.
+        with batching():
             async with asyncio.TaskGroup() as group:  # a BaseException in one worker cancels the rest
                 for _ in range(min(self.max_concurrent, len(items))):
                     group.create_task(worker())
-        finally:
-            if flag is not None and token is not None:
-                flag.reset(token)
         return _complete(results)
 
     def run_sync(self, inputs: Sequence[Any], **kwargs: Any) -> list[BatchResult]:
@@ -135,14 +123,15 @@ class BatchProcessor:
             except Exception as err:
                 return BatchResult(index, items[index], error=err)
 
-        flag = _batching_context()
-        token = flag.set(True) if flag is not None else None
         executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, min(self.max_concurrent, len(items))), thread_name_prefix="modelforge-batch"
         )
         try:
-            # Each call runs in a copy of this context, so it sees the batch flag (and any tracing context).
-            futures = [executor.submit(contextvars.copy_context().run, call, i) for i in range(len(items))]
+            with batching():
+                # Each call runs in a copy of this context: it sees the batch flag (and any tracing context).
+                futures = [
+                    executor.submit(contextvars.copy_context().run, call, i) for i in range(len(items))
+                ]
             for future in concurrent.futures.as_completed(futures):
                 result = future.result()  # a BaseException raised by a call propagates from here
                 results[result.index] = result
@@ -152,9 +141,6 @@ class BatchProcessor:
         except BaseException:
             executor.shutdown(wait=False, cancel_futures=True)
             raise
-        finally:
-            if flag is not None and token is not None:
-                flag.reset(token)
         executor.shutdown(wait=True)
         return _complete(results)
 

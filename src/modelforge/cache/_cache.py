@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from langchain_core.outputs import ChatResult
 
 from modelforge._secrets import mask_secrets
+from modelforge._urls import url_without_password
 from modelforge.cache._backend import CacheBackend
 from modelforge.cache._config import CacheConfig
 from modelforge.cache._entry import (
@@ -330,27 +330,11 @@ def _shared_cache(config: CacheConfig, provider: str | None) -> ResponseCache:
     return cache_for(config, provider=provider)
 
 
-def _strip_password(url: str | None) -> str | None:
-    if not url:
-        return url
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        user = parts.username or ""
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
-    except ValueError:
-        return None
-
-
 def _without_password(config: CacheConfig) -> CacheConfig:
     """``config`` as it may travel in a pickle: the Redis URL without its password."""
     if not config.url:
         return config
-    return replace(config, url=_strip_password(config.url))
+    return replace(config, url=url_without_password(config.url))
 
 
 def _matches(candidate: CacheConfig, pickled: CacheConfig) -> bool:
@@ -370,7 +354,7 @@ def _url_from_provider_config(provider: str | None, pickled: CacheConfig) -> str
     except Exception as err:  # no readable config: fall back to the URL without a password
         logger.debug("Reading the cache URL of %s from the config failed: %s", provider, type(err).__name__)
         return None
-    if configured.url and _strip_password(configured.url) == pickled.url:
+    if configured.url and url_without_password(configured.url) == pickled.url:
         return configured.url
     return None
 

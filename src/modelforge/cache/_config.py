@@ -24,8 +24,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from modelforge._urls import redacted_url
 from modelforge.exceptions import InvalidInputError
-from modelforge.policies._ratelimit_config import redacted_url
 
 __all__ = ["BACKENDS", "DEFAULT_NAMESPACE", "CacheConfig", "default_sqlite_path", "validate_section"]
 

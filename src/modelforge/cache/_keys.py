@@ -44,8 +44,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ChatMessage, ToolMessage
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+from modelforge._urls import redacted_url
 from modelforge.delegating import DelegatingChatModel
-from modelforge.policies._ratelimit_config import redacted_url
 
 __all__ = [
     "UncacheableRequest",

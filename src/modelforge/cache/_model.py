@@ -71,25 +71,6 @@ class CachedChatModel(DelegatingChatModel):
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_cached, (self.wrapped_llm, self.provider_name, self.response_cache))
 
-    # LangChain runs a batch as invokes; the managed model below retries them by its ``batch`` policy.
-    def batch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
-        from modelforge.managed import _batching
-
-        token = _batching.set(True)
-        try:
-            return super().batch(inputs, config, **kwargs)
-        finally:
-            _batching.reset(token)
-
-    async def abatch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
-        from modelforge.managed import _batching
-
-        token = _batching.set(True)
-        try:
-            return await super().abatch(inputs, config, **kwargs)
-        finally:
-            _batching.reset(token)
-
     def _key(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> str | None:
         """The request's cache key, or None when it holds something that cannot be keyed reliably (a live
         object, a callable without code): such a call goes to the provider and is not stored."""

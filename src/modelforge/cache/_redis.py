@@ -20,8 +20,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from modelforge._urls import redacted_url
 from modelforge.exceptions import ProviderNotAvailableError
-from modelforge.policies._ratelimit_config import redacted_url
 
 __all__ = ["INSTALL_HINT", "RedisBackend"]
 

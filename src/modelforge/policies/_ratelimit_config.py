@@ -20,29 +20,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+
+from modelforge._urls import redacted_url
 
 __all__ = ["BACKENDS", "Limits", "RateLimitConfig", "redacted_url"]
 
 BACKENDS = ("local", "redis")
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
-
-
-def redacted_url(url: str | None) -> str | None:
-    """``url`` with any password replaced by ``***`` (safe to log)."""
-    if not url:
-        return url
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        user = parts.username or ""
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-    except ValueError:
-        return "<unparsable url>"
 
 
 @dataclass(frozen=True, slots=True)
