@@ -61,6 +61,7 @@ __all__ = [
     "BatchService",
     "StoredFile",
     "batch_routes",
+    "page_of_jobs",
     "stamp",
 ]
 
@@ -274,6 +275,18 @@ class BatchService:
 
 
 # -- OpenAI ----------------------------------------------------------------------------------------
+
+
+def page_of_jobs(
+    service: BatchService, protocol: str, after: str | None, limit_text: str | None
+) -> tuple[list[BatchJob], bool]:
+    """One page of ``protocol``'s jobs, newest first, after the job ``after``: (page, has_more)."""
+    jobs = [job for job in reversed(service.jobs) if job.protocol == protocol]
+    if after:
+        ids = [job.id for job in jobs]
+        jobs = jobs[ids.index(after) + 1 :] if after in ids else []
+    limit = int(limit_text or 20)
+    return jobs[:limit], len(jobs) > limit
 
 
 def batch_routes(server: ProviderServer) -> list[PatternRoute]:

@@ -24,6 +24,7 @@ from modelforge.testing._batches import (
     BatchJob,
     BatchLine,
     BatchService,
+    page_of_jobs,
     stamp,
 )
 
@@ -85,16 +86,12 @@ class AnthropicBatches:
     async def list_jobs(self, ex: Exchange, match: re.Match[str]) -> None:
         if await self._denied(ex):
             return
-        jobs = [job for job in reversed(self._service.jobs) if job.protocol == "anthropic"]
-        after = ex.query.get("after_id")
-        if after:
-            ids = [job.id for job in jobs]
-            jobs = jobs[ids.index(after) + 1 :] if after in ids else []
-        limit = int(ex.query.get("limit") or 20)
-        page = jobs[:limit]
+        page, has_more = page_of_jobs(
+            self._service, "anthropic", ex.query.get("after_id"), ex.query.get("limit")
+        )
         body = {
             "data": [self._describe(job) for job in page],
-            "has_more": len(jobs) > limit,
+            "has_more": has_more,
             "first_id": page[0].id if page else None,
             "last_id": page[-1].id if page else None,
         }

@@ -20,7 +20,7 @@ from modelforge.testing._http import Exchange
 if TYPE_CHECKING:
     from modelforge.testing.server import ProviderServer
 
-from modelforge.testing._batches import CHAT_URL, DAY_SECONDS, BatchJob, BatchLine, BatchService
+from modelforge.testing._batches import CHAT_URL, DAY_SECONDS, BatchJob, BatchLine, BatchService, page_of_jobs
 
 __all__ = ["OpenAIBatches"]
 
@@ -127,19 +127,13 @@ class OpenAIBatches:
     async def list_jobs(self, ex: Exchange, match: re.Match[str]) -> None:
         if await self._denied(ex):
             return
-        jobs = [job for job in reversed(self._service.jobs) if job.protocol == "openai"]
-        after = ex.query.get("after")
-        if after:
-            ids = [job.id for job in jobs]
-            jobs = jobs[ids.index(after) + 1 :] if after in ids else []
-        limit = int(ex.query.get("limit") or 20)
-        page = jobs[:limit]
+        page, has_more = page_of_jobs(self._service, "openai", ex.query.get("after"), ex.query.get("limit"))
         body = {
             "object": "list",
             "data": [self._describe(job) for job in page],
             "first_id": page[0].id if page else None,
             "last_id": page[-1].id if page else None,
-            "has_more": len(jobs) > limit,
+            "has_more": has_more,
         }
         await ex.respond(200, dumps(body))
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from modelforge.testing._batches import BatchService
 from modelforge.testing._caches import ProviderCaches
+from modelforge.testing._chat import request_record
 from modelforge.testing._github import GitHubService
 from modelforge.testing._http import ConnectionHooks, Exchange, HttpConnection
 from modelforge.testing._limits import LimitDecision, RateLimiter
@@ -381,17 +382,6 @@ class ProviderServer:
         if ex.body:
             with contextlib.suppress(ValueError):
                 parsed = json.loads(ex.body)
-        record = RecordedRequest(
-            method=ex.method,
-            path=ex.path,
-            query=dict(ex.query),
-            headers=dict(ex.headers),
-            body=ex.body,
-            json=parsed,
-            protocol=protocol,
-            received_at=time.monotonic(),
-            connection_id=ex.connection_id,
-            target=ex.target,
-        )
+        record = request_record(ex, parsed, protocol)
         with self._lock:
             self._requests.append(record)
