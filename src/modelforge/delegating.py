@@ -227,12 +227,12 @@ class DelegatingChatModel(BaseChatModel):
                 if wait is None:
                     raise translated from err
             finally:
+                if not released:  # stopped early: settle (with the estimate), so the budget is not held
+                    self._release(ticket)
                 # A consumer that stops early closes us; close the SDK stream so its connection is released.
                 close = getattr(inner, "close", None)
                 if close is not None:
                     close()
-                if not released:  # stopped early: settle with what arrived, so the budget is not held
-                    self._release(ticket, tokens=used)
             call.next(wait)
             time.sleep(wait)
 
@@ -268,8 +268,8 @@ class DelegatingChatModel(BaseChatModel):
                 if wait is None:
                     raise translated from err
             finally:
-                if not released:  # stopped early (or cancelled): settle with what arrived
-                    self._release(ticket, tokens=used)
+                if not released:  # stopped early (or cancelled): settle with the estimate, output unknown
+                    self._release(ticket)
                 aclose = getattr(inner, "aclose", None)
                 if aclose is not None:
                     await aclose()

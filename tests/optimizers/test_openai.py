@@ -64,6 +64,11 @@ ASKS_FOR_A_JSON_OBJECT = [
     "Return a JSON object with a list of fruits.",  # "object" said outright: a list inside it is fine
 ]
 DOES_NOT_ASK = [
+    # About JSON, not the answer's format (a second review's cases).
+    "Please write a short function with JSON support.",
+    "Write a parser in Rust using JSON",
+    "Provide an example with JSON and YAML.",
+    "I need you to write a script in bash with JSON",
     "The API returns JSON. Why is it slow?",
     "Do not answer in JSON; use prose.",
     'Here is my config in JSON: {"debug": true}. Explain it',

@@ -66,7 +66,7 @@ class _Entry:
     expires_at: float
     ttl: float
     # How to make a google-genai client that can delete it (never the model, which may be long gone).
-    client: _ClientRecipe
+    client: _ClientRecipe = field(repr=False)
     # The clock of the model that created it (tests move their own).
     clock: Callable[[], float]
     users: weakref.WeakSet[ContextCacheStore] = field(default_factory=weakref.WeakSet)
@@ -80,8 +80,8 @@ class _ClientRecipe:
     """The settings of the google-genai client that created a cached content, to delete it later with a
     client of its own (the model's client is closed when the model is garbage-collected)."""
 
-    api_key: str | None
-    http_options: Any
+    api_key: str | None = field(repr=False)  # never in a repr or a traceback's locals
+    http_options: Any = field(repr=False)  # may carry headers
 
     @classmethod
     def of(cls, client: Any) -> _ClientRecipe:

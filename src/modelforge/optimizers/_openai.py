@@ -49,6 +49,7 @@ _OWN_FORMAT_KEYS = ("tools", "functions", "response_format", "ls_structured_outp
 # JSON" ("Respond in JSON", "Return the result as a JSON object", "Answer with valid JSON only"); or the
 # verb right before the format ("Return a JSON object", "Output valid JSON", "Return only JSON"); or "your
 # answer must be (in) JSON"; or "JSON only" / "only JSON" standing as an instruction of its own.
+_ANSWER_VERB = r"(?:respond|reply|answer)"
 _VERB = r"(?:respond|reply|answer|output|return|give(?:\s+me)?|format|write|provide|produce|emit|print)"
 _LEAD = (
     r"(?:^|(?<=[.!?:;\n(\[])|(?<=[.!?:;]\s)|"
@@ -58,10 +59,18 @@ _LEAD = (
 _ADJECTIVES = (
     r"(?:(?:a|an|only|valid|strict|pure|single|one|well-formed|raw|plain|proper|parseable|compact)\s+)*"
 )
-_FORMAT = _ADJECTIVES + r"json(?:\s+(?:object|dict(?:ionary)?))?\b(?!\s*(?:array|list|lines|l\b|schema))"
+# JSON must end the clause ("... in JSON.", "... as a JSON object only"): "in JSON and YAML", "with JSON
+# support" or "using JSON files" name a topic, not the answer's format.
+_CLAUSE_END = (
+    r"(?=\s*(?:$|[.,!?;:)\]]|only\b|format(?:ted)?\b|please\b|(?:that|which|with|containing|where)\b))"
+)
+_FORMAT = _ADJECTIVES + r"json(?:\s+(?:object|dict(?:ionary)?))?\b" + _CLAUSE_END
 _SENTENCE_START = r"(?:^|(?<=[.!?:;\n(\[])|(?<=[.!?:;]\s))"
 _INSTRUCTIONS = (
-    _LEAD + r"\s*" + _VERB + r"\b(?:\s+[\w'\-]+){0,4}?\s+(?:in|as|with|using)\s+" + _FORMAT,
+    # "Respond with JSON", "Answer using valid JSON"; other verbs only "in/as": "write a parser using JSON"
+    # or "provide an example with JSON" are about JSON, not the answer's format.
+    _LEAD + r"\s*" + _ANSWER_VERB + r"\b(?:\s+[\w'\-]+){0,4}?\s+(?:in|as|with|using)\s+" + _FORMAT,
+    _LEAD + r"\s*" + _VERB + r"\b(?:\s+[\w'\-]+){0,4}?\s+(?:in|as)\s+" + _FORMAT,
     _LEAD + r"\s*" + _VERB + r"\s+" + _FORMAT,
     r"\b(?:your|the)\s+(?:answer|response|reply|output)\s+(?:must|should|shall|will)\s+be\s+(?:in\s+)?"
     + _FORMAT,
