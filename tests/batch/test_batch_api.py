@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from modelforge.batch import BatchProgress
+from modelforge.batch._api import custom_id
 from modelforge.batch._jobs import jobs_dir
 from modelforge.exceptions import ConfigurationError, InvalidInputError, ProviderError, RateLimitError
 from modelforge.registry import ModelForgeRegistry
@@ -36,7 +37,7 @@ async def test_a_thousand_prompts_through_the_batch_api(server: ProviderServer, 
     assert not [
         r for r in server.requests if r.path in ("/v1/chat/completions", "/v1/messages")
     ]  # no live call
-    assert {r.custom_id for r in results} == {f"mf-{i}" for i in range(1000)}
+    assert [r.custom_id for r in results] == [custom_id(str(seen[0].job_id), i) for i in range(1000)]
     # Progress before the first submit, after submitting, after every poll, and once collected; the job id
     # in each.
     job_id = seen[0].job_id
@@ -54,6 +55,7 @@ async def test_requests_are_built_by_the_providers_own_model(server: ProviderSer
         provider_name=provider,
         use_batch_api=True,
         stop=["END"],
+        job_id=f"built-{provider}",
     )
     line = server.batches.jobs[0].lines[0]
     body = line.body
@@ -67,7 +69,11 @@ async def test_requests_are_built_by_the_providers_own_model(server: ProviderSer
         assert "stream" not in body
         upload = server.batches.uploads[0]
         row = json.loads(upload.content.splitlines()[0])
-        assert (row["method"], row["url"], row["custom_id"]) == ("POST", "/v1/chat/completions", "mf-0")
+        assert (row["method"], row["url"], row["custom_id"]) == (
+            "POST",
+            "/v1/chat/completions",
+            custom_id("built-openai", 0),
+        )
     else:
         assert body["model"] == "claude-sonnet-4-6" and body["max_tokens"] == 64
         assert body["system"] == "Be brief." and body["stop_sequences"] == ["END"]
@@ -88,13 +94,13 @@ async def test_a_big_batch_is_split_within_the_per_job_limit(server: ProviderSer
     server.batches.max_requests_per_job = 300  # the provider refuses bigger jobs
     write_config(batch_config(server, max_requests_per_job=300))
     results = await ModelForgeRegistry().batch_invoke(
-        prompts(1000), provider_name=provider, use_batch_api=True
+        prompts(1000), provider_name=provider, use_batch_api=True, job_id=f"big-{provider}"
     )
     check_echoed(results, 1000)
     assert [len(job.lines) for job in server.batches.jobs] == [300, 300, 300, 100]
     # The parts hold the prompts in order, each once.
     custom_ids = [line.custom_id for job in server.batches.jobs for line in job.lines]
-    assert custom_ids == [f"mf-{i}" for i in range(1000)]
+    assert custom_ids == [custom_id(f"big-{provider}", i) for i in range(1000)]
 
 
 async def test_a_batch_is_split_by_estimated_tokens_too(server: ProviderServer) -> None:
@@ -173,7 +179,7 @@ async def test_the_job_file_is_private_and_names_the_provider_jobs(server: Provi
     saved = json.loads(path.read_text())
     assert saved["provider"] == "openai" and saved["count"] == 25
     assert [p["provider_job_id"] for p in saved["parts"]] == [job.id for job in server.batches.jobs]
-    assert saved["parts"][2]["items"] == {f"mf-{i}": i for i in range(20, 25)}
+    assert saved["parts"][2]["items"] == {custom_id(str(seen[0].job_id), i): i for i in range(20, 25)}
     text = path.read_text()
     assert OPENAI_KEY not in text and ANTHROPIC_KEY not in text
 

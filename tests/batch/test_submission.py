@@ -106,6 +106,85 @@ async def test_a_process_stopped_after_the_first_of_two_parts_is_resumed(
     assert [len(job.lines) for job in server.batches.jobs] == [10, 10]
 
 
+def _crash_job_when_submitting(monkeypatch: pytest.MonkeyPatch, job_id: str) -> None:
+    """Kill the process submitting ``job_id`` once its job file says "submitting" (before the create)."""
+    _crash_when(monkeypatch, lambda s: s.job_id == job_id and s.parts[0].status == "submitting", saved=True)
+
+
+def _other_prompts(n: int) -> list[str]:
+    return [f"prompt {i}" for i in range(200, 200 + n)]  # none of them refused by ``echo``
+
+
+async def test_a_resumed_anthropic_part_never_takes_an_earlier_jobs_batch_of_the_same_size(
+    server: ProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = ModelForgeRegistry()
+    first = await registry.batch_invoke(prompts(10), provider_name="anthropic", use_batch_api=True)
+    assert [r.content for r in first] == [f"echo: prompt {i}" for i in range(10)]
+    _crash_job_when_submitting(monkeypatch, "job-b")
+    with pytest.raises(_Crash):
+        await registry.batch_invoke(
+            _other_prompts(10), provider_name="anthropic", use_batch_api=True, job_id="job-b"
+        )
+    assert len(server.batches.jobs) == 1  # only job A's batch exists: B's create was never sent
+    results = await registry.resume_batch("job-b")
+    # A's batch was created before B's part was sent: not taken; B's part is sent and answered.
+    assert [r.content for r in results] == [f"echo: {p}" for p in _other_prompts(10)]
+    assert len(server.batches.jobs) == 2
+
+
+async def test_a_resumed_anthropic_part_never_returns_another_jobs_answers(
+    server: ProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = ModelForgeRegistry()
+    _crash_job_when_submitting(monkeypatch, "job-b")
+    with pytest.raises(_Crash):
+        await registry.batch_invoke(
+            _other_prompts(10), provider_name="anthropic", use_batch_api=True, job_id="job-b"
+        )
+    # Job A, of the same size, is created after B's part was saved "submitting": the look-up takes it.
+    first = await registry.batch_invoke(prompts(10), provider_name="anthropic", use_batch_api=True)
+    assert [r.content for r in first] == [f"echo: prompt {i}" for i in range(10)]
+    assert len(server.batches.jobs) == 1
+    results = await registry.resume_batch("job-b")
+    assert len(results) == 10
+    assert not any(r.ok for r in results)  # never job A's answers
+    for result in results:
+        assert isinstance(result.error, ProviderError) and result.error.error_code == "BATCH_UNIDENTIFIED"
+        assert "could not be identified" in str(result.error)
+        assert "batch_invoke" in (result.error.suggestion or "")
+    saved = json.loads((jobs_dir() / "job-b.json").read_text())
+    assert [(p["status"], p["provider_job_id"]) for p in saved["parts"]] == [("unidentified", None)]
+    again = await registry.resume_batch("job-b")  # the foreign batch is not taken again
+    assert [r.error.error_code for r in again] == ["BATCH_UNIDENTIFIED"] * 10  # type: ignore[union-attr]
+
+
+async def test_a_part_that_failed_to_submit_reports_its_own_error_after_parts_move() -> None:
+    from modelforge.batch._jobs import JobPart
+
+    class Refusing:
+        name = "refusing"
+
+        async def upload(self, lines: Any, **_: Any) -> None:
+            return None
+
+        async def create(self, lines: Any, *, part: str, **_: Any) -> str:
+            raise ProviderError(f"refused part {part}", provider="openai")
+
+    state = JobState(
+        job_id="moving", provider="openai", model_alias="m", llm_type="openai", count=2, fingerprint=""
+    )
+    state.parts = [JobPart(items={"a": 0}, name="0"), JobPart(items={"b": 1}, name="1")]
+    job = _api.ApiJob(Refusing(), state)  # type: ignore[arg-type]
+    requests = {"a": {"custom_id": "a"}, "b": {"custom_id": "b"}}
+    for part in list(state.parts):
+        await job._submit_part(part, requests)
+    state.parts.insert(0, JobPart(items={}, name="2", status="submitted"))  # positions shift, as in a split
+    results = job._results({}, {})
+    assert ["refused part 0" in str(r.error) for r in results] == [True, False]
+    assert ["refused part 1" in str(r.error) for r in results] == [False, True]
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_a_process_stopped_between_a_create_and_saving_it_is_resumed(
     server: ProviderServer, provider: str, monkeypatch: pytest.MonkeyPatch
@@ -152,7 +231,7 @@ async def test_a_job_over_the_enqueued_token_limit_is_split_and_sent_again(serve
     assert refused and all(e["code"] == "token_limit_exceeded" for job in refused for e in job.errors)
     answered = [job for job in jobs if job.status == "completed"]
     assert sorted(line.custom_id for job in answered for line in job.lines) == sorted(
-        f"mf-{i}" for i in range(20)
+        r.custom_id for r in results
     )
 
 

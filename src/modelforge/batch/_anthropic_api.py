@@ -11,7 +11,9 @@ error's ``type`` gives its status: ``rate_limit_error`` is a 429 and a ``RateLim
 
 Message Batches carry no metadata, so a create that fails without an answer is never tried again
 (``CreateUnknown``: the part is recorded as "unknown"); ``find`` looks such a job up among the recent
-batches by its request count and creation time.
+batches by its request count and creation time (never before the part was sent). That is a guess: a
+batch of another job taken by mistake holds other ``custom_id``s (they are unique to each job), so its
+results are ignored and the part's items end as errors saying so.
 """
 
 from __future__ import annotations
@@ -27,9 +29,8 @@ from modelforge.providers.errors import HttpFailure, error_from_http
 
 __all__ = ["ERROR_STATUS", "AnthropicBatches"]
 
-# How many recent batches a look-up reads, and how long before ``since`` a match may have been created.
+# How many recent batches a look-up reads.
 _LOOKUP_LIMIT = 1000
-_CLOCK_SLACK = 600.0
 
 # The HTTP status each Anthropic error type stands for.
 ERROR_STATUS = {
@@ -89,7 +90,11 @@ class AnthropicBatches:
     async def find(
         self, *, job_id: str, part: str, count: int, since: float, exclude: set[str]
     ) -> str | None:
-        """The earliest batch created from ``since`` holding ``count`` requests and not ``exclude``d."""
+        """The earliest batch created from ``since`` holding ``count`` requests and not ``exclude``d.
+
+        A guess (Message Batches carry no metadata): another job's batch of the same size may be taken. Its
+        ``custom_id``s are not this job's, so its results are never read as this job's (see ``ApiJob.wait``).
+        """
         candidates: list[tuple[float, str]] = []
         seen = 0
         async for batch in self._batches.list(limit=100):
@@ -99,14 +104,11 @@ class AnthropicBatches:
             total = int(
                 counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
             )
-            if created >= since - _CLOCK_SLACK and total == count and batch.id not in exclude:
+            if created < since or seen > _LOOKUP_LIMIT:
+                break  # listed newest first: the rest were created before this part was sent
+            if total == count and batch.id not in exclude:
                 candidates.append((created, str(batch.id)))
-            if seen >= _LOOKUP_LIMIT or created < since - _CLOCK_SLACK:
-                break
-        if not candidates:
-            return None
-        after = [c for c in candidates if c[0] >= since - 1] or candidates
-        return min(after)[1]
+        return min(candidates)[1] if candidates else None
 
     def too_big(self, status: PartStatus) -> bool:
         return False

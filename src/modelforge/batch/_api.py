@@ -12,14 +12,17 @@ lines). ``wait`` then polls every unfinished part each ``poll_interval`` (report
 round) until all have ended; a part refused for holding too many tokens is split in halves and sent again
 (at most ``MAX_SPLITS`` times over). It then collects the outcomes by ``custom_id``: every item gets its
 answer or an error — one the provider reported, "never ran" (expired, cancelled, not submitted), "maybe
-submitted" (look again with ``resume_batch``) or "no result reported" — and none is ever left out. Job
-files are written in a thread (``asyncio.to_thread``), never on the event loop.
+submitted" (look again with ``resume_batch``), "part not identified" (a provider job found for it held
+other requests: their results are ignored) or "no result reported" — and none is ever left out. Item
+``custom_id``s are unique to the job (``custom_id``). Job files are written in a thread
+(``asyncio.to_thread``), never on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import json
 import logging
 import time
@@ -88,6 +91,16 @@ def plan_parts(sizes: list[tuple[int, int, int]], limits: JobLimits) -> list[lis
     return parts
 
 
+def custom_id(job_id: str, index: int) -> str:
+    """The ``custom_id`` of item ``index`` of ``job_id``: ``mf-<8 hex of the job id's digest>-<index>``.
+
+    Unique per job, so the result lines of another job's provider batch never match this job's items (job
+    files written before kept ``mf-<index>``: they carry their own map and are read as they are).
+    """
+    digest = hashlib.sha256(job_id.encode("utf-8")).hexdigest()[:8]
+    return f"{CUSTOM_ID_PREFIX}{digest}-{index}"
+
+
 def _estimate_tokens(request: Mapping[str, Any]) -> int:
     """Input tokens of a request line, estimated as OpenAI's enqueued-token limit counts them (~4 chars)."""
     body = request.get("body") or request.get("params") or {}
@@ -111,7 +124,7 @@ class ApiJob:
         self._clock = clock
         self._requests: dict[int, dict[str, Any]] = {}
         self._errors: dict[int, Exception] = {}  # items that never became requests, this process
-        self._submit_errors: dict[int, Exception] = {}  # part number -> why it was not submitted
+        self._submit_errors: dict[str, Exception] = {}  # part name -> why it was not submitted
 
     @property
     def provider(self) -> str:
@@ -123,9 +136,8 @@ class ApiJob:
         """Build every request line and plan the parts (nothing is sent)."""
         sizes: list[tuple[int, int, int]] = []
         for index, item in enumerate(items):
-            custom_id = f"{CUSTOM_ID_PREFIX}{index}"
             try:
-                request = self.backend.request(custom_id, as_messages(item), kwargs)
+                request = self.backend.request(custom_id(self.state.job_id, index), as_messages(item), kwargs)
                 line = json.dumps(request, ensure_ascii=False).encode("utf-8")
             except Exception as err:
                 error = err if isinstance(err, ModelForgeError) else _not_sendable(err)
@@ -135,8 +147,9 @@ class ApiJob:
                 continue
             self._requests[index] = request
             sizes.append((index, len(line) + 1, _estimate_tokens(request)))
+        job_id = self.state.job_id
         self.state.parts = [
-            JobPart(items={f"{CUSTOM_ID_PREFIX}{i}": i for i in part}) for part in plan_parts(sizes, limits)
+            JobPart(items={custom_id(job_id, i): i for i in part}) for part in plan_parts(sizes, limits)
         ]
 
     async def submit(self, on_progress: ProgressCallback | None = None) -> None:
@@ -166,7 +179,13 @@ class ApiJob:
         save_job(self.state)
 
     def _by_custom_id(self) -> dict[str, dict[str, Any]]:
-        return {f"{CUSTOM_ID_PREFIX}{index}": request for index, request in self._requests.items()}
+        """This process's request lines by the ``custom_id`` the parts give them."""
+        return {
+            key: self._requests[index]
+            for part in self.state.parts
+            for key, index in part.items.items()
+            if index in self._requests
+        }
 
     async def _save(self) -> None:
         await asyncio.to_thread(save_job, self.state)
@@ -203,7 +222,7 @@ class ApiJob:
                 raise  # nothing was created: the caller may send the batch live
             part.status = "submit_failed"
             part.error = masked(err)
-            self._submit_errors[number] = err
+            self._submit_errors[part.name] = err
             logger.warning(
                 "Batch job %s: part %d (%d requests) was not submitted: %s",
                 job_id,
@@ -288,7 +307,11 @@ class ApiJob:
                 continue
             custom_ids = list(part.items)
             collected = self.backend.collect(part.provider_job_id, latest[part.provider_job_id], custom_ids)
-            outcomes.update(await self._guarded("collecting", part.provider_job_id, collected))
+            reported = await self._guarded("collecting", part.provider_job_id, collected)
+            ours = {key: outcome for key, outcome in reported.items() if key in part.items}
+            if reported and not ours:
+                self._unidentified(part, len(reported))
+            outcomes.update(ours)  # lines of other requests are never taken for this job's items
         results = self._results(outcomes, latest)
         if not any(p.status == "unknown" for p in self.state.parts):
             self.state.finished_at = time.time()
@@ -308,6 +331,21 @@ class ApiJob:
             ),
         )
         return results
+
+    def _unidentified(self, part: JobPart, lines: int) -> None:
+        """``part`` was matched to a provider job holding none of its requests: drop that job from it."""
+        foreign = part.provider_job_id
+        logger.warning(
+            "Batch job %s: provider job %s, taken for part %s, holds none of its requests (%d other result "
+            "lines, ignored): the part could not be identified at the provider",
+            self.state.job_id,
+            foreign,
+            part.name,
+            lines,
+        )
+        part.provider_job_id = None
+        part.status = "unidentified"
+        part.error = ["BatchUnidentified", f"provider job {foreign} holds none of its requests"]
 
     async def _split(self, part: JobPart) -> None:
         """Send ``part``, refused for its token count, again as two halves (when it can be halved)."""
@@ -412,8 +450,10 @@ class ApiJob:
                 outcome = outcomes[custom_id]
             elif state.parts[number].status == "unknown":
                 outcome = _maybe_submitted(self.provider, state.job_id)
+            elif state.parts[number].status == "unidentified":
+                outcome = _unidentified(self.provider, state.job_id)
             elif state.parts[number].provider_job_id is None:
-                failure = self._submit_errors.get(number)
+                failure = self._submit_errors.get(state.parts[number].name)
                 outcome = (
                     _own_copy(failure)
                     if failure is not None
@@ -450,6 +490,21 @@ def _maybe_submitted(provider: str, job_id: str) -> ProviderError:
         error_code="BATCH_UNKNOWN",
         retryable=True,
         suggestion=f"registry.resume_batch({job_id!r}) looks the job up at the provider and collects it.",
+        details={"batch_job_id": job_id},
+    )
+
+
+def _unidentified(provider: str, job_id: str) -> ProviderError:
+    return ProviderError(
+        f"The part of batch job {job_id} holding this item could not be identified at provider "
+        f"'{provider}': the provider job found for it holds other requests, whose results were ignored",
+        provider=provider,
+        error_code="BATCH_UNIDENTIFIED",
+        retryable=True,
+        suggestion=(
+            "Send this input again in a new job: registry.batch_invoke([...]) without "
+            f"job_id={job_id!r} (that id names this job, whose other items keep their results)."
+        ),
         details={"batch_job_id": job_id},
     )
 
