@@ -18,8 +18,8 @@ each), and its ``close()`` / ``aclose()`` do nothing, so an SDK that closes the 
 ``modelforge.pooling.close_pools`` closes them.
 
 The transport counts the requests each pool has in flight (until their response is closed), so that
-``LoopPools.retire()`` (a key whose credential was rotated) closes idle pools at once and busy ones as soon as
-their last response is closed, without cutting off an answer being read.
+``LoopPools.retire()`` (a key dropped from ``modelforge.pooling``'s table) closes idle pools at once and busy
+ones as soon as their last response is closed, without cutting off an answer being read.
 
 The transport also stamps the rate limiter's send mark of the attempt it sends for
 (``modelforge._send_marks``, set by the admission in the caller's thread or task) when the whole request
@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import functools
 import importlib
+import itertools
 import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
@@ -45,6 +46,9 @@ from typing import Any
 from modelforge import _send_marks
 
 __all__ = ["LoopPools", "load_flavor", "running_loop", "shared_transport"]
+
+# Ticks of a use clock shared by every ``LoopPools`` (strictly increasing, unlike a coarse wall clock).
+_uses = itertools.count()
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -123,12 +127,20 @@ class LoopPools:
         self._busy: dict[Any, int] = {}
         self._retired = False
         self._tasks: set[asyncio.Task[None]] = set()  # closings scheduled on this thread's running loop
+        # When these pools were last used (made, handed out or leased): ``modelforge.pooling`` retires the
+        # least recently used credential of a provider and base URL beyond its bound.
+        self.last_use = next(_uses)
+
+    def touch(self) -> None:
+        """Mark these pools used now."""
+        self.last_use = next(_uses)
 
     # -- the pools --------------------------------------------------------------------------------------
 
     def lease_sync(self) -> Any:
         """The sync pool, counted busy until ``release_sync`` (opened on first use)."""
         with self._lock:
+            self.last_use = next(_uses)
             if self._sync is None:
                 self._sync = self.flavor.HTTPTransport(**self._kwargs)
             self._busy[self._sync] = self._busy.get(self._sync, 0) + 1
@@ -147,6 +159,7 @@ class LoopPools:
         """The running loop's pool, counted busy until ``release_async`` (opened on first use)."""
         loop = asyncio.get_running_loop()
         with self._lock:
+            self.last_use = next(_uses)
             entry = self._loops.get(loop)
             if entry is None:
                 closed = self._take_closed_loops()
@@ -166,9 +179,13 @@ class LoopPools:
 
     async def release_async(self, pool: Any) -> None:
         """The async twin of ``release_sync`` (called on the pool's own loop)."""
+        loop = asyncio.get_running_loop()
         with self._lock:
-            entry = self._loops.get(asyncio.get_running_loop())
+            entry = self._loops.get(loop)
             close_now = self._release(pool) and entry is not None and entry.transport is pool
+            if close_now:
+                # Out of the table before it closes: a lease meanwhile opens a fresh pool, not this one.
+                del self._loops[loop]
         if close_now and entry is not None:
             await entry.aclose()
 
@@ -182,7 +199,7 @@ class LoopPools:
         return self._retired
 
     def retire(self) -> None:
-        """No new model will use these pools (their key's credential was rotated): close the idle ones now,
+        """No new model will use these pools (their key left the table): close the idle ones now,
         the busy ones when their last response is closed. Models still holding them keep working, each
         later request on a connection of its own that is closed with its response.
         """
@@ -193,7 +210,16 @@ class LoopPools:
             if sync is not None:
                 self._sync = None
             closed = self._take_closed_loops()
-            idle = [(loop, entry) for loop, entry in self._loops.items() if entry.transport not in self._busy]
+            # Idle pools of running loops close now. They leave the table before they close, so that a
+            # lease meanwhile opens a fresh pool rather than taking one that is closing. An idle loop not
+            # running closes its pool itself when it shuts down (a lease before then is served by it).
+            idle = [
+                (loop, entry)
+                for loop, entry in self._loops.items()
+                if entry.transport not in self._busy and (loop is current or loop.is_running())
+            ]
+            for loop, _ in idle:
+                del self._loops[loop]
         if sync is not None:
             sync.close()
         for dead in closed:
@@ -206,7 +232,6 @@ class LoopPools:
             elif loop.is_running():  # in another thread
                 with contextlib.suppress(RuntimeError):
                     asyncio.run_coroutine_threadsafe(entry.aclose(), loop)
-            # An idle loop closes its pool itself when it shuts down.
 
     def forget(self, entry: _LoopPool) -> None:
         with self._lock:

@@ -19,9 +19,11 @@ pool or the clients of the others.
 * Timeouts, headers and credentials stay per request, as each SDK sends them: sharing a pool never shares a
   credential. The key holds a SHA-256 digest of the credential, never the credential itself; a callable
   credential (the Copilot token source) keys by provider and base URL only.
-* A rotated credential retires the old one's pools: when a pool is made for a provider and base URL with
-  another credential, the pools of the old credential are dropped from the table and closed once idle
-  (models still holding them keep working, on connections of their own).
+* Several credentials of one provider and base URL (tenants, or a key and its rotated successor) keep
+  pools side by side, up to ``MAX_CREDENTIALS``: beyond that, the pools of the least recently used
+  credential (models made or requests sent) are dropped from the table and closed once idle (models still
+  holding them keep working, each request on a connection of its own). So a rotated-away key's pools are
+  closed once enough newer ones are in use, and the table never grows without bound.
 * Proxies from the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) apply to the pool's base URL, as they
   would to the SDK's own client; an SDK's own proxy setting (``OPENAI_PROXY``, ``ANTHROPIC_PROXY``) wins.
 * ``close_pools()`` (also run at interpreter exit) closes every sync pool, drops the pools of closed event
@@ -62,6 +64,8 @@ __all__ = [
 SECTION = "connection_pool"
 # How long ``close_pools`` waits for event loops in other threads to close their pools.
 CLOSE_WAIT_SECONDS = 2.0
+# Credentials with pools side by side per httpx flavour, provider and base URL (least recently used retired).
+MAX_CREDENTIALS = 8
 
 
 def validate_section(section: Mapping[str, Any] | None) -> None:
@@ -149,7 +153,7 @@ class _Key:
 
 
 _entries: dict[_Key, LoopPools] = {}
-# Pools of rotated credentials, still held by older models: closed by ``close_pools`` too, until collected.
+# Pools of retired credentials, still held by older models: closed by ``close_pools`` too, until collected.
 _retired: weakref.WeakSet[LoopPools] = weakref.WeakSet()
 _lock = threading.Lock()
 
@@ -189,19 +193,32 @@ def shared_http_clients(
         pools = _entries.get(key)
         if pools is None:
             pools = _entries[key] = _new_pools(key)
-            # The same provider and base URL with another credential: that one was rotated away.
-            for other in [k for k in _entries if _rotated(k, key)]:
-                stale.append(_entries.pop(other))
+            stale = _least_recently_used(key)
             _retired.update(stale)
+        else:
+            pools.touch()
     for old in stale:
         old.retire()
     return _clients(pools, key.limits)
 
 
-def _rotated(old: _Key, new: _Key) -> bool:
-    return (old.flavor, old.provider, old.base_url) == (new.flavor, new.provider, new.base_url) and (
-        old.credential_digest != new.credential_digest
-    )
+def _least_recently_used(new: _Key) -> list[LoopPools]:
+    """Drop from the table (under ``_lock``) the pools of the least recently used credentials of ``new``'s
+    flavour, provider and base URL beyond ``MAX_CREDENTIALS`` (never ``new``'s own); return them."""
+    group = (new.flavor, new.provider, new.base_url)
+    last_use: dict[str | None, int] = {}
+    for key, pools in _entries.items():
+        if (key.flavor, key.provider, key.base_url) == group:
+            last_use[key.credential_digest] = max(last_use.get(key.credential_digest, -1), pools.last_use)
+    last_use.pop(new.credential_digest, None)
+    dropped: list[LoopPools] = []
+    while len(last_use) >= MAX_CREDENTIALS:  # the others, plus ``new``'s, are over the bound
+        oldest = min(last_use, key=last_use.__getitem__)
+        del last_use[oldest]
+        for key in [k for k in _entries if (k.flavor, k.provider, k.base_url) == group]:
+            if key.credential_digest == oldest:
+                dropped.append(_entries.pop(key))
+    return dropped
 
 
 def _digest(credential: object | None) -> str | None:

@@ -1,6 +1,7 @@
 """Models share connections, nothing else: each has its own clients (cookies, closing) over the pool.
 
-And a rotated credential does not leave its pool behind: the old key's pool is closed and dropped.
+Keys in use at once keep a pool each; a rotated-away key does not leave its pool behind: once enough newer
+keys are used, the least recently used key's pool is closed and dropped.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from modelforge.delegating import innermost
-from modelforge.pooling import pool_stats
+from modelforge.pooling import MAX_CREDENTIALS, pool_stats
 from modelforge.registry import ModelForgeRegistry
 from modelforge.testing import ProviderServer, Reply
 from tests.conftest import OPENAI_KEY
@@ -60,7 +61,22 @@ def test_cookies_set_for_one_model_are_not_sent_by_another(case: FamilyCase, ser
     assert chat_connections(server) == 1
 
 
-def test_a_rotated_key_closes_and_drops_the_old_pool(
+def test_two_keys_in_use_at_once_keep_a_connection_each(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, server: ProviderServer
+) -> None:
+    write_config()
+    models = []
+    for key in (OPENAI_KEY, OPENAI_KEY + "-tenant-b"):
+        monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", key)
+        models.append(ModelForgeRegistry().get_llm("openai", "gpt-4o-mini"))
+    for n in range(100):  # the tenants take turns: neither key's pool is retired by the other
+        assert models[n % 2].invoke(f"call {n}").text
+    assert server.connections_opened == 2
+    authorizations = [r.headers["authorization"] for r in server.requests[-2:]]
+    assert authorizations == [f"Bearer {OPENAI_KEY}", f"Bearer {OPENAI_KEY}-tenant-b"]
+
+
+def test_a_rotated_away_key_closes_and_drops_its_pool_once_enough_newer_ones_are_used(
     write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, server: ProviderServer
 ) -> None:
     write_config()
@@ -71,19 +87,27 @@ def test_a_rotated_key_closes_and_drops_the_old_pool(
     assert pool_stats().clients == keys_before + 1
     open_before = pool_stats().open_sync_pools
 
-    for n in range(3):  # three rotations: the table does not grow with them
+    for n in range(MAX_CREDENTIALS - 1):  # newer keys: the old one keeps its pool next to theirs
+        monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", f"{OPENAI_KEY}-rotated-{n}")
+        ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
+        assert pool_stats().clients == keys_before + 2 + n
+    assert pool_stats().open_sync_pools == open_before  # the old key's pool is still open
+
+    for n in range(MAX_CREDENTIALS, MAX_CREDENTIALS + 3):  # beyond the bound: the table does not grow
         monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", f"{OPENAI_KEY}-rotated-{n}")
         new = ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
         assert new.invoke("with the new key").text
-        assert pool_stats().clients == keys_before + 1
-        assert pool_stats().open_sync_pools == open_before  # the old key's idle pool was closed
+        assert pool_stats().clients == keys_before + MAX_CREDENTIALS
+    # The old key was the least recently used when the ninth came: its idle pool was closed, and the three
+    # newest keys' pools are open.
+    assert pool_stats().open_sync_pools == open_before - 1 + 3
+    assert server.connections_opened == 4  # one per key that sent
 
-    assert server.connections_opened == 4  # one per key
     # A model made before the rotation still answers (with its own key), on a connection of its own
     # that is closed once the answer is read.
     assert old.invoke("still here").text
     assert server.requests[-1].headers["authorization"] == f"Bearer {OPENAI_KEY}"
-    assert pool_stats().open_sync_pools == open_before
+    assert pool_stats().open_sync_pools == open_before - 1 + 3
     assert new.invoke("and the new one").text
     assert server.connections_opened == 5
 
@@ -101,6 +125,9 @@ def test_a_rotation_does_not_cut_off_an_answer_being_read(
         first = next(chunks).text
     open_before = pool_stats().open_sync_pools
 
+    for n in range(MAX_CREDENTIALS - 1):  # enough newer keys that the old one is retired by the next
+        monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", f"{OPENAI_KEY}-rotated-{n}")
+        ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
     monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", OPENAI_KEY + "-rotated")
     assert ModelForgeRegistry().get_llm("openai", "gpt-4o-mini").invoke("meanwhile").text == "rotated"
     assert pool_stats().open_sync_pools == open_before + 1  # the old pool is busy: still open
