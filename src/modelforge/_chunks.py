@@ -14,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["RESTART_KEY", "chunk_text", "finish_reason_of", "restart_of"]
+__all__ = ["CACHE_MARKER", "RESTART_KEY", "chunk_text", "finish_reason_of", "restart_of"]
+
+# The ``response_metadata`` key that marks an answer served by the response cache ("hit" or "stale").
+CACHE_MARKER = "modelforge_cache"
 
 # response_metadata key of the chunk a fallback model sends when it takes over after text was delivered.
 RESTART_KEY = "modelforge_restart"

@@ -27,7 +27,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from modelforge.cache._entry import MARKER as CACHE_MARKER
+from modelforge._chunks import CACHE_MARKER
 from modelforge.catalog import LOCAL_PROVIDERS, Catalog, ModelInfo
 
 __all__ = ["ModelMetrics", "TelemetryCallback", "TokenUsage", "calculate_cost", "format_metrics"]

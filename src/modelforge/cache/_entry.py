@@ -41,6 +41,8 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import BaseModel
 
+from modelforge._chunks import CACHE_MARKER
+
 __all__ = [
     "MARKER",
     "CachedAnswer",
@@ -54,7 +56,7 @@ __all__ = [
 ]
 
 # response_metadata key that says an answer came from the cache: "hit" or "stale".
-MARKER = "modelforge_cache"
+MARKER = CACHE_MARKER
 _FORMAT = 1
 _DROPPED_METADATA = ("headers", MARKER)
 # Provider finish reasons (lower-cased) that mean the answer is whole.
