@@ -1,0 +1,153 @@
+"""Token counts and prices for ``CostTracker``: reading a message's usage, estimating it, pricing it.
+
+``Usage`` is what one call used: ``input_tokens`` counts every prompt token (cached reads and cache writes
+included, as LangChain reports them), ``cache_write_1h_tokens`` is the part of ``cache_write_tokens`` that
+Anthropic wrote to its one-hour cache (billed at twice the input price rather than the five-minute write
+price). ``price_usage`` is the one price computation: the catalogue's entry for exactly the model
+(``Catalog.lookup``, no substring guessing) and ``ModelInfo.cost`` — the same path the 2.3.0
+``modelforge.telemetry.calculate_cost`` takes, so both give the same dollars for the same tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
+
+from modelforge._chunks import CACHE_MARKER
+from modelforge.catalog import LOCAL_PROVIDERS, Catalog
+
+__all__ = [
+    "ONE_HOUR_WRITE_MULTIPLIER",
+    "Usage",
+    "estimate_tokens",
+    "identify",
+    "price_usage",
+    "prompt_text",
+    "reported_model",
+    "served_from_cache",
+    "usage_of",
+]
+
+# Anthropic bills a write to its one-hour prompt cache at twice the base input price.
+ONE_HOUR_WRITE_MULTIPLIER = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one call used (``input_tokens`` includes the cached and cache-write ones)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def usage_of(message: BaseMessage | None) -> Usage | None:
+    """The usage the provider reported on ``message`` (``usage_metadata``), or None when it sent none."""
+    meta = getattr(message, "usage_metadata", None) if isinstance(message, AIMessage) else None
+    if not isinstance(meta, Mapping):
+        return None
+    details = meta.get("input_token_details") or {}
+    five_min = _int(details.get("ephemeral_5m_input_tokens"))
+    one_hour = _int(details.get("ephemeral_1h_input_tokens"))
+    # langchain-anthropic zeroes the generic ``cache_creation`` when it gives the per-TTL counts.
+    writes = _int(details.get("cache_creation")) or five_min + one_hour
+    return Usage(
+        input_tokens=_int(meta.get("input_tokens")),
+        output_tokens=_int(meta.get("output_tokens")),
+        cache_read_tokens=_int(details.get("cache_read")),
+        cache_write_tokens=max(writes, one_hour),
+        cache_write_1h_tokens=one_hour,
+    )
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token (as ``modelforge.telemetry`` estimates); 0 for no text."""
+    return max(len(text) // 4, 1) if text else 0
+
+
+def prompt_text(messages: Any) -> str:
+    """All the text of a prompt (a string, messages, or anything ``convert_to_messages`` accepts)."""
+    if isinstance(messages, str):
+        return messages
+    try:
+        converted = convert_to_messages(messages)
+    except (ValueError, TypeError, NotImplementedError):
+        return str(messages)
+    return "".join(message.text for message in converted)
+
+
+def served_from_cache(message: BaseMessage | None) -> str | None:
+    """``"hit"`` or ``"stale"`` when ModelForge's response cache answered, else None."""
+    served = (getattr(message, "response_metadata", None) or {}).get(CACHE_MARKER)
+    return str(served) if served in ("hit", "stale") else None
+
+
+def reported_model(message: BaseMessage | None) -> str | None:
+    """The model id the provider said answered, if any."""
+    meta = getattr(message, "response_metadata", None) or {}
+    found = meta.get("model_name") or meta.get("model")
+    return found if isinstance(found, str) else None
+
+
+def identify(llm: BaseChatModel) -> tuple[str, str]:
+    """``(provider, model)`` of a chat model: ModelForge's names when it is ours, LangChain's otherwise."""
+    current: Any = llm
+    for _ in range(32):  # walk DelegatingChatModel wrappers down to the ManagedChatModel
+        provider = getattr(current, "provider_name", None)
+        if isinstance(provider, str):
+            model = getattr(current, "model_id", None) or getattr(current, "model_alias", None)
+            return provider, str(model or "")
+        inner = getattr(current, "wrapped_llm", None)
+        if inner is None:
+            break
+        current = inner
+    try:
+        params = llm._get_ls_params()
+    except Exception:  # a model that cannot describe itself is still tracked, at no known price
+        params = {}
+    provider = str(params.get("ls_provider") or getattr(llm, "_llm_type", "unknown"))
+    model = params.get("ls_model_name") or getattr(llm, "model_name", None) or getattr(llm, "model", None)
+    return provider, str(model or "")
+
+
+def price_usage(
+    provider: str,
+    model: str,
+    usage: Usage,
+    *,
+    other_names: Sequence[str | None] = (),
+    catalog: Catalog | None = None,
+) -> float | None:
+    """US dollars for ``usage`` at the catalogue's price for exactly ``provider``/``model``.
+
+    0.0 for a local provider; ``None`` when the catalogue has no price. ``other_names`` are further ids the
+    model goes by (the one the provider reported), tried after ``model``.
+    """
+    if provider.strip().lower() in LOCAL_PROVIDERS:
+        return 0.0
+    info = (catalog or Catalog.bundled()).lookup(provider, [model, *other_names])
+    if info is None:
+        return None
+    one_hour = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
+    # One-hour writes are left as plain input here (base price) and topped up to their multiple below.
+    cost = info.cost(
+        usage.input_tokens,
+        usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens - one_hour,
+    )
+    if cost is None:
+        return None
+    if one_hour and info.input_per_1m is not None:
+        cost += one_hour * info.input_per_1m * (ONE_HOUR_WRITE_MULTIPLIER - 1) / 1_000_000
+    return cost
