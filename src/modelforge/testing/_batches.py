@@ -42,7 +42,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from modelforge.testing._chat import ChatProtocol, WireError
 from modelforge.testing._common import default_message, dumps, new_id
@@ -56,6 +56,7 @@ __all__ = [
     "CHAT_URL",
     "CUSTOM_ID_PATTERN",
     "DAY_SECONDS",
+    "BatchEndpoints",
     "BatchJob",
     "BatchLine",
     "BatchService",
@@ -275,6 +276,32 @@ class BatchService:
 
 
 # -- OpenAI ----------------------------------------------------------------------------------------
+
+
+class BatchEndpoints:
+    """What the OpenAI and Anthropic batch endpoints share: the server, its batch state, and the chat
+    protocol (``protocol_name`` on the router) whose auth and error bodies they use."""
+
+    protocol_name: ClassVar[str]
+
+    def __init__(self, server: ProviderServer, service: BatchService) -> None:
+        self._server = server
+        self._service = service
+
+    @property
+    def _proto(self) -> ChatProtocol:
+        proto: ChatProtocol = getattr(self._server._router, self.protocol_name)
+        return proto
+
+    async def _error(self, ex: Exchange, status: int, message: str) -> None:
+        await ex.respond(status, self._proto.error_body(status, message))
+
+    async def _denied(self, ex: Exchange) -> bool:
+        """Answer 401 in the protocol's format when the request is not authorised."""
+        message = self._proto.authorize(ex)
+        if message is not None:
+            await ex.respond(401, self._proto.error_body(401, message))
+        return message is not None
 
 
 def page_of_jobs(

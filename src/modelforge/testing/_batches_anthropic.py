@@ -11,19 +11,18 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from modelforge.testing._chat import ChatProtocol
 from modelforge.testing._common import dumps, new_id
 from modelforge.testing._http import Exchange
 
 if TYPE_CHECKING:
-    from modelforge.testing.server import ProviderServer
+    pass
 
 from modelforge.testing._batches import (
     CUSTOM_ID_PATTERN,
     DAY_SECONDS,
+    BatchEndpoints,
     BatchJob,
     BatchLine,
-    BatchService,
     page_of_jobs,
     stamp,
 )
@@ -31,23 +30,10 @@ from modelforge.testing._batches import (
 __all__ = ["AnthropicBatches"]
 
 
-class AnthropicBatches:
-    def __init__(self, server: ProviderServer, service: BatchService) -> None:
-        self._server = server
-        self._service = service
+class AnthropicBatches(BatchEndpoints):
+    """Anthropic's Message Batches endpoints."""
 
-    @property
-    def _proto(self) -> ChatProtocol:
-        return self._server._router.anthropic
-
-    async def _error(self, ex: Exchange, status: int, message: str) -> None:
-        await ex.respond(status, self._proto.error_body(status, message))
-
-    async def _denied(self, ex: Exchange) -> bool:
-        message = self._proto.authorize(ex)
-        if message is not None:
-            await self._error(ex, 401, message)
-        return message is not None
+    protocol_name = "anthropic"
 
     async def create(self, ex: Exchange, match: re.Match[str]) -> None:
         if await self._denied(ex):

@@ -13,37 +13,33 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from modelforge.testing._chat import ChatProtocol
 from modelforge.testing._common import dumps, new_id
 from modelforge.testing._http import Exchange
 
 if TYPE_CHECKING:
-    from modelforge.testing.server import ProviderServer
+    pass
 
-from modelforge.testing._batches import CHAT_URL, DAY_SECONDS, BatchJob, BatchLine, BatchService, page_of_jobs
+from modelforge.testing._batches import (
+    CHAT_URL,
+    DAY_SECONDS,
+    BatchEndpoints,
+    BatchJob,
+    BatchLine,
+    page_of_jobs,
+)
 
 __all__ = ["OpenAIBatches"]
 
 
-class OpenAIBatches:
-    def __init__(self, server: ProviderServer, service: BatchService) -> None:
-        self._server = server
-        self._service = service
+class OpenAIBatches(BatchEndpoints):
+    """OpenAI's Files and Batches endpoints."""
 
-    @property
-    def _proto(self) -> ChatProtocol:
-        return self._server._router.openai
+    protocol_name = "openai"
 
     async def _error(self, ex: Exchange, status: int, message: str, param: str | None = None) -> None:
         body = json.loads(self._proto.error_body(status, message))
         body["error"]["param"] = param
         await ex.respond(status, dumps(body))
-
-    async def _denied(self, ex: Exchange) -> bool:
-        message = self._proto.authorize(ex)
-        if message is not None:
-            await ex.respond(401, self._proto.error_body(401, message))
-        return message is not None
 
     async def upload(self, ex: Exchange, match: re.Match[str]) -> None:
         if await self._denied(ex):
