@@ -46,6 +46,17 @@ _LAZY: dict[str, str] = {
     "RateLimitError": "modelforge.exceptions",
     "ProviderError": "modelforge.exceptions",
     "ModelNotFoundError": "modelforge.exceptions",
+    "create_provider": "modelforge.assistant.provider",
+    "ChatProvider": "modelforge.assistant.provider",
+    "FallbackProvider": "modelforge.assistant.fallback_provider",
+    "ModelConfig": "modelforge.assistant.provider_config",
+    "Provider": "modelforge.assistant.provider_config",
+    "RetryConfig": "modelforge.assistant.provider_config",
+    "Conversation": "modelforge.assistant.conversation",
+    "CompressionConfig": "modelforge.assistant.compression",
+    "CostTracker": "modelforge.assistant.costs",
+    "PromptTemplate": "modelforge.assistant.templates",
+    "ValidationConfig": "modelforge.assistant.structured",
 }
 
 __all__ = [
@@ -55,24 +66,35 @@ __all__ = [
     "BatchProgress",
     "BatchResult",
     "CacheStats",
+    "ChatProvider",
+    "CompressionConfig",
     "ConfigurationError",
+    "Conversation",
+    "CostTracker",
     "EnhancedLLM",
     "FallbackChatModel",
+    "FallbackProvider",
     "ManagedChatModel",
+    "ModelConfig",
     "ModelForgeError",
     "ModelForgeRegistry",
     "ModelNotFoundError",
     "ModelsDevClient",
     "NetworkError",
     "NetworkTimeoutError",
+    "PromptTemplate",
+    "Provider",
     "ProviderError",
     "ProviderRetryConfig",
     "RateLimitError",
     "RateLimiter",
     "RequestCounter",
+    "RetryConfig",
     "RetryWrapper",
     "StreamWrapper",
+    "ValidationConfig",
     "__version__",
+    "create_provider",
     "stream",
     "stream_events",
     "stream_sync",
@@ -82,6 +104,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from modelforge.assistant.compression import CompressionConfig
+    from modelforge.assistant.conversation import Conversation
+    from modelforge.assistant.costs import CostTracker
+    from modelforge.assistant.fallback_provider import FallbackProvider
+    from modelforge.assistant.provider import ChatProvider, create_provider
+    from modelforge.assistant.provider_config import ModelConfig, Provider, RetryConfig
+    from modelforge.assistant.structured import ValidationConfig
+    from modelforge.assistant.templates import PromptTemplate
     from modelforge.batch import BatchProcessor, BatchProgress, BatchResult
     from modelforge.cache import CacheStats
     from modelforge.enhanced_llm import EnhancedLLM

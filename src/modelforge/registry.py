@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.language_models import BaseChatModel
 
+from modelforge._secrets import register_secret
 from modelforge.config import LoadedConfig, load_config
-from modelforge.config_schema import ModelConfig, ProviderConfig
+from modelforge.config_schema import ModelConfig, ModelForgeConfig, ProviderConfig, validate_config
 from modelforge.exceptions import (
     ConfigurationError,
     ModelNotFoundError,
@@ -60,8 +61,40 @@ class ModelForgeRegistry:
             enable_optimizations = bool(self._loaded.config.settings.get("enable_optimizations", False))
         # Provider optimizers (modelforge.optimizers) shape every request of the models handed out.
         self.enable_optimizations = enable_optimizations
+        # Keys given in code (``from_config(api_keys=...)``), ahead of the env and the credential store.
+        self._api_keys: dict[str, str] = {}
         if verbose:
             logger.info("ModelForge config: %s", self.config_path or "(none: using the local model)")
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Mapping[str, Any] | ModelForgeConfig,
+        *,
+        api_keys: Mapping[str, str] | None = None,
+        verbose: bool = False,
+        enable_optimizations: bool | None = None,
+    ) -> ModelForgeRegistry:
+        """A registry over a config built in code (the same shape as a config file; no file is read).
+
+        ``api_keys`` maps provider names to keys used before the environment and the credential store.
+        """
+        validated = config if isinstance(config, ModelForgeConfig) else validate_config(dict(config))
+        registry = cls.__new__(cls)
+        registry.verbose = verbose
+        registry._loaded = LoadedConfig(
+            config=validated, raw=validated.model_dump(exclude_none=True), path=None
+        )
+        registry.config_path = None
+        if enable_optimizations is None:
+            enable_optimizations = bool(validated.settings.get("enable_optimizations", False))
+        registry.enable_optimizations = enable_optimizations
+        registry._api_keys = {}
+        for name, key in (api_keys or {}).items():
+            if key:
+                register_secret(key)
+                registry._api_keys[name] = key
+        return registry
 
     # --- building models ---------------------------------------------------------------------------------
 
@@ -97,7 +130,11 @@ class ModelForgeRegistry:
         if model is None:
             raise ModelNotFoundError(provider_name, model_alias, sorted(provider.models))
         request = ModelRequest(
-            provider_name=provider_name, model_alias=model_alias, provider=provider, model=model
+            provider_name=provider_name,
+            model_alias=model_alias,
+            provider=provider,
+            model=model,
+            api_key=self._api_keys.get(provider_name),
         )
         if self.verbose:
             logger.info("Building %s/%s (%s)", provider_name, model_alias, family.llm_type)
@@ -129,7 +166,9 @@ class ModelForgeRegistry:
         ):
             from modelforge.cache import with_cache
 
-            llm = with_cache(llm, provider_name, provider.cache, enable=enable_cache, ttl=cache_ttl)
+            # A cache_ttl given in code asks for caching whatever the section says (enable_cache=False wins).
+            enable = enable_cache if enable_cache is not None else (True if cache_ttl is not None else None)
+            llm = with_cache(llm, provider_name, provider.cache, enable=enable, ttl=cache_ttl)
         if enhanced is None:
             enhanced = os.environ.get("MODELFORGE_ENHANCED", "").strip().lower() == "true"
         if enhanced:

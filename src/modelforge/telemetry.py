@@ -30,7 +30,16 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from modelforge._chunks import CACHE_MARKER
 from modelforge.catalog import LOCAL_PROVIDERS, Catalog, ModelInfo
 
-__all__ = ["ModelMetrics", "TelemetryCallback", "TokenUsage", "calculate_cost", "format_metrics"]
+__all__ = [
+    "ModelMetrics",
+    "TelemetryCallback",
+    "TokenUsage",
+    "cache_served",
+    "calculate_cost",
+    "format_metrics",
+    "price_with_source",
+    "usage_from_result",
+]
 
 
 @dataclass
@@ -114,7 +123,7 @@ class TelemetryCallback(BaseCallbackHandler):
     def on_llm_end(self, response: LLMResult, *, run_id: UUID | None = None, **kwargs: Any) -> None:
         run = self._finish(run_id)
         metrics = run.metrics
-        usage, actual_model = _usage_from(response)
+        usage, actual_model = usage_from_result(response)
         if actual_model:
             metrics.metadata["actual_model"] = actual_model
         if usage is None:
@@ -122,12 +131,12 @@ class TelemetryCallback(BaseCallbackHandler):
             usage = _estimate(run.prompt_chars, completion_chars)
             metrics.metadata["token_estimation"] = True
         metrics.token_usage = usage
-        served = _cache_served(response)
+        served = cache_served(response)
         if served is not None:  # answered from the response cache: no provider spending
             metrics.estimated_cost = 0.0
             metrics.metadata.update(cache_hit=True, cache=served, pricing="cache")
             return
-        cost, pricing = _price(self.provider, self.model, usage, actual_model, self._catalog)
+        cost, pricing = price_with_source(self.provider, self.model, usage, actual_model, self._catalog)
         metrics.estimated_cost = cost
         metrics.metadata.update(pricing)
 
@@ -154,7 +163,7 @@ class TelemetryCallback(BaseCallbackHandler):
         return run
 
 
-def _cache_served(response: LLMResult) -> str | None:
+def cache_served(response: LLMResult) -> str | None:
     """``"hit"`` or ``"stale"`` when the response cache answered this run, else None."""
     for generations in response.generations:
         for generation in generations:
@@ -165,7 +174,7 @@ def _cache_served(response: LLMResult) -> str | None:
     return None
 
 
-def _usage_from(response: LLMResult) -> tuple[TokenUsage | None, str | None]:
+def usage_from_result(response: LLMResult) -> tuple[TokenUsage | None, str | None]:
     """Token usage and the model id the provider reported, from a finished run."""
     usage: TokenUsage | None = None
     actual: str | None = None
@@ -236,7 +245,7 @@ def _estimate(prompt_chars: int, completion_chars: int) -> TokenUsage:
     return TokenUsage(prompt, completion, prompt + completion)
 
 
-def _price(
+def price_with_source(
     provider: str, model: str, usage: TokenUsage, actual_model: str | None, catalog: Catalog | None
 ) -> tuple[float, dict[str, Any]]:
     """The cost of ``usage`` and the metadata that says where the price came from."""

@@ -249,3 +249,14 @@ def test_summary_and_bad_arguments() -> None:
         CostTracker("not a model")
     with pytest.raises(InvalidInputError):
         CostTracker(GenericFakeChatModel(messages=iter([])), budget=-1)
+
+
+async def test_a_stream_refused_before_any_chunk_costs_nothing(server: ProviderServer) -> None:
+    server.script(Fault(status=400, message="bad request"))
+    tracker = openai_tracker()
+    with pytest.raises(ModelForgeError):
+        async for _ in tracker.stream([HumanMessage("Hi")]):
+            pass
+    [call] = tracker.calls
+    assert call.kind == "stream" and call.cost == 0.0 and call.error is not None
+    assert call.input_tokens == 0 and tracker.total_cost == 0.0

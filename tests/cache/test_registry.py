@@ -146,3 +146,13 @@ async def test_a_redis_password_does_not_travel_in_a_pickle(server: ProviderServ
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert done.stdout.decode().strip() == url
+
+
+async def test_cache_ttl_alone_turns_the_cache_on(server: ProviderServer, keys: None) -> None:
+    write_config(server, None)
+    assert not isinstance(ModelForgeRegistry().get_llm(), CachedChatModel)
+    llm = ModelForgeRegistry().get_llm(cache_ttl=45)
+    assert isinstance(llm, CachedChatModel) and llm.response_cache.config.ttl == 45
+    write_config(server, {"enabled": False})
+    assert isinstance(ModelForgeRegistry().get_llm(cache_ttl=45), CachedChatModel)
+    assert not isinstance(ModelForgeRegistry().get_llm(enable_cache=False, cache_ttl=45), CachedChatModel)

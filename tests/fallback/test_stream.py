@@ -20,7 +20,7 @@ from langchain_core.runnables import RunnableLambda
 import modelforge
 from modelforge.exceptions import AllProvidersFailedError, ProviderOverloadedError, StreamInterruptedError
 from modelforge.policies.circuit import CircuitBreakerRegistry, CircuitState
-from modelforge.policies.fallback import FallbackChatModel, restart_info
+from modelforge.policies.fallback import FALLBACK_KEY, FallbackChatModel, restart_info
 from modelforge.streaming import StreamEnd, StreamError, StreamRestart, TextDelta
 from modelforge.testing import Disconnect, Fault, ProviderServer, Reply
 from tests.fallback.conftest import FakeClock, protocols
@@ -80,6 +80,11 @@ async def test_failure_before_the_first_chunk_moves_on_silently_stream(
     assert "".join(chunk.text for chunk in received) == RESCUE
     # Nothing of the failed stream leaked through, not even its empty first chunks.
     assert all(chunk.response_metadata.get("model_provider") != "openai" for chunk in received)
+    # The first chunk says who failed and who answers, as an invoke answer does.
+    served = received[0].response_metadata[FALLBACK_KEY]
+    assert served["provider"] == "anthropic/claude-sonnet-4-6" and served["index"] == 1
+    assert [f["provider"] for f in served["failed"]] == ["openai/gpt-4o-mini"]
+    assert not any(FALLBACK_KEY in chunk.response_metadata for chunk in received[1:])
 
 
 @pytest.mark.parametrize("fault", AFTER_TEXT)

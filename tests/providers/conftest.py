@@ -38,6 +38,18 @@ CASES = [
 ]
 
 
+def openai_section(server: ProviderServer, **settings: Any) -> dict[str, Any]:
+    """An ``openai_compatible`` provider section against ``server`` (key from the env), with ``settings``
+    (``models``, ``retry``...) added or replaced."""
+    return {
+        "llm_type": "openai_compatible",
+        "base_url": server.openai_base_url,
+        "auth_strategy": "api_key",
+        "models": {"gpt-4o-mini": {}},
+        **settings,
+    }
+
+
 def provider_config(server: ProviderServer) -> dict[str, Any]:
     """A config with all six families, each against ``server``, with SDK retries off."""
     no_retry = {"max_attempts": 1}

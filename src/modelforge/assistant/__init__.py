@@ -1,5 +1,6 @@
-"""The assistant toolkit: prompt templates, validated structured output, conversations within token limits
-with context compression, and cost tracking; all built on the models ``ModelForgeRegistry.get_llm`` returns.
+"""The assistant toolkit: providers as objects (``create_provider``, ``FallbackProvider``), prompt templates,
+validated structured output, conversations within token limits with context compression, and cost
+tracking; all built on the models ``ModelForgeRegistry.get_llm`` returns.
 
 Names are imported on first use.
 """
@@ -20,6 +21,12 @@ _LAZY: dict[str, str] = {
     "CostTracker": "modelforge.assistant.costs",
     "BudgetExceededError": "modelforge.assistant.costs",
     "CallCost": "modelforge.assistant.costs",
+    "ChatProvider": "modelforge.assistant.provider",
+    "create_provider": "modelforge.assistant.provider",
+    "FallbackProvider": "modelforge.assistant.fallback_provider",
+    "ModelConfig": "modelforge.assistant.provider_config",
+    "Provider": "modelforge.assistant.provider_config",
+    "RetryConfig": "modelforge.assistant.provider_config",
 }
 
 __all__ = sorted(_LAZY)

@@ -22,9 +22,7 @@ past the trigger (see ``compression``).
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import mimetypes
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -52,13 +50,13 @@ from modelforge.assistant.compression import (
     group_units,
     system_block,
 )
+from modelforge.assistant.images import ImageSource, image_blocks
 from modelforge.assistant.tokens import TokenCounter
 from modelforge.exceptions import FileValidationError, InvalidInputError, JsonDecodeError
 
 __all__ = ["Conversation"]
 
 FORMAT_VERSION = 1
-ImageSource = str | Path
 
 
 class Conversation:
@@ -146,7 +144,7 @@ class Conversation:
         self, content: str | list[Any], *, images: Sequence[ImageSource] = ()
     ) -> HumanMessage:
         """Append a user message; ``images`` are URLs, data URLs or image file paths."""
-        blocks = await asyncio.to_thread(_image_blocks, images) if images else []
+        blocks = await asyncio.to_thread(image_blocks, images) if images else []
         if blocks:
             text_blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
             message = HumanMessage(content=[*text_blocks, *blocks])
@@ -361,40 +359,3 @@ def _as_ai_message(answer: Any) -> AIMessage:
 
 def _call_id() -> str:
     return "call_" + uuid.uuid4().hex[:24]
-
-
-def _image_blocks(images: Sequence[ImageSource]) -> list[dict[str, Any]]:
-    """LangChain image content blocks for URLs, data URLs and image files."""
-    blocks: list[dict[str, Any]] = []
-    for image in images:
-        text = str(image)
-        if isinstance(image, str) and text.startswith(("http://", "https://")):
-            blocks.append({"type": "image", "url": text})
-            continue
-        if isinstance(image, str) and text.startswith("data:"):
-            blocks.append(_data_url_block(text))
-            continue
-        path = Path(image)
-        mime = mimetypes.guess_type(path.name)[0]
-        if mime is None or not mime.startswith("image/"):
-            raise InvalidInputError(
-                f"{path.name!r} is not an image URL, data URL or image file",
-                suggestion="Pass an http(s) URL, a data:image/... URL, or the path of a .png or .jpg file.",
-            )
-        try:
-            data = base64.b64encode(path.read_bytes()).decode("ascii")
-        except OSError as err:
-            raise FileValidationError(str(path), f"cannot be read ({err.strerror or err})") from err
-        blocks.append({"type": "image", "base64": data, "mime_type": mime})
-    return blocks
-
-
-def _data_url_block(url: str) -> dict[str, Any]:
-    header, sep, data = url.partition(",")
-    mime = header[len("data:") :].removesuffix(";base64")
-    if not sep or not header.endswith(";base64") or not mime.startswith("image/"):
-        raise InvalidInputError(
-            "An image data URL must look like data:image/<type>;base64,<data>",
-            suggestion="Encode the image in base64 with its image/... MIME type, or pass its file path.",
-        )
-    return {"type": "image", "base64": data, "mime_type": mime}

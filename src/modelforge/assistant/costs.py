@@ -54,7 +54,12 @@ from modelforge.assistant._cost_usage import (
     usage_of,
 )
 from modelforge.catalog import Catalog
-from modelforge.exceptions import InvalidInputError, ModelForgeError
+from modelforge.exceptions import (
+    InvalidInputError,
+    ModelForgeError,
+    NetworkTimeoutError,
+    StreamInterruptedError,
+)
 from modelforge.managed import RETRY_EVENT
 
 __all__ = ["BATCH_API_DISCOUNT", "BudgetExceededError", "CallCost", "CallKind", "CostSummary", "CostTracker"]
@@ -229,6 +234,7 @@ class CostTracker:
         config = _with_handler(kwargs.pop("config", None), counter)
         merged: AIMessageChunk | None = None
         finished = False
+        refused: BaseException | None = None
         inner = self.llm.astream(messages, config=config, **kwargs)  # type: ignore[arg-type]
         try:
             async for chunk in inner:
@@ -236,6 +242,11 @@ class CostTracker:
                     merged = chunk if merged is None else merged + chunk
                 yield chunk
             finished = True
+        except ModelForgeError as err:
+            # Refused before any chunk (a 400, a 5xx...): nothing was generated, nothing billed.
+            if merged is None and not isinstance(err, StreamInterruptedError | NetworkTimeoutError):
+                refused = err
+            raise
         finally:
             try:
                 await inner.aclose()  # type: ignore[attr-defined]
@@ -243,6 +254,8 @@ class CostTracker:
                 attempts = 1 + counter.retries
                 if finished:
                     self.record(merged, prompt=messages, kind="stream", attempts=attempts)
+                elif refused is not None:
+                    self._record_failure(counter.retries, refused, kind="stream")
                 else:
                     self._record_aborted(merged, messages, attempts)
 
@@ -324,9 +337,9 @@ class CostTracker:
         )
         self._add(usage, kind="aborted", attempts=attempts, estimated=estimated, message=merged)
 
-    def _record_failure(self, retries: int, err: BaseException) -> None:
+    def _record_failure(self, retries: int, err: BaseException, kind: CallKind = "invoke") -> None:
         """A call that failed with no answer: the provider billed nothing; its attempts are counted."""
-        self._add(Usage(), kind="invoke", attempts=1 + retries, estimated=False, message=None, error=err)
+        self._add(Usage(), kind=kind, attempts=1 + retries, estimated=False, message=None, error=err)
 
     def _add(
         self,

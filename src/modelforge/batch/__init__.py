@@ -22,13 +22,13 @@ from any process (``BatchProgress.job_id`` carries the id). Settings: the provid
 (``BatchConfig``).
 
 Public: ``BatchResult``, ``BatchProgress``, ``BatchProcessor``, ``BatchConfig``, ``batch_invoke``,
-``resume_batch``, ``validate_section``.
+``resume_batch``, ``batch_settings``, ``validate_section``.
 """
 
 from __future__ import annotations
 
 from modelforge.batch._config import BatchConfig, validate_section
-from modelforge.batch._dispatch import batch_invoke, resume_batch
+from modelforge.batch._dispatch import batch_invoke, batch_settings, resume_batch
 from modelforge.batch._live import BatchProcessor
 from modelforge.batch._results import BatchProgress, BatchResult
 
@@ -38,6 +38,7 @@ __all__ = [
     "BatchProgress",
     "BatchResult",
     "batch_invoke",
+    "batch_settings",
     "resume_batch",
     "validate_section",
 ]

@@ -53,7 +53,7 @@ from modelforge.exceptions import ConfigurationError, InvalidInputError
 from modelforge.managed import ManagedChatModel
 from modelforge.providers import get_family
 
-__all__ = ["batch_invoke", "resume_batch"]
+__all__ = ["batch_invoke", "batch_settings", "resume_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ async def batch_invoke(
     managed = _managed(llm)
     # With fallbacks there is no single managed model; the chain reads its first model's provider through.
     provider = managed.provider_name if managed is not None else getattr(llm, "provider_name", provider_name)
-    config = _config(registry, provider)
+    config = batch_settings(registry, provider)
     if use_batch_api is None:
         use_batch_api = config.use_batch_api
     use_api = _use_api(use_batch_api, managed, provider, len(items), config, urgent=urgent)
@@ -148,7 +148,7 @@ async def resume_batch(
             provider=state.provider,
             suggestion="Restore the provider's settings to collect the job.",
         )
-    config = _config(registry, state.provider)
+    config = batch_settings(registry, state.provider)
     job = ApiJob(_backend(managed, llm, config), state)
     await job.resume_submission()
     return await job.wait(
@@ -171,7 +171,9 @@ def _managed(llm: BaseChatModel) -> ManagedChatModel | None:
     return None
 
 
-def _config(registry: Any, provider: str | None) -> BatchConfig:
+def batch_settings(registry: Any, provider: str | None) -> BatchConfig:
+    """The ``batch`` section of ``provider`` in ``registry``'s config (``ConfigurationError`` when it is
+    invalid); ``max_tokens_per_job`` defaults to the provider's ``rate_limit.tokens_per_minute``."""
     settings = registry.get_configured_providers().get(provider, {}) if provider else {}
     section = settings.get("batch")
     try:

@@ -8,6 +8,8 @@
     ├── test                              one prompt to the current model
     ├── models                            list | search | info   (models.dev catalogue)
     ├── settings                          show | telemetry on|off|status
+    ├── chat                              interactive streamed chat (/cost, /reset, /model)
+    ├── batch IN.jsonl -o OUT.jsonl       answer every line (live or batch API, resumable)
     └── status                            deprecated alias of `auth status`
 
 ``main`` is the console-script entry point; ``cli`` is the click group (2.3.0 name). Every failure ends as
@@ -21,6 +23,8 @@ import click
 from modelforge import __version__
 from modelforge.cli._errors import ForgeGroup, set_verbose
 from modelforge.cli.auth_cmds import auth_group, auth_status
+from modelforge.cli.batch_cmd import batch_command
+from modelforge.cli.chat_cmd import chat_command
 from modelforge.cli.config_cmds import config_group
 from modelforge.cli.models_cmds import models_group
 from modelforge.cli.settings_cmds import settings_group
@@ -40,6 +44,8 @@ cli.add_command(auth_group)
 cli.add_command(test_model)
 cli.add_command(models_group)
 cli.add_command(settings_group)
+cli.add_command(chat_command)
+cli.add_command(batch_command)
 
 
 @cli.command(name="status")

@@ -7,6 +7,7 @@ the result. Nothing here colours or wraps output that is not going to a terminal
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -72,3 +73,17 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title:
         widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=False)]
     for row in [list(columns), *cells]:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
+
+
+_LOG_HANDLER_NAME = "modelforge-cli"
+
+
+def enable_cli_logging() -> None:
+    """``--verbose``: ModelForge's INFO log lines on stderr (one handler, however often it is called)."""
+    logger = logging.getLogger("modelforge")
+    if not any(h.get_name() == _LOG_HANDLER_NAME for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.set_name(_LOG_HANDLER_NAME)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

@@ -8,7 +8,6 @@ shown unless ``--no-telemetry`` is given or ``settings.show_telemetry`` is false
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,10 @@ from typing import Any
 import click
 
 from modelforge.cli._errors import set_verbose
-from modelforge.cli._output import note, stdin_is_tty
+from modelforge.cli._output import enable_cli_logging, note, stdin_is_tty
 from modelforge.exceptions import FileValidationError, InvalidInputError
 
 __all__ = ["read_prompt", "test_model"]
-
-_LOG_HANDLER_NAME = "modelforge-cli"
 
 
 def read_prompt(prompt: str | None, input_file: Path | None) -> str:
@@ -54,16 +51,6 @@ def read_prompt(prompt: str | None, input_file: Path | None) -> str:
             error_code="EMPTY_PROMPT",
         )
     return text
-
-
-def _enable_logging() -> None:
-    logger = logging.getLogger("modelforge")
-    if not any(h.get_name() == _LOG_HANDLER_NAME for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.set_name(_LOG_HANDLER_NAME)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
 
 
 def _writable_output(output_file: Path | None) -> Path | None:
@@ -119,7 +106,7 @@ def test_model(
     text = read_prompt(prompt, input_file)
     target = _writable_output(output_file)
     if verbose:
-        _enable_logging()
+        enable_cli_logging()
     registry = ModelForgeRegistry(verbose=verbose)
     llm = registry.get_llm()
     provider = str(getattr(llm, "provider_name", "") or "unknown")

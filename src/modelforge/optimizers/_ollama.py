@@ -29,29 +29,12 @@ from modelforge.optimizers._base import (
 )
 from modelforge.optimizers._config import MIN_NUM_CTX
 from modelforge.optimizers._markers import strip_message_markers
+from modelforge.providers.ollama import OLLAMA_OPTION_FIELDS
 
 __all__ = ["OllamaOptimizer", "context_size"]
 
 # Output reserved when the model sets no num_predict (Ollama's own default is "until the context is full").
 DEFAULT_OUTPUT_TOKENS = 1024
-
-# ChatOllama fields that become request options (as langchain-ollama builds them).
-_OPTION_FIELDS = (
-    "mirostat",
-    "mirostat_eta",
-    "mirostat_tau",
-    "num_ctx",
-    "num_gpu",
-    "num_thread",
-    "num_predict",
-    "repeat_last_n",
-    "repeat_penalty",
-    "temperature",
-    "seed",
-    "tfs_z",
-    "top_k",
-    "top_p",
-)
 
 
 def context_size(needed: int, maximum: int) -> int:
@@ -119,7 +102,7 @@ class OllamaOptimizer(RequestOptimizer):
     @staticmethod
     def _model_options(leaf: BaseChatModel, stop: list[str] | None) -> dict[str, Any]:
         """The options ``ChatOllama`` would send itself (a per-call ``options`` replaces them all)."""
-        options = {name: getattr(leaf, name, None) for name in _OPTION_FIELDS}
+        options = {name: getattr(leaf, name, None) for name in OLLAMA_OPTION_FIELDS}
         model_stop = getattr(leaf, "stop", None)
         options["stop"] = model_stop if model_stop is not None else stop
         return {name: value for name, value in options.items() if value is not None}

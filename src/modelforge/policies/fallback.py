@@ -43,6 +43,8 @@ silently (chunks that carried nothing are held back until then). After text was 
   answer: text gathered before it must be dropped (check ``restart_info(chunk)``; summing chunks across it
   repeats the discarded text). If no model takes over, no restart chunk is sent: the stream ends with the
   error (``AllProvidersFailedError``).
+* The first chunk from a member that took over after failures carries ``response_metadata[FALLBACK_KEY]``
+  (who failed, who answers), as an ``invoke`` answer does, whether or not text had been delivered.
 * ``restart_streams=False``: the member's error (``StreamInterruptedError`` with ``partial_text``) is raised;
   no other model is tried.
 
@@ -260,16 +262,17 @@ class FallbackChatModel(BaseChatModel):
             if permit is None:
                 continue
             relay.start(labels[index])
+            marker = _ServedBy(attempts, index)
             source = model.stream(
                 messages, self._config(run_manager), stop=stop, **self._kwargs_for(index, kwargs)
             )
             try:
                 for chunk in source:
                     for out in relay.accept(_as_chunk(chunk)):
-                        yield ChatGenerationChunk(message=out)
+                        yield ChatGenerationChunk(message=marker.mark(out))
                 permit.succeeded()
                 for out in relay.finish():
-                    yield ChatGenerationChunk(message=out)
+                    yield ChatGenerationChunk(message=marker.mark(out))
             except Exception as err:
                 if not attempts.failed(index, permit, err):
                     raise
@@ -301,16 +304,17 @@ class FallbackChatModel(BaseChatModel):
             if permit is None:
                 continue
             relay.start(labels[index])
+            marker = _ServedBy(attempts, index)
             source = model.astream(
                 messages, self._config(run_manager), stop=stop, **self._kwargs_for(index, kwargs)
             )
             try:
                 async for chunk in source:
                     for out in relay.accept(_as_chunk(chunk)):
-                        yield ChatGenerationChunk(message=out)
+                        yield ChatGenerationChunk(message=marker.mark(out))
                 permit.succeeded()
                 for out in relay.finish():
-                    yield ChatGenerationChunk(message=out)
+                    yield ChatGenerationChunk(message=marker.mark(out))
             except Exception as err:
                 if not attempts.failed(index, permit, err):
                     raise
@@ -389,6 +393,26 @@ def with_fallbacks_of(
 ) -> FallbackChatModel:
     """``primary`` with ``fallbacks`` tried in order after it; ``settings`` as for ``FallbackChatModel``."""
     return FallbackChatModel(models=[primary, *fallbacks], **settings)
+
+
+class _ServedBy:
+    """Puts ``FALLBACK_KEY`` on the first chunk a member delivers after others failed, as ``invoke`` does on
+    its answer (observers see a stream that moved on before any text, which has no restart chunk)."""
+
+    __slots__ = ("_attempts", "_done", "_index")
+
+    def __init__(self, attempts: FallbackAttempts, index: int) -> None:
+        self._attempts = attempts
+        self._index = index
+        self._done = not attempts.errors
+
+    def mark(self, chunk: AIMessageChunk) -> AIMessageChunk:
+        if self._done:
+            return chunk
+        self._done = True
+        served = self._attempts.served_by(self._index)
+        chunk.response_metadata = {**chunk.response_metadata, FALLBACK_KEY: served}
+        return chunk
 
 
 def _as_chunk(chunk: Any) -> AIMessageChunk:

@@ -9,7 +9,7 @@ defaults. Nothing here performs I/O; credentials are resolved by ``modelforge.au
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
@@ -36,6 +36,8 @@ class ModelRequest:
     model_alias: str
     provider: ProviderConfig
     model: ModelConfig
+    # A key given in code (``ModelForgeRegistry.from_config(api_keys=...)``); wins over every other source.
+    api_key: str | None = field(default=None, repr=False)
 
     @property
     def model_name(self) -> str:
@@ -52,7 +54,10 @@ class ModelRequest:
         return SDK_MAX_RETRIES
 
     def optional_api_key(self) -> str | None:
-        """The provider's key from the env, the credential store, then legacy ``auth_data``; or None."""
+        """The provider's key given in code, else from the env, the credential store, then legacy
+        ``auth_data``; or None."""
+        if self.api_key:
+            return self.api_key
         from modelforge.auth import resolve_credentials
 
         credentials = resolve_credentials(self.provider_name, self.provider)

@@ -16,9 +16,27 @@ from modelforge.exceptions import ConfigurationError
 from modelforge.providers.base import ModelRequest, ProviderFamily
 from modelforge.providers.errors import HttpFailure
 
-__all__ = ["OllamaFamily", "ollama_base_url"]
+__all__ = ["OLLAMA_OPTION_FIELDS", "OllamaFamily", "ollama_base_url"]
 
 DEFAULT_OLLAMA_URL = "http://localhost:11434"
+
+# ChatOllama fields that langchain-ollama sends inside the request's ``options`` dict.
+OLLAMA_OPTION_FIELDS = (
+    "mirostat",
+    "mirostat_eta",
+    "mirostat_tau",
+    "num_ctx",
+    "num_gpu",
+    "num_thread",
+    "num_predict",
+    "repeat_last_n",
+    "repeat_penalty",
+    "temperature",
+    "seed",
+    "tfs_z",
+    "top_k",
+    "top_p",
+)
 
 
 def ollama_base_url(request: ModelRequest) -> str:
