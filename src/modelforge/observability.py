@@ -33,8 +33,9 @@ generator is closed or garbage-collected (Python's rule), so its event may come 
 not pass to child runs, so each call is counted once even when the model calls others (a
 ``FallbackChatModel``'s attempts are child runs). Those members get a small relay, so their retries still
 reach the events. Known limits, from LangChain: ``stream`` gives the model no run manager, so retries made
-before a stream's first chunk send no ``retry`` event (ModelForge still logs them), and a stream that a
-``FallbackChatModel`` moved to another model *before* any text reached the caller carries no fallback marker.
+before a stream's first chunk send no ``retry`` event (ModelForge still logs them). A stream that a
+``FallbackChatModel`` moved to another model reports the fallback from the marker on the new model's first
+chunk.
 
 **Logger**: each event is one line on ``logger`` (request DEBUG; response, cache_hit INFO; retry, fallback
 WARNING; error ERROR). **Tracing**: see ``modelforge._otel`` (``tracing=None`` traces when OpenTelemetry is

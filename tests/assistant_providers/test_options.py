@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage
 
-from modelforge import ModelConfig, Provider, create_provider
+from modelforge import ModelConfig, Provider, config, create_provider
 from modelforge.exceptions import InvalidInputError
-from modelforge.testing import ProviderServer, Reply
+from modelforge.testing import Fault, ProviderServer, Reply
 from tests.assistant_providers.conftest import chat_bodies
 from tests.assistant_providers.test_snippets import PNG
+from tests.providers.conftest import provider_config
 
 OPENAI = ModelConfig(name="gpt-4o-mini", provider=Provider.OPENAI)
 ANTHROPIC = ModelConfig(name="claude-sonnet-4-6", provider=Provider.ANTHROPIC)
@@ -144,3 +146,32 @@ def test_sync_twins(server: ProviderServer) -> None:
     [result] = provider.batch_chat_sync(["Hi"])
     assert result.content == "batched"
     assert [b.get("seed") for b in chat_bodies(server)] == [1, 2, None]
+
+
+async def test_options_reach_each_member_of_a_config_fallback_chain(server: ProviderServer) -> None:
+    data = provider_config(server)
+    data["providers"]["openai"]["fallbacks"] = [{"provider": "ollama", "model": "qwen3:1.7b"}]
+    config.GLOBAL_CONFIG_FILE.parent.mkdir(parents=True, exist_ok=True)
+    config.GLOBAL_CONFIG_FILE.write_text(json.dumps(data))
+    provider = create_provider("openai/gpt-4o-mini")
+    server.script(Fault(status=503), Reply(text="from ollama"))
+
+    reply = await provider.chat("Hi", max_tokens=5, num_ctx=2048)
+
+    assert reply.content == "from ollama"
+    [openai_body] = chat_bodies(server)
+    assert openai_body.get("max_tokens", openai_body.get("max_completion_tokens")) == 5
+    assert "num_ctx" not in openai_body
+    [ollama_body] = chat_bodies(server, "ollama")
+    assert ollama_body["options"] == {"num_predict": 5, "num_ctx": 2048}
+
+
+async def test_a_message_tuple_is_one_message_and_images_must_be_paths_or_urls(
+    server: ProviderServer,
+) -> None:
+    provider = create_provider(OPENAI)
+    server.script(Reply(text="ok"))
+    await provider.chat(("user", "hello"))
+    assert chat_bodies(server)[0]["messages"] == [{"role": "user", "content": "hello"}]
+    with pytest.raises(InvalidInputError, match="must be a URL, a data URL or a file path, got bytes"):
+        await provider.chat("Hi", images=[b"\x89PNG"])  # type: ignore[list-item]

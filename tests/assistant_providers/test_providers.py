@@ -161,3 +161,12 @@ async def test_fallback_provider_streams_from_the_fallback(server: ProviderServe
 def test_secret_of_the_environment_stays_out_of_reprs(server: ProviderServer) -> None:
     provider = create_provider(ModelConfig(name="gpt-4o-mini", provider=Provider.OPENAI))
     assert OPENAI_KEY not in repr(provider) and OPENAI_KEY not in repr(provider.llm)
+
+
+def test_a_bad_section_of_a_model_config_names_the_field(server: ProviderServer) -> None:
+    with pytest.raises(
+        InvalidInputError, match=re.escape("The ModelConfig is invalid: providers.openai.rate_limit")
+    ) as caught:
+        create_provider(ModelConfig(name="gpt-4o-mini", provider=Provider.OPENAI, rate_limit={"bogus": 1}))
+    assert "unknown key rate_limit.bogus" in str(caught.value)
+    assert "config show" not in str(caught.value.suggestion)  # no file is involved

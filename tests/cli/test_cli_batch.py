@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from modelforge.cli._batch_io import prompt_digest, read_lines
 from modelforge.testing import Fault, ProviderServer, RecordedRequest, Reply, Usage
 from modelforge.testing.script import ScriptItem
 from tests.cli.conftest import Invoke, assert_clean_failure
@@ -224,8 +225,17 @@ def test_a_killed_run_keeps_what_it_finished(ready: ProviderServer, invoke: Invo
     """A run killed mid-way leaves its finished records (unordered, maybe a half line): resume finishes."""
     source = write_lines(tmp_path / "in.jsonl", [f"prompt {i}" for i in range(6)])
     out = tmp_path / "out.jsonl"
+    asked = prompt_digest(read_lines(source)[4])
     done = [
-        {"id": 5, "line": 5, "ok": True, "content": "kept", "usage": {}, "model": "m"},
+        {
+            "id": 5,
+            "line": 5,
+            "ok": True,
+            "content": "kept",
+            "usage": {},
+            "model": "m",
+            "prompt_digest": asked,
+        },
         {"id": 2, "line": 2, "ok": False, "error": {"type": "X", "code": "X", "message": "x"}},
     ]
     out.write_text("".join(json.dumps(r) + "\n" for r in done) + '{"id": 3, "li', encoding="utf-8")
@@ -448,3 +458,39 @@ def test_batch_api_on_a_provider_without_one_is_a_clear_error(
 
     assert_clean_failure(result, "has no batch API", "--no-batch-api")
     assert not srv.requests and not (tmp_path / "out.jsonl.job").exists()
+
+
+def test_resume_resends_answers_whose_line_now_asks_something_else(
+    ready: ProviderServer, invoke: Invoke, tmp_path: Path
+) -> None:
+    """Lines identified by their number: inserting a line must not pair an old answer with a new prompt."""
+    source = write_lines(tmp_path / "in.jsonl", ["a", "b"])
+    out = tmp_path / "out.jsonl"
+    ready.responder = echo
+    assert invoke("batch", str(source), "-o", str(out)).exit_code == 0
+    write_lines(source, ["a", "c", "b"])
+
+    result = invoke("batch", str(source), "-o", str(out), "--resume")
+
+    assert result.exit_code == 0, result.output
+    assert [r["content"] for r in records_of(out)] == ["echo: a", "echo: c", "echo: b"]
+    assert "1 answered line(s) ask something else now" in result.stderr
+
+
+def test_line_options_reach_ollama_inside_its_options(
+    srv: ProviderServer, write_config: WriteConfig, invoke: Invoke, tmp_path: Path
+) -> None:
+    ollama = {"llm_type": "ollama", "base_url": srv.ollama_base_url, "models": {"qwen3:1.7b": {}}}
+    write_config(
+        {"providers": {"ollama": ollama}, "current_model": {"provider": "ollama", "model": "qwen3:1.7b"}}
+    )
+    source = write_lines(tmp_path / "in.jsonl", [{"prompt": "hi", "max_tokens": 7, "temperature": 0.5}])
+    out = tmp_path / "out.jsonl"
+    srv.responder = echo
+
+    result = invoke("batch", str(source), "-o", str(out))
+
+    assert result.exit_code == 0, result.output
+    [body] = [r.json for r in srv.requests_for("ollama") if r.path == "/api/chat"]
+    assert body["options"] == {"num_predict": 7, "temperature": 0.5}
+    assert records_of(out)[0]["content"] == "echo: hi"

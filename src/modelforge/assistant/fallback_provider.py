@@ -15,15 +15,13 @@ them (``num_ctx`` reaches the Ollama member only); an option no member takes is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
 from modelforge.assistant.compression import CompressionConfig
-from modelforge.assistant.options import accepted_options, call_options
 from modelforge.assistant.provider import ChatProvider
-from modelforge.delegating import innermost
 from modelforge.exceptions import InvalidInputError
 from modelforge.policies.circuit import CircuitBreakerRegistry
 from modelforge.policies.fallback import FallbackChatModel
@@ -93,33 +91,14 @@ class FallbackProvider(ChatProvider):
     def name(self) -> str:
         return " -> ".join(member.name for member in self.providers)
 
-    def _call(self, options: Mapping[str, Any]) -> tuple[BaseChatModel, dict[str, Any]]:
-        if not options:
-            return self.llm, {}
-        taken = {name for member in self.providers for name in accepted_options(member.llm_type)}
-        unknown = sorted(set(options) - taken)
-        if unknown:
-            raise InvalidInputError(
-                f"Unknown option {unknown[0]!r}: none of {self.name} takes it",
-                suggestion="Accepted options: " + ", ".join(sorted(taken)),
-            )
-        per_member = [
-            call_options(
-                member.llm_type,
-                member.provider_name,
-                {k: v for k, v in options.items() if k in accepted_options(member.llm_type)},
-                leaf=innermost(member.llm),
-            )
-            for member in self.providers
-        ]
-        chain = _chain(self.llm)
-        return chain.model_copy(update={"member_kwargs": per_member}), {}
+    async def aclose(self) -> None:
+        """Close the members' pooled connections (those built from a ``ModelConfig``)."""
+        for member in self.providers:
+            await member.aclose()
+
+    def close(self) -> None:
+        for member in self.providers:
+            member.close()
 
     def _batch_concurrency(self) -> int:
         return self.providers[0]._batch_concurrency()
-
-
-def _chain(llm: BaseChatModel) -> FallbackChatModel:
-    if isinstance(llm, FallbackChatModel):
-        return llm
-    raise TypeError(f"expected the fallback chain, found {type(llm).__name__}")  # pragma: no cover

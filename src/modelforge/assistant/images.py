@@ -27,6 +27,12 @@ def image_blocks(images: Sequence[ImageSource]) -> list[dict[str, Any]]:
     """LangChain image content blocks for URLs, data URLs and image files."""
     blocks: list[dict[str, Any]] = []
     for image in images:
+        if not isinstance(image, str | Path):
+            raise InvalidInputError(
+                f"An image must be a URL, a data URL or a file path, got {type(image).__name__}",
+                suggestion="Pass an http(s) URL, a data:image/... URL, or the path of a .png or .jpg file "
+                "(encode raw bytes as data:image/png;base64,...).",
+            )
         text = str(image)
         if isinstance(image, str) and text.startswith(("http://", "https://")):
             blocks.append({"type": "image", "url": text})

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelforge.exceptions import InvalidInputError
 from modelforge.providers.ollama import OLLAMA_OPTION_FIELDS
 
-__all__ = ["ACCEPTED_OPTIONS", "accepted_options", "call_options"]
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+__all__ = ["ACCEPTED_OPTIONS", "accepted_options", "call_options", "family_of", "options_for"]
 
 _COMMON = ("max_tokens", "temperature", "top_p", "stop")
 _OPENAI = (
@@ -153,6 +156,56 @@ def call_options(
     if llm_type == "google_genai" and "max_tokens" in chosen:
         chosen["max_output_tokens"] = chosen.pop("max_tokens")
     return chosen
+
+
+def family_of(llm: Any) -> str | None:
+    """The provider family (``llm_type``) of a model the registry built, or None when it cannot tell."""
+    current = llm
+    while current is not None:
+        name = getattr(current, "llm_type_name", None)
+        if isinstance(name, str) and name:
+            return name
+        current = getattr(current, "wrapped_llm", None)
+    return None
+
+
+def options_for(
+    llm: BaseChatModel, provider: str, llm_type: str, options: Mapping[str, Any]
+) -> tuple[BaseChatModel, dict[str, Any]]:
+    """The model to call and its keyword arguments for ``options``.
+
+    For a fallback chain (``FallbackChatModel``) each member gets the options its own family takes, put
+    where its SDK expects them; an option that no member takes is an error.
+    """
+    from modelforge.delegating import innermost
+    from modelforge.policies.fallback import FallbackChatModel, member_provider
+
+    if not options:
+        return llm, {}
+    if not isinstance(llm, FallbackChatModel):
+        return llm, call_options(llm_type, provider, options, leaf=innermost(llm))
+    families = [family_of(member) or llm_type for member in llm.models]
+    taken = {name for family in families for name in accepted_options(family)}
+    unknown = sorted(set(options) - taken)
+    if unknown:
+        raise InvalidInputError(
+            f"Unknown option {unknown[0]!r}: none of {' -> '.join(llm.labels)} takes it",
+            suggestion="Accepted options: " + ", ".join(sorted(taken)),
+        )
+    existing = llm.member_kwargs or [{} for _ in llm.models]
+    per_member = [
+        {
+            **existing[index],
+            **call_options(
+                family,
+                member_provider(member),
+                {k: v for k, v in options.items() if k in accepted_options(family)},
+                leaf=innermost(member),
+            ),
+        }
+        for index, (member, family) in enumerate(zip(llm.models, families, strict=True))
+    ]
+    return llm.model_copy(update={"member_kwargs": per_member}), {}
 
 
 def _ollama(chosen: dict[str, Any], leaf: Any) -> dict[str, Any]:

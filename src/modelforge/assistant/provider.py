@@ -36,11 +36,11 @@ from langchain_core.runnables import RunnableLambda
 
 from modelforge.assistant.compression import CompressionConfig, CompressionReport, compress_messages
 from modelforge.assistant.images import ImageSource, with_images
-from modelforge.assistant.options import call_options
+from modelforge.assistant.options import options_for
 from modelforge.assistant.provider_config import ModelConfig
 from modelforge.assistant.structured import ResponseFormat, ValidationConfig, ainvoke_validated
 from modelforge.delegating import innermost
-from modelforge.exceptions import InvalidInputError
+from modelforge.exceptions import ConfigurationValidationError, InvalidInputError
 
 if TYPE_CHECKING:
     from modelforge.batch import BatchResult
@@ -199,7 +199,7 @@ class ChatProvider:
 
     def _call(self, options: Mapping[str, Any]) -> tuple[BaseChatModel, dict[str, Any]]:
         """The model to call and the keyword arguments for it."""
-        return self.llm, call_options(self.llm_type, self.provider_name, options, leaf=innermost(self.llm))
+        return options_for(self.llm, self.provider_name, self.llm_type, options)
 
     async def _prompt(self, messages: Any, images: Images) -> list[BaseMessage]:
         prompt = _as_messages(messages)
@@ -258,9 +258,17 @@ def create_provider(
                 "config_path=...).",
             )
         api_keys = {config.provider_name: config.api_key} if config.api_key else None
-        registry = ModelForgeRegistry.from_config(
-            config.to_registry_config(), api_keys=api_keys, enable_optimizations=enable_optimizations
-        )
+        try:
+            registry = ModelForgeRegistry.from_config(
+                config.to_registry_config(), api_keys=api_keys, enable_optimizations=enable_optimizations
+            )
+        except ConfigurationValidationError as err:
+            problems = "; ".join((err.details or {}).get("problems", [err.message]))
+            raise InvalidInputError(
+                f"The ModelConfig is invalid: {problems}",
+                suggestion="Fix the ModelConfig field named last in the key above (providers.<provider>."
+                "<field>, or providers.<provider>.models.<alias>.<field>).",
+            ) from None
         provider_name, model_alias = config.provider_name, config.model_alias
         owns_registry = True
     elif config is None or isinstance(config, str):
@@ -336,6 +344,8 @@ def _model_id(llm: BaseChatModel, alias: str) -> str:
 def _as_messages(messages: Any) -> list[BaseMessage]:
     if isinstance(messages, str):
         return [HumanMessage(content=messages)]
+    if isinstance(messages, tuple) and len(messages) == 2 and isinstance(messages[0], str):
+        messages = [messages]  # one ("role", "content") message, not two strings
     if hasattr(messages, "to_messages"):  # a LangChain PromptValue
         return list(messages.to_messages())
     try:

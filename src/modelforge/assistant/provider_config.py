@@ -90,7 +90,7 @@ class ModelConfig:
     optimizations: Mapping[str, Any] | None = None
     connection_pool: Mapping[str, Any] | None = None
     batch: Mapping[str, Any] | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may carry a proxy's key
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -216,7 +216,14 @@ def ok_record(line: Line, message: Any, model: str) -> dict[str, Any]:
         "content": str(message.text),
         "usage": {"input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens")},
         "model": str(metadata.get("model_name") or metadata.get("model") or model),
+        "prompt_digest": prompt_digest(line),
     }
+
+
+def prompt_digest(line: Line) -> str:
+    """What a line asked (its messages and options): ``--resume`` keeps an answer only for the same ask."""
+    blob = json.dumps([line.payload, line.options], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
 def error_record(line: Line, error: BaseException | None = None) -> dict[str, Any]:

@@ -98,7 +98,11 @@ async def run_live(
     """Answer ``lines`` with concurrent calls of ``llm``; every record journaled as it is finished."""
     from langchain_core.runnables import RunnableLambda
 
+    from modelforge.assistant.options import family_of, options_for
+
     records: Records = {}
+    provider = str(getattr(llm, "provider_name", "") or "")
+    family = family_of(llm) or ""
 
     def finish(record: dict[str, Any]) -> None:
         records[record["line"]] = record
@@ -106,7 +110,10 @@ async def run_live(
 
     async def call(line: Line) -> Any:
         try:
-            message = await llm.ainvoke(line.payload, **line.options)
+            # Each family takes the options where its SDK expects them (Ollama's inside ``options``...).
+            target: Any
+            target, kwargs = options_for(llm, provider, family, line.options)
+            message = await target.ainvoke(line.payload, **kwargs)
         except Exception as err:
             finish(error_record(line, err))
             raise

@@ -46,7 +46,7 @@ def _refuse_existing(output: Path, job_path: Path) -> None:
 
 def _kept(output: Path, lines: list[Line]) -> Records:
     """The answered lines of an earlier run's output, by line number (``--resume``)."""
-    from modelforge.cli._batch_io import read_output
+    from modelforge.cli._batch_io import prompt_digest, read_output
 
     if not output.exists():
         return {}
@@ -69,10 +69,16 @@ def _kept(output: Path, lines: list[Line]) -> Records:
     if unreadable:
         note(f"Ignoring {unreadable} unreadable line(s) of {output} (a run stopped while writing).")
     kept: Records = {}
+    changed = 0
     for key, record in found.items():
         line = by_key.get(key)
         if record["ok"] and line is not None and line.problem is None:
+            if record.get("prompt_digest") != prompt_digest(line):
+                changed += 1  # the line now asks something else (edited, or lines moved under default ids)
+                continue
             kept[line.line] = {**record, "id": line.id, "line": line.line}
+    if changed:
+        note(f"{changed} answered line(s) ask something else now; sending them again.")
     return kept
 
 
