@@ -66,6 +66,7 @@ class ChatProvider:
         llm_type: str,
         registry: ModelForgeRegistry | None = None,
         compression: CompressionConfig | None = None,
+        owns_registry: bool = False,
     ) -> None:
         self.llm = llm
         self.provider_name = provider_name
@@ -74,6 +75,8 @@ class ChatProvider:
         self.registry = registry
         self.compression = compression
         self.last_compression: CompressionReport | None = None
+        # A registry built for this provider alone (from a ModelConfig) is closed with it.
+        self._owns_registry = owns_registry
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.provider_name}/{self.model_alias}, llm_type={self.llm_type})"
@@ -96,19 +99,18 @@ class ChatProvider:
         **options: Any,
     ) -> Any:
         """The model's answer (an ``AIMessage``), or with ``response_format`` the validated value."""
-        prompt = await self._prompt(messages, images)
-        model, kwargs = self._call(options)
-        if response_format is not None:
-            return await ainvoke_validated(
-                model, prompt, response_format=response_format, validation=validation, config=config, **kwargs
-            )
-        if validation is not None:
+        if validation is not None and response_format is None:
             raise InvalidInputError(
                 "validation= needs a response_format to validate against",
                 suggestion="Pass response_format=YourModel (a pydantic model), a JSON schema, or 'json'.",
             )
-        reply = await model.ainvoke(prompt, config=config, **kwargs)
-        return reply
+        model, kwargs = self._call(options)  # bad options fail before anything is sent
+        prompt = await self._prompt(messages, images)
+        if response_format is not None:
+            return await ainvoke_validated(
+                model, prompt, response_format=response_format, validation=validation, config=config, **kwargs
+            )
+        return await model.ainvoke(prompt, config=config, **kwargs)
 
     async def stream(
         self,
@@ -119,8 +121,8 @@ class ChatProvider:
         **options: Any,
     ) -> AsyncIterator[AIMessageChunk]:
         """The answer as it arrives; leaving the loop early closes the stream (and its connection)."""
-        prompt = await self._prompt(messages, images)
         model, kwargs = self._call(options)
+        prompt = await self._prompt(messages, images)
         stream = model.astream(prompt, config=config, **kwargs)
         try:
             async for chunk in stream:
@@ -174,8 +176,8 @@ class ChatProvider:
         **options: Any,
     ) -> Iterator[AIMessageChunk]:
         """``stream`` for synchronous code: the model's own sync stream."""
-        prompt = self._prompt_sync(messages, images)
         model, kwargs = self._call(options)
+        prompt = self._prompt_sync(messages, images)
         stream = model.stream(prompt, config=config, **kwargs)
         try:
             yield from stream
@@ -188,11 +190,11 @@ class ChatProvider:
 
     async def aclose(self) -> None:
         """Close the registry's pooled connections of a provider built from a ``ModelConfig``."""
-        if self.registry is not None and getattr(self, "_owns_registry", False):
+        if self.registry is not None and self._owns_registry:
             await self.registry.aclose()
 
     def close(self) -> None:
-        if self.registry is not None and getattr(self, "_owns_registry", False):
+        if self.registry is not None and self._owns_registry:
             self.registry.close()
 
     # --- internals ---------------------------------------------------------------------------------------
@@ -300,16 +302,15 @@ def create_provider(
             tracing=tracing,
             tracer_provider=tracer_provider,
         )
-    provider = ChatProvider(
+    return ChatProvider(
         llm,
         provider_name=provider_name,
         model_alias=model_alias,
         llm_type=llm_type,
         registry=registry,
         compression=compression,
+        owns_registry=owns_registry,
     )
-    provider._owns_registry = owns_registry  # type: ignore[attr-defined]
-    return provider
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
