@@ -6,6 +6,8 @@ keys are used, the least recently used key's pool is closed and dropped.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from modelforge.delegating import innermost
@@ -81,20 +83,22 @@ def test_a_rotated_away_key_closes_and_drops_its_pool_once_enough_newer_ones_are
 ) -> None:
     write_config()
     keys_before = pool_stats().clients
-    monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", OPENAI_KEY)
+    # Keys of this test only: pool keys outlive servers, and a later server may get an earlier one's port.
+    first_key = f"{OPENAI_KEY}-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", first_key)
     old = ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
     old.invoke("with the old key")
     assert pool_stats().clients == keys_before + 1
     open_before = pool_stats().open_sync_pools
 
     for n in range(MAX_CREDENTIALS - 1):  # newer keys: the old one keeps its pool next to theirs
-        monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", f"{OPENAI_KEY}-rotated-{n}")
+        monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", f"{first_key}-rotated-{n}")
         ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
         assert pool_stats().clients == keys_before + 2 + n
     assert pool_stats().open_sync_pools == open_before  # the old key's pool is still open
 
     for n in range(MAX_CREDENTIALS, MAX_CREDENTIALS + 3):  # beyond the bound: the table does not grow
-        monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", f"{OPENAI_KEY}-rotated-{n}")
+        monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", f"{first_key}-rotated-{n}")
         new = ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
         assert new.invoke("with the new key").text
         assert pool_stats().clients == keys_before + MAX_CREDENTIALS
@@ -106,7 +110,7 @@ def test_a_rotated_away_key_closes_and_drops_its_pool_once_enough_newer_ones_are
     # A model made before the rotation still answers (with its own key), on a connection of its own
     # that is closed once the answer is read.
     assert old.invoke("still here").text
-    assert server.requests[-1].headers["authorization"] == f"Bearer {OPENAI_KEY}"
+    assert server.requests[-1].headers["authorization"] == f"Bearer {first_key}"
     assert pool_stats().open_sync_pools == open_before - 1 + 3
     assert new.invoke("and the new one").text
     assert server.connections_opened == 5
