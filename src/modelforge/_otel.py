@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from langchain_core.language_models import BaseChatModel
 
-from modelforge.delegating import DelegatingChatModel, innermost
+from modelforge.delegating import innermost
 from modelforge.exceptions import ConfigurationError
 
 __all__ = [
@@ -99,12 +99,10 @@ def _server_of(model: BaseChatModel) -> tuple[str, int | None] | None:
 
 
 def _family_of(model: BaseChatModel) -> str | None:
-    while isinstance(model, DelegatingChatModel):
-        family = model.__dict__.get("llm_type_name")  # ManagedChatModel's; no pass-through lookups
-        if isinstance(family, str):
-            return family
-        model = model.wrapped_llm
-    return None
+    from modelforge.managed import managed_of
+
+    managed = managed_of(model)
+    return managed.llm_type_name if managed is not None else None
 
 
 def target_of(provider: str, model: BaseChatModel) -> Target:

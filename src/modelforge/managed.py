@@ -52,7 +52,7 @@ from modelforge.exceptions import (
 from modelforge.policies.retry import ProviderRetryConfig, ProviderRetryPolicy
 from modelforge.providers import get_family
 
-__all__ = ["RETRY_EVENT", "ManagedChatModel", "RetryWrapper"]
+__all__ = ["RETRY_EVENT", "ManagedChatModel", "RetryWrapper", "managed_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -309,6 +309,17 @@ class ManagedChatModel(DelegatingChatModel):
             if name in type(leaf).model_fields and name in leaf.model_fields_set
         }
         return (_rebuild_managed, (self.provider_name, self.model_alias, settings))
+
+
+def managed_of(llm: Any) -> ManagedChatModel | None:
+    """The ``ManagedChatModel`` inside ``llm`` (below optimizers, caches, observers...); None when there is
+    none (a fallback chain, or a model ModelForge did not build)."""
+    current: Any = llm
+    while isinstance(current, DelegatingChatModel):
+        if isinstance(current, ManagedChatModel):
+            return current
+        current = current.wrapped_llm
+    return None
 
 
 def _rebuild_managed(provider_name: str, model_alias: str, settings: dict[str, Any]) -> BaseChatModel:

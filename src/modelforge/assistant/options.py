@@ -159,14 +159,12 @@ def call_options(
 
 
 def family_of(llm: Any) -> str | None:
-    """The provider family (``llm_type``) of a model the registry built, or None when it cannot tell."""
-    current = llm
-    while current is not None:
-        name = getattr(current, "llm_type_name", None)
-        if isinstance(name, str) and name:
-            return name
-        current = getattr(current, "wrapped_llm", None)
-    return None
+    """The provider family (``llm_type``) of a model the registry built, or None when it cannot tell (a
+    fallback chain: ``options_for`` asks each member)."""
+    from modelforge.managed import managed_of
+
+    managed = managed_of(llm)
+    return managed.llm_type_name if managed is not None else None
 
 
 def options_for(

@@ -39,7 +39,7 @@ from modelforge.assistant.images import ImageSource, with_images
 from modelforge.assistant.options import options_for
 from modelforge.assistant.provider_config import ModelConfig
 from modelforge.assistant.structured import ResponseFormat, ValidationConfig, ainvoke_validated
-from modelforge.delegating import innermost
+from modelforge.assistant.tokens import model_name_of
 from modelforge.exceptions import ConfigurationValidationError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -296,7 +296,7 @@ def create_provider(
         llm = observe(
             llm,
             provider=provider_name,
-            model=_model_id(llm, model_alias),
+            model=model_name_of(llm) or model_alias,
             logger=logger,
             callbacks=callbacks,
             tracing=tracing,
@@ -331,15 +331,6 @@ def _llm_type(registry: ModelForgeRegistry, provider_name: str) -> str:
     from modelforge.providers import normalize_llm_type
 
     return normalize_llm_type(registry._provider_config(provider_name).llm_type or "")
-
-
-def _model_id(llm: BaseChatModel, alias: str) -> str:
-    leaf = innermost(llm)
-    for name in ("model_name", "model"):
-        value = getattr(leaf, name, None)
-        if isinstance(value, str) and value:
-            return value
-    return alias
 
 
 def _as_messages(messages: Any) -> list[BaseMessage]:

@@ -48,9 +48,9 @@ from modelforge.batch._jobs import (
 from modelforge.batch._live import BatchProcessor
 from modelforge.batch._openai_api import OpenAIBatches
 from modelforge.batch._results import BatchResult, ProgressCallback
-from modelforge.delegating import DelegatingChatModel, innermost
+from modelforge.delegating import innermost
 from modelforge.exceptions import ConfigurationError, InvalidInputError
-from modelforge.managed import ManagedChatModel
+from modelforge.managed import ManagedChatModel, managed_of
 from modelforge.providers import get_family
 
 __all__ = ["batch_invoke", "batch_settings", "resume_batch"]
@@ -93,7 +93,7 @@ async def batch_invoke(
         )
     items = list(prompts)
     llm = registry.get_llm(provider_name, model_alias)
-    managed = _managed(llm)
+    managed = managed_of(llm)
     # With fallbacks there is no single managed model; the chain reads its first model's provider through.
     provider = managed.provider_name if managed is not None else getattr(llm, "provider_name", provider_name)
     config = batch_settings(registry, provider)
@@ -140,7 +140,7 @@ async def resume_batch(
             suggestion="Check the id (it is in every BatchProgress of the batch, and in the INFO log).",
         )
     llm = registry.get_llm(state.provider, state.model_alias)
-    managed = _managed(llm)
+    managed = managed_of(llm)
     if managed is None or managed.llm_type_name != state.llm_type:
         raise ConfigurationError(
             f"Batch job '{job_id}' ran on provider '{state.provider}' ({state.llm_type}), which the config "
@@ -159,16 +159,6 @@ async def resume_batch(
 
 
 # -- choosing ---------------------------------------------------------------------------------------------
-
-
-def _managed(llm: BaseChatModel) -> ManagedChatModel | None:
-    """The ``ManagedChatModel`` inside ``llm`` (below optimizers, caches...); None when there is none."""
-    current: Any = llm
-    while isinstance(current, DelegatingChatModel):
-        if isinstance(current, ManagedChatModel):
-            return current
-        current = current.wrapped_llm
-    return None
 
 
 def batch_settings(registry: Any, provider: str | None) -> BatchConfig:
