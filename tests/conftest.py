@@ -51,6 +51,13 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     from modelforge.pooling import close_pools
 
     close_pools()  # connections to this test's (now stopped) servers do not pile up through the suite
+    from modelforge.providers import github_copilot
+
+    # Copilot tokens are cached per provider and exchange URL for the process, as they should be; but a later
+    # test's server may get this one's port, and would refuse a token it never issued (one 401 and a
+    # re-exchange that tests counting requests would see). Nothing public forgets them: clear the cache.
+    with github_copilot._sources_lock:
+        github_copilot._sources.clear()
 
 
 class _RecordEverything(logging.Handler):
