@@ -1,6 +1,7 @@
 """Cache-hit latency: ModelForge's memory cache against LangChain's ``InMemoryCache``, on the same server.
 
-Run alone: ``.venv/bin/python benchmarks/_cache_bench.py`` (a few seconds), or import
+Run alone: ``.venv/bin/python benchmarks/_cache_bench.py [ITERATIONS]`` (a few seconds; ``--quick``: 1,000
+hits each instead of 2,000, ``--json PATH``: the figures for ``benchmarks/run.py``), or import
 ``cache_hit_latency`` (``benchmarks/batch.py`` prints it with the other batch figures). Both sides answer
 the same question from a warm cache, ``iterations`` times each in alternating rounds, through the full
 ``invoke`` path a user calls:
@@ -14,6 +15,7 @@ It returns printable lines: the median and p95 per call in microseconds for each
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -22,6 +24,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling helper modules
+from _records import Record, add_common_arguments, write_records
 
 ROUNDS = 10
 PROMPT = "What is the capital of France?"
@@ -62,6 +67,11 @@ def _modelforge_llm(base_url: str, folder: Path) -> Any:
 
 def cache_hit_latency(iterations: int = 2000) -> list[str]:
     """Median and p95 latency of a cache hit for ModelForge's memory cache and LangChain's InMemoryCache."""
+    return lines(*measure(iterations))
+
+
+def measure(iterations: int) -> tuple[list[float], list[float]]:
+    """Microseconds per cache hit: ModelForge's, LangChain's."""
     from langchain_core.caches import InMemoryCache
     from langchain_openai import ChatOpenAI
 
@@ -92,7 +102,10 @@ def cache_hit_latency(iterations: int = 2000) -> list[str]:
             assert ours.cache_stats.hits >= len(mf)
         finally:
             close_caches()
+    return mf, lc
 
+
+def lines(mf: list[float], lc: list[float]) -> list[str]:
     mf_median, lc_median = statistics.median(mf), statistics.median(lc)
     mf_p95, lc_p95 = _percentile(mf, 0.95), _percentile(lc, 0.95)
     return [
@@ -103,7 +116,27 @@ def cache_hit_latency(iterations: int = 2000) -> list[str]:
     ]
 
 
-if __name__ == "__main__":
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    for line in cache_hit_latency(count):
+def records(mf: list[float], lc: list[float]) -> list[Record]:
+    peer = "LangChain InMemoryCache"
+    note = f"{len(mf)} hits each"
+    median, p95 = statistics.median, _percentile
+    return [
+        Record("cache", "cache hit, median", median(mf), peer, median(lc), "µs", note=note),
+        Record("cache", "cache hit, p95", p95(mf, 0.95), peer, p95(lc, 0.95), "µs", note=note),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("iterations", type=int, nargs="?", default=None, help="hits per side (default 2,000)")
+    add_common_arguments(parser)
+    args = parser.parse_args()
+    iterations = args.iterations or (1000 if args.quick else 2000)
+    mf, lc = measure(iterations)
+    for line in lines(mf, lc):
         print(line)
+    write_records(args.json, records(mf, lc))
+
+
+if __name__ == "__main__":
+    main()

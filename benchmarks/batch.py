@@ -1,11 +1,13 @@
 """Batch throughput under a provider's rate limit: ``registry.batch_invoke`` against the theoretical minimum,
 LangChain's ``abatch`` and LiteLLM's ``batch_completion``; then the cache-hit latency lines.
 
-Run: ``.venv/bin/python benchmarks/batch.py`` (one to two minutes). One run of each arm against a fresh
-``ProviderServer`` in a child process (so the client's CPU is its own) that answers every request after
-200 ms and enforces 1,200 requests per minute as an even rate, the way providers apply a per-minute limit
-over short windows: ``ServerLimits(rpm=20, window=1.0)``, 20 requests in any 1-s sliding window. A request
-over the limit is answered 429 with ``Retry-After`` / ``retry-after-ms`` and the ``x-ratelimit-*`` headers.
+Run: ``.venv/bin/python benchmarks/batch.py`` (one to two minutes; ``--quick``: 300 prompts instead of 500,
+``--json PATH``: the figures for ``benchmarks/run.py``, ``--no-cache``: leave out the cache lines). One run
+of each arm against a fresh ``ProviderServer`` in a child process (so the client's CPU is its own) that
+answers every request after 200 ms and enforces 1,200 requests per minute as an even rate, the way providers
+apply a per-minute limit over short windows: ``ServerLimits(rpm=20, window=1.0)``, 20 requests in any 1-s
+sliding window. A request over the limit is answered 429 with ``Retry-After`` / ``retry-after-ms`` and the
+``x-ratelimit-*`` headers.
 
 Every arm sends the same 500 prompts with the same concurrency (8 in flight) and its library's own retry
 behaviour, and counts the answers it got, the items that ended in an error, and the 429s the server sent:
@@ -22,7 +24,9 @@ behaviour, and counts the answers it got, the items that ended in an error, and 
 * LangChain: ``ChatOpenAI(...).abatch(prompts, config={"max_concurrency": 8}, return_exceptions=True)``
   (the OpenAI SDK's default 2 retries, which honour Retry-After); and the same with LangChain's
   ``InMemoryRateLimiter(requests_per_second=20)`` set as the model's ``rate_limiter``;
-* LiteLLM (when installed; it is not a dependency): ``litellm.batch_completion(..., max_workers=8)``.
+* LiteLLM (not a dependency): ``litellm.batch_completion(..., max_workers=8)``, run in LiteLLM's own
+  environment (``benchmarks/.peers/litellm``, which ``benchmarks/run.py`` installs, or ``--peer
+  litellm=PYTHON``) against the same server, else in this process when ``litellm`` is importable here.
 
 The theoretical minimum is 500 requests / 20 per second = 25 s. Printed: each arm's wall time as a ratio of
 that minimum, and ModelForge's wall times as ratios of each peer's. Target: ModelForge within 15% of the
@@ -32,6 +36,7 @@ minimum with every prompt answered (printed for both ModelForge arms). Then the 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -43,6 +48,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling helper modules
+from _peers import peer_arguments, resolve_peers
+from _records import NOT_INSTALLED, Record, add_common_arguments, write_records
 
 PROMPTS = 500
 RPM = 1200
@@ -146,15 +155,15 @@ def run_langchain(with_limiter: bool) -> dict[str, Any]:
     from langchain_openai import ChatOpenAI
 
     with serve() as (base_url, refused):
-        llm = ChatOpenAI(model="bench-model", base_url=base_url, api_key=KEY, max_tokens=16)  # type: ignore[arg-type]
+        llm = ChatOpenAI(model="bench-model", base_url=base_url, api_key=KEY, max_tokens=16)  # type: ignore[arg-type, call-arg]
         if with_limiter:
             llm.rate_limiter = InMemoryRateLimiter(requests_per_second=RPM / 60, check_every_n_seconds=0.01)
 
         async def main() -> tuple[float, list[bool]]:
             start = time.monotonic()
-            answers = await llm.abatch(
-                prompts(), config={"max_concurrency": CONCURRENCY}, return_exceptions=True
-            )
+            inputs: list[Any] = list(prompts())
+            config: Any = {"max_concurrency": CONCURRENCY}
+            answers = await llm.abatch(inputs, config=config, return_exceptions=True)
             return time.monotonic() - start, [not isinstance(a, Exception) for a in answers]
 
         elapsed, outcomes = asyncio.run(main())
@@ -162,14 +171,48 @@ def run_langchain(with_limiter: bool) -> dict[str, Any]:
         return _tally(name, elapsed, outcomes, refused)
 
 
-def run_litellm() -> dict[str, Any] | None:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    try:
-        import litellm
-    except ImportError:
-        return None
-    litellm.suppress_debug_info = True
+# LiteLLM's arm in its own environment: the same call, timed there, answering with JSON on stdout.
+_LITELLM = """
+import json, os, sys, time
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+import litellm
+litellm.suppress_debug_info = True
+base_url, key, prompts, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+messages = [[{"role": "user", "content": f"Summarise item {i} in one word."}] for i in range(prompts)]
+start = time.monotonic()
+answers = litellm.batch_completion(
+    model="openai/bench-model", messages=messages, api_base=base_url, api_key=key, max_tokens=16,
+    max_workers=workers,
+)
+elapsed = time.monotonic() - start
+print(json.dumps({"elapsed": elapsed, "outcomes": [not isinstance(a, Exception) for a in answers]}))
+"""
+
+
+def run_litellm(python: Path | None) -> dict[str, Any] | None:
+    """LiteLLM's ``batch_completion`` in its environment (``python``), else in this process when
+    ``litellm`` is importable here; None when neither is possible."""
+    if python is None:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        try:
+            import litellm
+        except ImportError:
+            return None
+        litellm.suppress_debug_info = True
     with serve() as (base_url, refused):
+        if python is not None:
+            done = subprocess.run(
+                [str(python), "-c", _LITELLM, base_url, KEY, str(PROMPTS), str(CONCURRENCY)],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+            )
+            if done.returncode != 0:
+                tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+                raise RuntimeError(f"LiteLLM's batch_completion failed in {python}: {tail}")
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            return _tally("LiteLLM batch_completion", result["elapsed"], result["outcomes"], refused)
         messages = [[{"role": "user", "content": p}] for p in prompts()]
         start = time.monotonic()
         answers = litellm.batch_completion(
@@ -186,18 +229,22 @@ def run_litellm() -> dict[str, Any] | None:
 
 
 def cache_lines() -> list[str]:
-    try:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _cache_bench import cache_hit_latency  # type: ignore[import-not-found]
-    except ImportError:
-        return ["cache benchmark not available"]
-    lines = cache_hit_latency()
-    if asyncio.iscoroutine(lines):
-        lines = asyncio.run(lines)
-    return [str(line) for line in lines]
+    from _cache_bench import cache_hit_latency  # a sibling module, on sys.path (see the imports)
+
+    return cache_hit_latency()
 
 
 def main() -> int:
+    global PROMPTS, MINIMUM
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_arguments(parser)
+    peer_arguments(parser)
+    parser.add_argument("--no-cache", action="store_true", help="leave out the cache-hit latency lines")
+    args = parser.parse_args()
+    if args.quick:
+        PROMPTS = 300
+        MINIMUM = PROMPTS / (RPM / 60)
+    litellm_python, litellm_reason = resolve_peers(args)["litellm"]
     print(
         f"Server: {RPM:,} RPM enforced as an even rate, ServerLimits(rpm={PER_WINDOW}, window={WINDOW:g}): "
         f"{PER_WINDOW} requests per {WINDOW:g}-s sliding window (429 + Retry-After beyond); "
@@ -209,7 +256,7 @@ def main() -> int:
     )
     ours = [run_modelforge("limiter"), run_modelforge("retry-after")]
     peers = [run_langchain(False), run_langchain(True)]
-    litellm_row = run_litellm()
+    litellm_row = run_litellm(litellm_python)
     if litellm_row is not None:
         peers.append(litellm_row)
     for row in ours + peers:
@@ -219,7 +266,7 @@ def main() -> int:
             f"429s from the server {row['refused']}"
         )
     if litellm_row is None:
-        print("LiteLLM batch_completion: skipped (litellm is not installed: .venv/bin/pip install litellm)")
+        print(f"LiteLLM batch_completion: skipped (litellm is not installed: {litellm_reason})")
     print("ModelForge wall time / each peer's (below 1: ModelForge finished first):")
     for peer in peers:
         ratios = ", ".join(
@@ -234,10 +281,62 @@ def main() -> int:
             f"Target ({row['name'].split(', ')[1]}: within {TARGET - 1:.0%} of the theoretical minimum, "
             f"every prompt answered): {'met' if met else 'NOT met'}"
         )
-    print("Cache-hit latency:")
-    for line in cache_lines():
-        print(f"  {line}")
+    write_records(args.json, batch_records(ours, peers, litellm_row is None, litellm_reason))
+    if not args.no_cache:
+        print("Cache-hit latency:")
+        for line in cache_lines():
+            print(f"  {line}")
     return 0 if met_any else 1
+
+
+def batch_records(
+    ours: list[dict[str, Any]], peers: list[dict[str, Any]], litellm_missing: bool, reason: str
+) -> list[Record]:
+    """Each ModelForge arm against the theoretical minimum; the ``rate_limit`` arm against each peer."""
+    out = []
+    for row in ours:
+        how = row["name"].split(", ")[1]
+        out.append(
+            Record(
+                "batch",
+                f"wall, {how}",
+                row["elapsed"],
+                "theoretical minimum",
+                MINIMUM,
+                "s",
+                target=f"<= {TARGET:.2f}x, all answered",
+                met=row["elapsed"] <= MINIMUM * TARGET and row["answered"] == PROMPTS,
+                note=f"{PROMPTS} prompts; answered {row['answered']}, 429s {row['refused']}",
+            )
+        )
+    limiter = ours[0]
+    metric = "wall, rate_limit in config"
+    for peer in peers:
+        out.append(
+            Record(
+                "batch",
+                metric,
+                limiter["elapsed"],
+                peer["name"],
+                peer["elapsed"],
+                "s",
+                note=f"peer answered {peer['answered']}/{PROMPTS}, errors {peer['errors']}, "
+                f"429s {peer['refused']}",
+            )
+        )
+    if litellm_missing:
+        out.append(
+            Record(
+                "batch",
+                metric,
+                limiter["elapsed"],
+                "LiteLLM batch_completion",
+                unit="s",
+                status=NOT_INSTALLED,
+                note=reason,
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """What observing every call costs: a provider with callbacks, a logger and OpenTelemetry spans against the
 same provider unobserved.
 
-Run: ``.venv/bin/python benchmarks/observability.py`` (about half a minute). Both arms are
+Run: ``.venv/bin/python benchmarks/observability.py`` (about half a minute; ``--quick``: fewer rounds,
+``--json PATH``: the figures for ``benchmarks/run.py``). Both arms are
 ``create_provider(ModelConfig(...))`` providers for the same OpenAI-compatible ``ProviderServer`` (in this
 process, so both arms share its cost), sending the same short chat, one call after another:
 
@@ -17,12 +18,15 @@ Target: observing adds under 1 ms per call.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -32,6 +36,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from modelforge import ModelConfig, Provider, create_provider
 from modelforge.assistant.provider import ChatProvider
 from modelforge.testing import ProviderServer, Reply, Usage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling helper modules
+from _records import Record, add_common_arguments, write_records
 
 ROUNDS = 10
 CALLS_PER_ROUND = 40
@@ -47,7 +54,7 @@ async def timed_calls(provider: ChatProvider, calls: int) -> list[float]:
     return times
 
 
-async def main() -> None:
+async def main(json_path: Path | None = None) -> None:
     os.environ["HOME"] = tempfile.mkdtemp(prefix="mf-bench-")
     os.environ["MODELFORGE_OPENAI_API_KEY"] = "sk-bench"
     with ProviderServer() as server:
@@ -89,7 +96,25 @@ async def main() -> None:
         )
         verdict = "met" if added_ms < TARGET_ADDED_MS else "NOT met"
         print(f"target (observing adds < {TARGET_ADDED_MS:g} ms per call): {verdict}")
+        observed, plain = statistics.mean(times["observed"]) * 1000, statistics.mean(times["plain"]) * 1000
+        record = Record(
+            "observability",
+            "callbacks + logger + OTel spans, mean per call",
+            observed,
+            "same provider unobserved",
+            plain,
+            "ms",
+            target=f"< {TARGET_ADDED_MS:g} ms added",
+            met=added_ms < TARGET_ADDED_MS,
+            note=f"added {added_ms:+.2f} ms, {calls} calls each",
+        )
+        write_records(json_path, [record])
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_arguments(parser)
+    args = parser.parse_args()
+    if args.quick:
+        ROUNDS, CALLS_PER_ROUND = 10, 25
+    asyncio.run(main(args.json))

@@ -1,7 +1,8 @@
 """Rate limiting across processes: ModelForge's limiter on Redis vs LangChain's ``InMemoryRateLimiter``.
 
 Run: ``.venv/bin/python benchmarks/ratelimit.py`` (about two minutes; needs Redis at 127.0.0.1:6379, or
-``MODELFORGE_BENCH_REDIS_URL``). One run of each arm against a fresh ``ProviderServer`` that enforces
+``MODELFORGE_BENCH_REDIS_URL``; ``--quick``: 120 requests instead of 300, ``--json PATH``: the figures for
+``benchmarks/run.py``). One run of each arm against a fresh ``ProviderServer`` that enforces
 600 RPM and 40,000 TPM. A full minute per window would make the run long, so the window is scaled down
 consistently: 6 s with 60 requests and 4,000 tokens per window (the same rates: 10 requests and ~667
 tokens per second). The server counts each prompt's words when a request arrives and each answer's words
@@ -31,6 +32,7 @@ share is printed beside it: tokens used / the most the server's window admits in
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import multiprocessing
@@ -42,6 +44,9 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling helper modules
+from _records import Record, add_common_arguments, write_records
 
 WINDOW = 6.0
 RPM = 600
@@ -208,6 +213,13 @@ def _forget(key: str) -> None:
 def main() -> int:
     import redis
 
+    global REQUESTS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_arguments(parser)
+    args = parser.parse_args()
+    if args.quick:
+        REQUESTS = 120
+
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except redis.exceptions.RedisError as err:
@@ -243,6 +255,37 @@ def main() -> int:
     ours = rows[0][1]
     met = ours["429"] == 0 and ours["share"] >= 0.85
     print(f"Target (ModelForge 0 429s and >= 85% of the TPM limit): {'met' if met else 'NOT met'}")
+    theirs = rows[1][1]
+    peer = "LangChain InMemoryRateLimiter"
+    work = f"{REQUESTS} requests from {PROCESSES} processes"
+    write_records(
+        args.json,
+        [
+            Record(
+                "rate limits",
+                "429s from the server",
+                ours["429"],
+                peer,
+                theirs["429"],
+                "",
+                with_ratio=False,
+                target="0",
+                met=ours["429"] == 0,
+                note=work,
+            ),
+            Record(
+                "rate limits",
+                "throughput, share of the TPM limit",
+                ours["share"] * 100,
+                peer,
+                theirs["share"] * 100,
+                "%",
+                target=">= 85%",
+                met=ours["share"] >= 0.85,
+                note=f"strict {ours['strict']:.0%} vs {theirs['strict']:.0%}",
+            ),
+        ],
+    )
     return 0 if met else 1
 
 

@@ -1,7 +1,8 @@
 """Streaming overhead: ``modelforge.stream`` against the raw ``llm.astream`` it wraps, in one run.
 
-Run: ``.venv/bin/python benchmarks/streaming.py`` (about a minute). The OpenAI-compatible test server runs in
-a child process, so the CPU time measured here is the client's alone. It prints three lines:
+Run: ``.venv/bin/python benchmarks/streaming.py`` (about a minute; ``--quick``: fewer rounds and chunks,
+``--json PATH``: the figures for ``benchmarks/run.py``). The OpenAI-compatible test server runs in a child
+process, so the CPU time measured here is the client's alone. It prints three lines:
 
 1. CPU time of ``modelforge.stream`` over a 20,000-chunk response divided by raw ``llm.astream`` over the
    same response (median of alternating runs; target <= 1.10);
@@ -14,6 +15,7 @@ both sides include ModelForge's error translation; the ratio isolates the stream
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -29,6 +31,9 @@ from typing import Any
 
 import modelforge
 from modelforge.registry import ModelForgeRegistry
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling helper modules
+from _records import Record, add_common_arguments, write_records
 
 ROUNDS = 5
 CHUNKS = 20_000
@@ -124,7 +129,8 @@ async def first_chunk_seconds(stream: Any) -> float:
 
 
 async def ttfc_added(llm: Any) -> tuple[float, float, float]:
-    raw, wrapped = [], []
+    raw: list[float] = []
+    wrapped: list[float] = []
     for run in range(TTFC_RUNS):
         pair = [
             ("raw", lambda: llm.astream("go")),
@@ -158,7 +164,7 @@ async def file_rss_growth(llm: Any) -> tuple[float, int]:
     return (peak - before) / (1024 * 1024), target.stat().st_size
 
 
-async def main() -> None:
+async def main(json_path: Path | None = None) -> None:
     os.environ.setdefault("MODELFORGE_OFFLINE", "1")
     with serve(CHUNKS, 8) as url:
         llm = llm_for(url)
@@ -181,7 +187,47 @@ async def main() -> None:
         f"peak RSS growth during stream_to_file of {size / 1024 / 1024:.1f} MB: {growth_mb:.1f} MB "
         f"(target < 30 MB)"
     )
+    peer = "raw llm.astream"
+    write_records(
+        json_path,
+        [
+            Record(
+                "streaming",
+                f"CPU, {CHUNKS:,} chunks",
+                wrapped_cpu,
+                peer,
+                raw_cpu,
+                "s",
+                target="<= 1.10x",
+                met=ratio <= 1.10,
+            ),
+            Record(
+                "streaming",
+                "time to first chunk",
+                wrapped_ms,
+                peer,
+                raw_ms,
+                "ms",
+                target="< 1 ms added",
+                met=added_ms < 1.0,
+                note=f"added {added_ms:+.3f} ms",
+            ),
+            Record(
+                "streaming",
+                f"stream_to_file {size / 1024 / 1024:.0f} MB: peak RSS growth",
+                growth_mb,
+                unit="MB",
+                target="< 30 MB",
+                met=growth_mb < 30,
+            ),
+        ],
+    )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_arguments(parser)
+    args = parser.parse_args()
+    if args.quick:
+        ROUNDS, CHUNKS, TTFC_RUNS = 5, 10_000, 100
+    asyncio.run(main(args.json))

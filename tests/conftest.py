@@ -58,6 +58,11 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     # re-exchange that tests counting requests would see). Nothing public forgets them: clear the cache.
     with github_copilot._sources_lock:
         github_copilot._sources.clear()
+    from modelforge.metrics import reset_performance_metrics
+
+    # Performance counters are the process's: none carry into the next test, or into the stats file that the
+    # suite's exit would otherwise write under the real HOME.
+    reset_performance_metrics()
 
 
 class _RecordEverything(logging.Handler):

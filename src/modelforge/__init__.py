@@ -36,6 +36,11 @@ _LAZY: dict[str, str] = {
     "BatchProgress": "modelforge.batch",
     "BatchResult": "modelforge.batch",
     "CacheStats": "modelforge.cache",
+    "performance_metrics": "modelforge.metrics",
+    "reset_performance_metrics": "modelforge.metrics",
+    "flush_performance_metrics": "modelforge.metrics",
+    "MetricsSnapshot": "modelforge.metrics",
+    "PerformanceStats": "modelforge.metrics",
     "with_fallbacks_of": "modelforge.policies.fallback",
     "AllProvidersFailedError": "modelforge.exceptions",
     "ModelForgeError": "modelforge.exceptions",
@@ -75,6 +80,7 @@ __all__ = [
     "FallbackChatModel",
     "FallbackProvider",
     "ManagedChatModel",
+    "MetricsSnapshot",
     "ModelConfig",
     "ModelForgeError",
     "ModelForgeRegistry",
@@ -82,6 +88,7 @@ __all__ = [
     "ModelsDevClient",
     "NetworkError",
     "NetworkTimeoutError",
+    "PerformanceStats",
     "PromptTemplate",
     "Provider",
     "ProviderError",
@@ -95,6 +102,9 @@ __all__ = [
     "ValidationConfig",
     "__version__",
     "create_provider",
+    "flush_performance_metrics",
+    "performance_metrics",
+    "reset_performance_metrics",
     "stream",
     "stream_events",
     "stream_sync",
@@ -127,6 +137,13 @@ if TYPE_CHECKING:
         RateLimitError,
     )
     from modelforge.managed import ManagedChatModel, RetryWrapper
+    from modelforge.metrics import (
+        MetricsSnapshot,
+        PerformanceStats,
+        flush_performance_metrics,
+        performance_metrics,
+        reset_performance_metrics,
+    )
     from modelforge.modelsdev import ModelsDevClient
     from modelforge.policies.fallback import FallbackChatModel, with_fallbacks_of
     from modelforge.policies.ratelimit import RateLimiter, RequestCounter

@@ -91,7 +91,7 @@ _DATED_SUFFIX = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2})$")
 class Catalog:
     """An immutable models.dev catalogue with exact lookups."""
 
-    __slots__ = ("_by_model", "_providers", "_snapshot_date", "_source")
+    __slots__ = ("_by_model", "_infos", "_providers", "_snapshot_date", "_source")
 
     _bundled: ClassVar[Catalog | None] = None
     _bundled_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -114,6 +114,9 @@ class Catalog:
         self._snapshot_date = snapshot_date
         self._source = source
         self._by_model: dict[str, tuple[str, ...]] | None = None
+        # ModelInfo is frozen and the catalogue never changes: each entry is built once (prices are read
+        # on every priced call, e.g. each response-cache hit counted in modelforge.metrics).
+        self._infos: dict[tuple[str, str], ModelInfo] = {}
 
     @classmethod
     def bundled(cls) -> Catalog:
@@ -299,9 +302,13 @@ class Catalog:
         return None
 
     def _info(self, pid: str, model: str) -> ModelInfo:
-        return ModelInfo.from_entry(
-            pid, model, self._models_of(pid)[model], snapshot_date=self._snapshot_date
-        )
+        info = self._infos.get((pid, model))
+        if info is None:
+            info = ModelInfo.from_entry(
+                pid, model, self._models_of(pid)[model], snapshot_date=self._snapshot_date
+            )
+            self._infos[(pid, model)] = info
+        return info
 
     def _index(self) -> dict[str, tuple[str, ...]]:
         if self._by_model is None:

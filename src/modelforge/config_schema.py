@@ -195,6 +195,9 @@ def _explain(issue: Any, loc: tuple[str, ...]) -> str:
         return "required key is missing"
     if kind == "literal_error":
         return f"{issue['msg']} (got {issue.get('input')!r})"
+    if kind == "value_error":  # a policy section's own check: its message names the key and the fix
+        cause = issue.get("ctx", {}).get("error")
+        return str(cause) if cause is not None else str(issue["msg"]).removeprefix("Value error, ")
     got = type(issue.get("input")).__name__
     return f"{issue['msg']} (got {got})"
 

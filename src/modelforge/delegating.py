@@ -6,7 +6,9 @@
 provider formats tools its own way) and then re-pointed at the wrapper, so the result still carries the
 wrapper's behaviour (error translation, metadata) instead of silently dropping back to the raw model, which
 was a defect of 2.3.0. Subclasses override ``_translate_error`` to turn SDK errors into ModelForge ones and
-``_next_wait`` to try a failed call again (a stream only before its first chunk reached the caller).
+``_next_wait`` to try a failed call again (a stream only before its first chunk reached the caller);
+``_ended`` hears how each invoke ended and after how many attempts (a subclass that follows its streams
+runs ``_stream_attempts`` / ``_astream_attempts`` with its own ``CallAttempts``).
 """
 
 from __future__ import annotations
@@ -145,6 +147,9 @@ class DelegatingChatModel(BaseChatModel):
         """
         return None
 
+    def _ended(self, call: CallAttempts, error: Exception | None) -> None:
+        """After the last attempt of an invoke: how it ended (``error`` None: it succeeded)."""
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -162,9 +167,11 @@ class DelegatingChatModel(BaseChatModel):
                 self._release(ticket, error=translated)
                 wait = self._next_wait(translated, call, run_manager)
                 if wait is None:
+                    self._ended(call, translated)
                     raise translated from err
             else:
                 self._release(ticket, tokens=_tokens_of(result), headers=_headers_of(result))
+                self._ended(call, None)
                 return result
             call.next(wait)
             time.sleep(wait)
@@ -188,9 +195,11 @@ class DelegatingChatModel(BaseChatModel):
                 self._release(ticket, error=translated)
                 wait = self._next_wait(translated, call, run_manager)
                 if wait is None:
+                    self._ended(call, translated)
                     raise translated from err
             else:
                 self._release(ticket, tokens=_tokens_of(result), headers=_headers_of(result))
+                self._ended(call, None)
                 return result
             call.next(wait)
             await asyncio.sleep(wait)
@@ -202,7 +211,17 @@ class DelegatingChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        call = CallAttempts("stream")
+        return self._stream_attempts(CallAttempts("stream"), messages, stop, run_manager, **kwargs)
+
+    def _stream_attempts(
+        self,
+        call: CallAttempts,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """The stream, tried again per ``_next_wait`` while nothing reached the caller; ``call`` counts."""
         while True:
             yielded = False
             ticket = self._admit(messages, kwargs)
@@ -236,14 +255,24 @@ class DelegatingChatModel(BaseChatModel):
             call.next(wait)
             time.sleep(wait)
 
-    async def _astream(
+    def _astream(
         self,
         messages: list[BaseMessage],
         stop: list[str] | None = None,
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        call = CallAttempts("stream")
+        return self._astream_attempts(CallAttempts("stream"), messages, stop, run_manager, **kwargs)
+
+    async def _astream_attempts(
+        self,
+        call: CallAttempts,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        """``_stream_attempts`` for async callers."""
         while True:
             yielded = False
             ticket = await self._aadmit(messages, kwargs)

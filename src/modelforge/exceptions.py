@@ -25,7 +25,7 @@ message, context and suggestion so a key pasted into an error by a caller is sti
     │   ├── ProviderNotAvailableError(provider, reason=None)          PROVIDER_NOT_AVAILABLE
     │   │   └── CircuitOpenError(provider, retry_after=None)          CIRCUIT_OPEN          (retryable)
     │   ├── ProviderServerError(provider, status_code)                PROVIDER_SERVER_ERROR (retryable)
-    │   ├── ProviderOverloadedError(provider)                         PROVIDER_OVERLOADED   (retryable)
+    │   │   └── ProviderOverloadedError(provider)                     PROVIDER_OVERLOADED (retryable, 503/529)
     │   ├── MalformedResponseError(provider, reason)                  MALFORMED_RESPONSE    (retryable)
     │   ├── BadRequestError(provider, reason)                         BAD_REQUEST
     │   │   └── ContextLengthExceededError(provider)                  CONTEXT_LENGTH_EXCEEDED

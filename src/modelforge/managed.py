@@ -19,6 +19,9 @@ written; when the attempts run out the last error is raised with ``details["atte
 (``modelforge.policies.admission``), shared by every model of the provider in the process (and across
 processes through Redis), and settles it with the tokens the provider reported.
 
+Every call's outcome and attempts, every stream's chunks, tokens and timing, and every rate-limit wait are
+counted in ``modelforge.metrics`` (``performance_metrics()``, ``modelforge stats``).
+
 Pickling never carries credentials: a ``ManagedChatModel`` pickles as "provider, alias and sampling
 settings" and is rebuilt on the other side through ``ModelForgeRegistry`` from that side's config and
 credential store.
@@ -30,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, cast
 
@@ -40,6 +44,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 from pydantic import PrivateAttr
 
+from modelforge import metrics
 from modelforge._chunks import chunk_text, finish_reason_of
 from modelforge.delegating import CallAttempts, DelegatingChatModel, in_batch, innermost, replace_innermost
 from modelforge.exceptions import (
@@ -64,16 +69,26 @@ _SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "max_tokens", "num_predict"
 
 
 class _StreamWatch:
-    """Follows one stream: the text so far and whether the provider said it finished."""
+    """Follows one stream: the text so far, whether the provider said it finished, and (for
+    ``modelforge.metrics``) its chunks, reported output tokens and when the first chunk came."""
 
-    __slots__ = ("finished", "parts", "provider")
+    __slots__ = ("chunks", "finished", "first_at", "output_tokens", "parts", "provider")
 
     def __init__(self, provider: str) -> None:
         self.provider = provider
         self.parts: list[str] = []
         self.finished = False
+        self.chunks = 0
+        self.first_at = 0.0
+        self.output_tokens: int | None = None
 
     def see(self, chunk: ChatGenerationChunk) -> None:
+        if not self.chunks:
+            self.first_at = time.monotonic()
+        self.chunks += 1
+        usage = getattr(chunk.message, "usage_metadata", None)
+        if usage:
+            self.output_tokens = (self.output_tokens or 0) + int(usage.get("output_tokens") or 0)
         text = chunk_text(chunk.message)
         if text:
             self.parts.append(text)
@@ -100,6 +115,23 @@ class _StreamWatch:
             raise StreamInterruptedError(
                 self.provider, "".join(self.parts), reason="it ended without a finish reason"
             )
+
+    def record(self, model: str, call: CallAttempts, ok: bool) -> None:
+        """Count the stream's outcome, and its delivery when a chunk came."""
+        metrics.record_call(self.provider, model, call.attempt, ok)
+        if not self.chunks:
+            return
+        tokens = self.output_tokens
+        if tokens is None:  # not reported: about four characters a token, as telemetry estimates
+            tokens = max(sum(len(part) for part in self.parts) // 4, 1)
+        metrics.record_stream(
+            self.provider,
+            model,
+            chunks=self.chunks,
+            output_tokens=tokens,
+            ttft=self.first_at - call.started,
+            seconds=time.monotonic() - self.first_at,
+        )
 
 
 def _notify(
@@ -179,6 +211,13 @@ class ManagedChatModel(DelegatingChatModel):
                 return value
         return None
 
+    def _model_key(self) -> str:
+        """The model the metrics count this model's calls under."""
+        return self.model_id or self.model_alias
+
+    def _ended(self, call: CallAttempts, error: Exception | None) -> None:
+        metrics.record_call(self.provider_name, self._model_key(), call.attempt, error is None)
+
     def _translate_error(self, err: Exception) -> Exception:
         family = get_family(self.llm_type_name, provider=self.provider_name)
         return family.translate_error(
@@ -193,16 +232,21 @@ class ManagedChatModel(DelegatingChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         watch = _StreamWatch(self.provider_name)
+        call = CallAttempts("stream")
+        failed = False
         try:
-            for chunk in super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs):
+            for chunk in self._stream_attempts(call, messages, stop, run_manager, **kwargs):
                 watch.see(chunk)
                 yield chunk
+            watch.check_end()
         except Exception as err:
+            failed = True
             raised = watch.failed(err)
             if raised is err:
                 raise
             raise raised from err
-        watch.check_end()
+        finally:  # a stream the caller stopped early did not fail
+            watch.record(self._model_key(), call, not failed)
 
     async def _astream(
         self,
@@ -212,21 +256,26 @@ class ManagedChatModel(DelegatingChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         watch = _StreamWatch(self.provider_name)
+        call = CallAttempts("stream")
+        failed = False
         source = cast(
             AsyncGenerator[ChatGenerationChunk, None],
-            super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs),
+            self._astream_attempts(call, messages, stop, run_manager, **kwargs),
         )
         try:
             async with contextlib.aclosing(source):  # an early exit closes the inner stream too
                 async for chunk in source:
                     watch.see(chunk)
                     yield chunk
+            watch.check_end()
         except Exception as err:
+            failed = True
             raised = watch.failed(err)
             if raised is err:
                 raise
             raise raised from err
-        watch.check_end()
+        finally:  # a stream the caller stopped early (or cancelled) did not fail
+            watch.record(self._model_key(), call, not failed)
 
     def _admission_parts(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[Any, int, int]:
         from modelforge.policies.admission import DEFAULT_OUTPUT_TOKENS, estimate_tokens, limiter_for
@@ -251,7 +300,9 @@ class ManagedChatModel(DelegatingChatModel):
 
         limiter, input_tokens, reserve = self._admission_parts(messages, kwargs)
         # Sets the attempt's send mark in this thread's context, where the SDK call runs.
-        return Admission.start(limiter, limiter.acquire_sync(reserve), input_tokens)
+        return Admission.start(
+            limiter, limiter.acquire_sync(reserve), input_tokens, provider=self.provider_name
+        )
 
     async def _aadmit(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> Any:
         if not self.rate_limit:
@@ -261,7 +312,9 @@ class ManagedChatModel(DelegatingChatModel):
         limiter, input_tokens, reserve = self._admission_parts(messages, kwargs)
         # Sets the attempt's send mark in this task's context (in ``_astream``: the context of the task
         # iterating the stream, the same one in which the SDK's request is sent).
-        return Admission.start(limiter, await limiter.acquire(reserve), input_tokens)
+        return Admission.start(
+            limiter, await limiter.acquire(reserve), input_tokens, provider=self.provider_name
+        )
 
     def _release(
         self,

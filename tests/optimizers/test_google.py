@@ -315,3 +315,20 @@ def test_closing_one_model_keeps_the_cache_another_uses(make_llm: LlmFactory, se
     assert server.caches.deleted == []
     second.close()  # type: ignore[attr-defined]
     assert len(server.caches.deleted) == 1
+
+
+def test_a_prefix_the_provider_refused_is_not_offered_again(
+    make_llm: LlmFactory, server: ProviderServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # ModelForge estimates tokens from text length; the provider counts them and refuses a cache below its
+    # minimum with a 400. Asking again with the same prefix would be refused again, on every call.
+    server.caches.gemini_min_tokens = 1_000_000
+    llm = make_llm("google")
+    with caplog.at_level(logging.WARNING, logger="modelforge.optimizers"):
+        first = _ask(llm, "one")
+        second = _ask(llm, "two")
+    assert first.content and second.content
+    assert len(_calls(server, "POST", "cachedContents")) == 1
+    assert all("cachedContent" not in body for body in _generations(server))
+    warnings = [r.getMessage() for r in caplog.records if "context_caching" in r.getMessage()]
+    assert len(warnings) == 1 and "400" in warnings[0]

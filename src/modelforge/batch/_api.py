@@ -15,7 +15,8 @@ answer or an error — one the provider reported, "never ran" (expired, cancelle
 submitted" (look again with ``resume_batch``), "part not identified" (a provider job found for it held
 other requests: their results are ignored) or "no result reported" — and none is ever left out. Item
 ``custom_id``s are unique to the job (``custom_id``). Job files are written in a thread
-(``asyncio.to_thread``), never on the event loop.
+(``asyncio.to_thread``), never on the event loop. A job's first complete collection is counted in
+``modelforge.metrics`` (items, cost at the batch price and at the live price).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from modelforge import metrics
 from modelforge.batch._backend import (
     BatchBackend,
     CreateUnknown,
@@ -314,6 +316,8 @@ class ApiJob:
             outcomes.update(ours)  # lines of other requests are never taken for this job's items
         results = self._results(outcomes, latest)
         if not any(p.status == "unknown" for p in self.state.parts):
+            if self.state.finished_at is None:  # first collection: counted once
+                self._count(results)
             self.state.finished_at = time.time()
             await asyncio.to_thread(drop_requests, self.state.job_id)
         await self._save()
@@ -331,6 +335,15 @@ class ApiJob:
             ),
         )
         return results
+
+    def _count(self, results: list[BatchResult]) -> None:
+        control = getattr(self.backend, "_control", None)
+        model = getattr(control, "model", None) or self.state.model_alias
+        answers = [result.message for result in results if result.message is not None]
+        try:
+            metrics.record_batch_api(self.provider, model, len(results), answers)
+        except Exception as err:  # counting must never cost the answers
+            logger.debug("Could not count batch job %s in the metrics: %s", self.state.job_id, err)
 
     def _unidentified(self, part: JobPart, lines: int) -> None:
         """``part`` was matched to a provider job holding none of its requests: drop that job from it."""

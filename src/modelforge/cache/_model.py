@@ -16,7 +16,9 @@ Around the wrapped model (normally the ``ManagedChatModel`` of ``get_llm``):
 
 The key (``modelforge.cache._keys``) covers the model, its settings, the messages and the call's options;
 a request holding something that cannot be keyed reliably goes to the provider uncached.
-``llm.cache_stats`` reads the counters and ``llm.clear_cache()`` empties the namespace. It pickles as the
+``llm.cache_stats`` reads the counters and ``llm.clear_cache()`` empties the namespace; hits (with the
+tokens and catalogue price of the answer served: the money saved) and misses are also counted in
+``modelforge.metrics``. It pickles as the
 wrapped model (itself pickled without credentials) and the cache (its configuration, the Redis URL without
 its password: see ``modelforge.cache._cache``).
 """
@@ -34,11 +36,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
+from modelforge import metrics
 from modelforge.cache._cache import CacheStats, ResponseCache, cache_for
 from modelforge.cache._config import CacheConfig
 from modelforge.cache._entry import CachedAnswer, chunk_record
 from modelforge.cache._keys import UncacheableRequest, cache_key, identity_digest
-from modelforge.delegating import DelegatingChatModel
+from modelforge.delegating import DelegatingChatModel, innermost
 
 __all__ = ["CachedChatModel"]
 
@@ -81,6 +84,21 @@ class CachedChatModel(DelegatingChatModel):
             logger.debug("Call not cached (%s): its request holds %s", self.provider_name, err)
             return None
 
+    def _counted(self, served: str, messages: list[BaseMessage] | None = None) -> None:
+        """Count a lookup in ``modelforge.metrics``: ``served`` is "hit", "stale" or "miss"."""
+        from modelforge.managed import managed_of
+
+        managed = managed_of(self.wrapped_llm)
+        if managed is not None:
+            model = managed.model_id or managed.model_alias
+        else:
+            leaf = innermost(self.wrapped_llm)
+            model = str(getattr(leaf, "model_name", None) or getattr(leaf, "model", None) or "")
+        if served == "miss":
+            metrics.record_cache_miss(self.provider_name, model)
+        else:
+            metrics.record_cache_hit(self.provider_name, model, messages or [], stale=served == "stale")
+
     # --- invoke ------------------------------------------------------------------------------------------
 
     def _generate(
@@ -97,15 +115,20 @@ class CachedChatModel(DelegatingChatModel):
         found = cache.lookup(key)
         if found is not None and cache.fresh(found):
             cache.count("hits")
-            return found.result("hit")
+            hit = found.result("hit")
+            self._counted("hit", [generation.message for generation in hit.generations])
+            return hit
         cache.count("misses")
+        self._counted("miss")
         try:
             result = super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
         except Exception as err:
             stale = cache.stale_answer(found, err, self.provider_name)
             if stale is None:
                 raise
-            return stale.result("stale")
+            served = stale.result("stale")
+            self._counted("stale", [generation.message for generation in served.generations])
+            return served
         cache.store_result(key, result)
         return result
 
@@ -123,15 +146,20 @@ class CachedChatModel(DelegatingChatModel):
         found = await cache.alookup(key)
         if found is not None and cache.fresh(found):
             cache.count("hits")
-            return found.result("hit")
+            hit = found.result("hit")
+            self._counted("hit", [generation.message for generation in hit.generations])
+            return hit
         cache.count("misses")
+        self._counted("miss")
         try:
             result = await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
         except Exception as err:
             stale = cache.stale_answer(found, err, self.provider_name)
             if stale is None:
                 raise
-            return stale.result("stale")
+            served = stale.result("stale")
+            self._counted("stale", [generation.message for generation in served.generations])
+            return served
         await cache.astore_result(key, result)
         return result
 
@@ -144,13 +172,18 @@ class CachedChatModel(DelegatingChatModel):
             chunks = found.chunks("hit")
             if chunks is not None:
                 cache.count("hits")
+                self._counted("hit", [chunk.message for chunk in chunks])
                 return chunks
         cache.count("misses")
+        self._counted("miss")
         return None
 
     def _stale_chunks(self, found: CachedAnswer | None, err: Exception) -> list[ChatGenerationChunk] | None:
         stale = self.response_cache.stale_answer(found, err, self.provider_name)
-        return None if stale is None else stale.chunks("stale")
+        chunks = None if stale is None else stale.chunks("stale")
+        if chunks is not None:
+            self._counted("stale", [chunk.message for chunk in chunks])
+        return chunks
 
     def _stream(
         self,

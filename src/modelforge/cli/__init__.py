@@ -7,7 +7,8 @@
     ├── auth                              login | logout | status
     ├── test                              one prompt to the current model
     ├── models                            list | search | info   (models.dev catalogue)
-    ├── settings                          show | telemetry on|off|status
+    ├── settings                          show | telemetry on|off|status | stats on|off|status
+    ├── stats [--json] [--reset]          performance metrics saved by every process
     ├── chat                              interactive streamed chat (/cost, /reset, /model)
     ├── batch IN.jsonl -o OUT.jsonl       answer every line (live or batch API, resumable)
     └── status                            deprecated alias of `auth status`
@@ -28,6 +29,7 @@ from modelforge.cli.chat_cmd import chat_command
 from modelforge.cli.config_cmds import config_group
 from modelforge.cli.models_cmds import models_group
 from modelforge.cli.settings_cmds import settings_group
+from modelforge.cli.stats_cmd import stats_command
 from modelforge.cli.test_cmd import test_model
 
 __all__ = ["cli", "main"]
@@ -46,6 +48,7 @@ cli.add_command(models_group)
 cli.add_command(settings_group)
 cli.add_command(chat_command)
 cli.add_command(batch_command)
+cli.add_command(stats_command)
 
 
 @cli.command(name="status")

@@ -62,8 +62,8 @@ class CliError(click.ClickException):
             click.echo(self.traceback_text.rstrip(), err=True)
         code = f" [{self.error_code}]" if self.error_code else ""
         click.echo(click.style("Error", fg="red", bold=True) + f"{code}: {self.message}", err=True)
-        if self.suggestion:
-            click.echo(f"  Hint: {self.suggestion}", err=True)
+        if self.suggestion and not self.message.rstrip(". ").endswith(self.suggestion.rstrip(". ")):
+            click.echo(f"  Hint: {self.suggestion}", err=True)  # unless the message already ends with it
 
 
 class CliInterrupted(CliError):

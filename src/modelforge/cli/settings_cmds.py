@@ -1,6 +1,8 @@
-"""``modelforge settings``: show settings, and turn the telemetry line of ``modelforge test`` on or off.
+"""``modelforge settings``: show settings; turn the telemetry line of ``modelforge test`` on or off, and the
+saving of performance stats (``modelforge stats``).
 
-Settings live under ``settings`` in the config file (``show_telemetry``, default true), read with
+Settings live under ``settings`` in the config file (``show_telemetry`` and ``record_stats``, default true;
+``MODELFORGE_STATS=0`` overrides ``record_stats``), read with
 ``modelforge.config.get_settings`` (the active file: the project config when it exists, else the global one)
 and written with ``modelforge.config.update_setting``; ``--local`` writes the project config instead of the
 global one.
@@ -47,7 +49,7 @@ def _active_config() -> Path:
 @click.option("--local", is_flag=True, help="Use the project config (./.model-forge/config.json).")
 def telemetry(action: str, local: bool) -> None:
     """Turn the token/duration/cost line of `modelforge test` on or off, or show its state."""
-    from modelforge.config import get_config_path, get_settings, update_setting
+    from modelforge.config import get_config_path, get_settings
 
     path = get_config_path(local=local)
     action = action.lower()
@@ -58,9 +60,38 @@ def telemetry(action: str, local: bool) -> None:
         value = get_settings()["show_telemetry"]
         click.echo(f"Telemetry display: {'on' if value else 'off'} ({_active_config()})")
         return
+    _write(path, "show_telemetry", action, f"Telemetry display turned {action} in {path}.", local=local)
+
+
+@settings_group.command(name="stats")
+@click.argument("action", type=click.Choice(["on", "off", "status"], case_sensitive=False))
+@click.option("--local", is_flag=True, help="Use the project config (./.model-forge/config.json).")
+def stats(action: str, local: bool) -> None:
+    """Turn the saving of performance stats (`modelforge stats`) on or off, or show its state."""
+    from modelforge.config import get_config_path, get_settings
+    from modelforge.metrics import ENV_SWITCH, SETTING, recording_enabled
+
+    path = get_config_path(local=local)
+    action = action.lower()
+    if action == "status":
+        if local and not path.exists():
+            note(f"No project config at {path}; the global config is in effect.")
+        setting = bool(get_settings().get(SETTING, True))
+        state = "on" if recording_enabled() else "off"
+        click.echo(f"Performance stats recording: {state} ({_active_config()})")
+        if recording_enabled() != setting:
+            note(f"{ENV_SWITCH} in the environment overrides the setting ({'on' if setting else 'off'}).")
+        return
+    _write(path, SETTING, action, f"Performance stats recording turned {action} in {path}.", local=local)
+
+
+def _write(path: Path, key: str, action: str, done: str, *, local: bool) -> None:
+    """Set ``key`` to ``action == "on"`` in the global (or project) config and say so."""
+    from modelforge.config import get_config_path, update_setting
+
     created = not path.exists()
-    update_setting("show_telemetry", action == "on", local=local)
-    click.echo(f"Telemetry display turned {action} in {path}.")
+    update_setting(key, action == "on", local=local)
+    click.echo(done)
     if local and created:
         warn(f"created {path}; while it exists it is used instead of the global config.")
     elif not local and get_config_path(local=True).exists():

@@ -39,7 +39,7 @@ from modelforge.optimizers._base import (
     reason,
 )
 from modelforge.optimizers._config import OptimizationConfig
-from modelforge.optimizers._google_cache import ContextCacheStore, cache_key
+from modelforge.optimizers._google_cache import ContextCacheStore, CreationRefused, cache_key
 from modelforge.optimizers._markers import split_message, strip_message_markers
 
 __all__ = ["GoogleOptimizer", "min_cacheable_tokens", "static_prefix"]
@@ -100,13 +100,12 @@ class GoogleOptimizer(RequestOptimizer):
         self.step("safety_settings", call, lambda c: self._add_safety(leaf, c.kwargs))
         plan = self._plan_or_none(leaf, call)
         if plan is not None:
-            self.step(
-                "context_caching",
-                call,
-                lambda c: self._use(
-                    c, plan, self.context_cache.get_or_create(leaf, plan.key, plan.model, plan.config)
-                ),
-            )
+            try:
+                name = self.context_cache.get_or_create(leaf, plan.key, plan.model, plan.config)
+                self._use(call, plan, name)
+                call.applied.append("context_caching")
+            except Exception as err:
+                self._cache_failed(err)
         call.messages = strip_message_markers(call.messages)
         return call
 
@@ -209,6 +208,14 @@ class GoogleOptimizer(RequestOptimizer):
         return True
 
     def _cache_failed(self, err: Exception) -> None:
+        if isinstance(err, CreationRefused):  # refused before and logged then: quietly without the cache
+            logger.debug(
+                "google context_caching skipped for %s/%s: the provider refused this prefix (%s)",
+                self.provider_name,
+                self.model_name,
+                err,
+            )
+            return
         logger.warning(
             "google optimization context_caching failed for %s/%s (%s); sending the request without it",
             self.provider_name,

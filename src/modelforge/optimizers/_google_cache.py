@@ -8,6 +8,10 @@ returns, reuses the same cached content, and two credentials or endpoints never 
 the same prefix reuses it until shortly before it expires (a margin of a tenth of its TTL, at most a
 minute, so no call is sent with a cache that dies in flight); after that a new one is created.
 
+A creation the provider refuses as invalid (HTTP 400, e.g. a prefix below its minimum size, which ModelForge
+can only estimate) is remembered for the store's TTL: calls with that prefix are then sent without the cache
+at once, instead of asking again (and logging again) on every call.
+
 Only one creation per key is in flight: concurrent calls with the same prefix (threads, or the items of an
 ``abatch``) wait for the one creating it (a ``concurrent.futures.Future`` per key, awaited through
 ``asyncio.wrap_future`` from async code, so waiting never blocks an event loop) and use its answer; if
@@ -42,11 +46,26 @@ from typing import Any
 
 from modelforge.optimizers._base import reason
 
-__all__ = ["ContextCacheStore", "aclose_context_caches", "cache_key", "close_context_caches"]
+__all__ = [
+    "ContextCacheStore",
+    "CreationRefused",
+    "aclose_context_caches",
+    "cache_key",
+    "close_context_caches",
+]
 
 logger = logging.getLogger("modelforge.optimizers")
 
 _MAX_MARGIN_SECONDS = 60.0
+
+
+class CreationRefused(Exception):
+    """The provider refused to create this prefix's cached content a short while ago: send without it."""
+
+
+def _is_refusal(err: BaseException) -> bool:
+    """A 400 from the provider: asking again with the same prefix would be refused again."""
+    return getattr(err, "code", None) == 400 or getattr(err, "status_code", None) == 400
 
 
 def cache_key(provider: str, base_url: str | None, credential: str | None, model: str, prefix: str) -> str:
@@ -117,6 +136,7 @@ class _SharedCaches:
         self.by_key: dict[str, _Entry] = {}
         self.by_name: dict[str, _Entry] = {}
         self.pending: dict[str, _Pending] = {}
+        self.refused: dict[str, tuple[float, str]] = {}  # key -> (until, the provider's reason)
 
     def lookup(self, key: str, now: float, user: ContextCacheStore) -> str | None:
         with self.lock:
@@ -138,6 +158,11 @@ class _SharedCaches:
         name = self.lookup(key, now, user)
         if name is not None:
             return name, None
+        with self.lock:
+            until, why = self.refused.get(key, (0.0, ""))
+            if until > now:
+                raise CreationRefused(why)
+            self.refused.pop(key, None)
         thread = threading.get_ident()
         with self.lock:
             pending = self.pending.get(key)
@@ -149,6 +174,10 @@ class _SharedCaches:
             if pending is None:
                 self.pending[key] = _Pending(future, thread)
             return None, future
+
+    def refuse(self, key: str, until: float, err: BaseException) -> None:
+        with self.lock:
+            self.refused[key] = (until, reason(err) if isinstance(err, Exception) else type(err).__name__)
 
     def settle(self, key: str, future: concurrent.futures.Future[str]) -> None:
         with self.lock:
@@ -237,6 +266,8 @@ class ContextCacheStore:
             created = owner.client.caches.create(model=model, config=config)
             name = _shared.remember(key, str(created.name), _ClientRecipe.of(owner.client), self)
         except BaseException as err:
+            if _is_refusal(err):
+                _shared.refuse(key, self.clock() + self.ttl, err)
             claim.set_exception(err if isinstance(err, Exception) else RuntimeError("creation interrupted"))
             raise
         finally:
@@ -257,6 +288,8 @@ class ContextCacheStore:
             created = await owner.client.aio.caches.create(model=model, config=config)
             name = _shared.remember(key, str(created.name), _ClientRecipe.of(owner.client), self)
         except BaseException as err:
+            if _is_refusal(err):
+                _shared.refuse(key, self.clock() + self.ttl, err)
             claim.set_exception(err if isinstance(err, Exception) else RuntimeError("creation interrupted"))
             raise
         finally:

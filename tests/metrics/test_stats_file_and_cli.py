@@ -1,0 +1,152 @@
+"""The stats file: every process adds its counters at exit; ``modelforge stats`` (the real console script)
+reads them as a table or JSON and ``--reset`` empties them; the ``record_stats`` setting and
+``MODELFORGE_STATS=0`` turn saving off; the file is owner-only; a file that cannot be written is no error."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelforge import flush_performance_metrics, performance_metrics, reset_performance_metrics
+from modelforge.metrics import stats_path
+from modelforge.registry import ModelForgeRegistry
+from modelforge.testing import Fault, ProviderServer, Reply
+from tests.metrics.conftest import WriteConfig
+
+MODELFORGE = str(Path(sys.executable).with_name("modelforge"))
+
+# A program that makes one call with a retry before it, then exits (its counters are saved at exit).
+PROGRAM = """
+from modelforge.registry import ModelForgeRegistry
+print(ModelForgeRegistry().get_llm().invoke("hello").content)
+"""
+
+
+def run_program(**env: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def modelforge(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [MODELFORGE, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_two_processes_add_up_and_modelforge_stats_shows_them(
+    server: ProviderServer, write_config: WriteConfig
+) -> None:
+    write_config()
+    server.script(Fault(503), Reply(text="one"), Reply(text="two"))
+    run_program()
+    run_program()
+
+    path = stats_path()
+    assert path.exists()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+    data = json.loads(modelforge("stats", "--json").stdout)
+    openai = data["providers"]["openai"]
+    assert (openai["calls"], openai["ok"], openai["retried"], openai["retried_ok"]) == (2, 2, 1, 1)
+    assert openai["retry_success_rate"] == 1.0
+    assert data["total"]["calls"] == 2
+    assert data["since"] is not None and data["pricing"] == "models.dev"
+    assert data["file"] == str(path)
+
+    table = modelforge("stats")
+    assert "openai" in table.stdout and "1/1 (100%)" in table.stdout
+    assert "models.dev" in table.stderr
+
+    other = modelforge("stats", "--provider", "anthropic")
+    assert "No performance stats recorded yet for provider 'anthropic'" in other.stdout
+
+    assert "cleared" in modelforge("stats", "--reset").stdout
+    assert "No performance stats recorded yet" in modelforge("stats").stdout
+    assert json.loads(modelforge("stats", "--json").stdout)["total"]["calls"] == 0
+
+
+def test_nothing_recorded_yet(write_config: WriteConfig) -> None:
+    write_config()
+    done = modelforge("stats")
+    assert "No performance stats recorded yet" in done.stdout
+    assert not stats_path().exists()
+
+
+def test_the_setting_and_the_environment_turn_saving_off(
+    server: ProviderServer, write_config: WriteConfig
+) -> None:
+    write_config()
+    assert "turned off" in modelforge("settings", "stats", "off").stdout
+    assert "recording: off" in modelforge("settings", "stats", "status").stdout
+    run_program()
+    assert not stats_path().exists()
+
+    modelforge("settings", "stats", "on")
+    run_program(MODELFORGE_STATS="0")
+    assert not stats_path().exists()
+    status = modelforge("settings", "stats", "status", MODELFORGE_STATS="0")
+    assert "recording: off" in status.stdout and "MODELFORGE_STATS" in status.stderr
+
+    run_program()
+    assert stats_path().exists()
+
+
+def test_flush_adds_only_what_is_new_and_stored_metrics_include_unsaved_counters(
+    server: ProviderServer, write_config: WriteConfig
+) -> None:
+    write_config()
+    llm = ModelForgeRegistry().get_llm()
+    assert flush_performance_metrics() is None  # nothing recorded yet: no file
+    assert not stats_path().exists()
+    llm.invoke("one")
+    assert flush_performance_metrics() == stats_path()
+    assert flush_performance_metrics() is None  # nothing new
+    llm.invoke("two")  # not saved yet
+    assert performance_metrics(stored=True).total.calls == 2
+    assert performance_metrics().total.calls == 2
+    flush_performance_metrics()
+    assert performance_metrics(stored=True).total.calls == 2  # the second flush added one
+
+    reset_performance_metrics()
+    assert performance_metrics().empty
+    assert performance_metrics(stored=True).total.calls == 2
+    reset_performance_metrics(stored=True)
+    assert performance_metrics(stored=True).empty
+
+
+def test_a_stats_file_that_cannot_be_written_is_no_error(
+    server: ProviderServer, write_config: WriteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config()
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("MODELFORGE_STATS_FILE", str(blocker / "stats.sqlite3"))
+    ModelForgeRegistry().get_llm().invoke("hello")
+    assert flush_performance_metrics() is None  # logged at DEBUG, never raised
+    good = tmp_path / "elsewhere" / "stats.sqlite3"
+    monkeypatch.setenv("MODELFORGE_STATS_FILE", str(good))
+    assert flush_performance_metrics() == good  # the counters were kept for the next try
+    assert performance_metrics(stored=True).total.calls == 1
+
+
+def test_a_damaged_stats_file_is_named_and_reset_starts_again(write_config: WriteConfig) -> None:
+    write_config()
+    path = stats_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is not a database" * 100)
+    done = subprocess.run([MODELFORGE, "stats"], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert str(path) in done.stderr and "modelforge stats --reset" in done.stderr
+    modelforge("stats", "--reset")
+    assert "No performance stats recorded yet" in modelforge("stats").stdout
