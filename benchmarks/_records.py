@@ -17,9 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+# Every benchmark script imports this module: their calls must not land in the user's `modelforge stats`.
+os.environ.setdefault("MODELFORGE_STATS", "0")
 
 OK = "ok"
 NOT_INSTALLED = "not installed"

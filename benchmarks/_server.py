@@ -99,12 +99,18 @@ def write_config(home: Path, base_url: str) -> None:
 
 def env_for(home: Path) -> dict[str, str]:
     """The environment of a child that uses ``home``: no models.dev fetch (ours), no LiteLLM cost-map fetch,
-    the API key, and no proxy settings that would send loopback traffic elsewhere."""
+    the API key, no performance stats saved, and the same network for every library: loopback goes
+    direct, and anything else (2.3.0's models.dev lookup, say) fails at once through a closed proxy port,
+    as it does on a machine without internet, so no side pays for a download the other skips."""
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env.update(
         HOME=str(home),
         MODELFORGE_OFFLINE="1",
+        MODELFORGE_STATS="0",
         MODELFORGE_OPENAI_API_KEY=API_KEY,
         LITELLM_LOCAL_MODEL_COST_MAP="True",
+        HTTP_PROXY="http://127.0.0.1:9",
+        HTTPS_PROXY="http://127.0.0.1:9",
+        NO_PROXY="127.0.0.1,localhost",
     )
     return env

@@ -273,10 +273,10 @@ def main() -> int:
             f"{row['name'].split(', ')[1]} {row['elapsed'] / peer['elapsed']:.2f}x" for row in ours
         )
         print(f"  vs {peer['name']:<42} {ratios}")
-    met_any = False
+    met_all = True  # the target holds for both ways of telling ModelForge the limit, as run.py judges it
     for row in ours:
         met = row["elapsed"] <= MINIMUM * TARGET and row["answered"] == PROMPTS
-        met_any = met_any or met
+        met_all = met_all and met
         print(
             f"Target ({row['name'].split(', ')[1]}: within {TARGET - 1:.0%} of the theoretical minimum, "
             f"every prompt answered): {'met' if met else 'NOT met'}"
@@ -286,7 +286,7 @@ def main() -> int:
         print("Cache-hit latency:")
         for line in cache_lines():
             print(f"  {line}")
-    return 0 if met_any else 1
+    return 0 if met_all else 1
 
 
 def batch_records(

@@ -114,7 +114,8 @@ def run_benchmark(
         command = [python, str(HERE / bench.script), "--json", str(out), *bench.extra]
         command += ["--quick"] if quick else []
         command += peer_arguments(bench.peers, statuses)
-        env = {**os.environ, "MODELFORGE_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        # MODELFORGE_STATS=0: the benchmarks' calls must not land in the user's `modelforge stats`.
+        env = {**os.environ, "MODELFORGE_OFFLINE": "1", "MODELFORGE_STATS": "0", "PYTHONUNBUFFERED": "1"}
         start = time.monotonic()
         try:
             done = subprocess.run(

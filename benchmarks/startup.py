@@ -84,7 +84,9 @@ def measure(
     text = out.decode(errors="replace")
     if expect is not None and expect not in text:
         raise RuntimeError(f"`{' '.join(command[1:3])}` printed {text[:200]!r}, not the server's answer")
-    return wall, usage.ru_maxrss / 1024, text
+    # ru_maxrss is in kilobytes on Linux, in bytes on macOS.
+    peak_mb = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    return wall, peak_mb, text
 
 
 COMMANDS = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -106,13 +107,16 @@ async def cpu_seconds(run: Any, llm: Any) -> tuple[float, str]:
 async def overhead_ratio(llm: Any) -> tuple[float, float, float]:
     await raw_text(llm)  # warm up connections, imports and the tokenizer-free path
     await modelforge_text(llm)
-    raw, wrapped = [], []
-    for _ in range(ROUNDS):
-        seconds, raw_result = await cpu_seconds(raw_text, llm)
-        raw.append(seconds)
-        seconds, wrapped_result = await cpu_seconds(modelforge_text, llm)
-        wrapped.append(seconds)
-        assert raw_result == wrapped_result, "both paths must deliver the same text"
+    raw: list[float] = []
+    wrapped: list[float] = []
+    for round_number in range(ROUNDS):
+        texts = {}
+        arms = [(raw_text, raw), (modelforge_text, wrapped)]
+        for read, seconds_of in arms if round_number % 2 else reversed(arms):  # alternate who goes first
+            gc.collect()  # each arm starts with no garbage of the other's to collect
+            seconds, texts[read] = await cpu_seconds(read, llm)
+            seconds_of.append(seconds)
+        assert texts[raw_text] == texts[modelforge_text], "both paths must deliver the same text"
     raw_cpu, wrapped_cpu = statistics.median(raw), statistics.median(wrapped)
     return wrapped_cpu / raw_cpu, raw_cpu, wrapped_cpu
 
@@ -229,5 +233,5 @@ if __name__ == "__main__":
     add_common_arguments(parser)
     args = parser.parse_args()
     if args.quick:
-        ROUNDS, CHUNKS, TTFC_RUNS = 5, 10_000, 100
+        ROUNDS, CHUNKS, TTFC_RUNS = 7, 10_000, 100
     asyncio.run(main(args.json))

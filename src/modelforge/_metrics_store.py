@@ -110,12 +110,33 @@ def read(path: Path | None = None) -> Stored:
             for provider, model, name, value in db.execute(query):
                 rows.setdefault((provider, model), {})[name] = value
             meta = dict(db.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
+    except sqlite3.OperationalError as err:
+        if not _busy(err):
+            raise _damaged(path, err) from err
+        raise _busy_error(path, err) from err
     except sqlite3.DatabaseError as err:
-        raise ConfigurationError(
-            f"The performance stats file {path} cannot be read: {err}",
-            suggestion="Empty it with `modelforge stats --reset` (or delete it); counting starts again.",
-        ) from err
+        raise _damaged(path, err) from err
     return rows, _time(meta.get("since")), _time(meta.get("updated"))
+
+
+def _busy(err: sqlite3.OperationalError) -> bool:
+    """A lock held by another connection past the busy timeout: the file is fine."""
+    text = str(err).lower()
+    return "locked" in text or "busy" in text
+
+
+def _busy_error(path: Path, err: sqlite3.OperationalError) -> ConfigurationError:
+    return ConfigurationError(
+        f"The performance stats file {path} is busy (another process is writing to it): {err}",
+        suggestion="Try again in a moment.",
+    )
+
+
+def _damaged(path: Path, err: sqlite3.DatabaseError) -> ConfigurationError:
+    return ConfigurationError(
+        f"The performance stats file {path} cannot be read: {err}",
+        suggestion="Empty it with `modelforge stats --reset` (or delete it); counting starts again.",
+    )
 
 
 def clear(path: Path | None = None) -> bool:
@@ -131,6 +152,10 @@ def clear(path: Path | None = None) -> bool:
             db.execute("DELETE FROM counters")
             db.execute("DELETE FROM meta")
             db.execute("COMMIT")
+    except sqlite3.OperationalError as err:
+        if _busy(err):  # another process is writing: its data is fine, do not delete the file under it
+            raise _busy_error(path, err) from err
+        path.unlink()
     except sqlite3.DatabaseError:  # not a stats database (damaged): start a new one
         path.unlink()
     return True

@@ -123,7 +123,8 @@ class _StreamWatch:
             return
         tokens = self.output_tokens
         if tokens is None:  # not reported: about four characters a token, as telemetry estimates
-            tokens = max(sum(len(part) for part in self.parts) // 4, 1)
+            chars = sum(len(part) for part in self.parts)
+            tokens = max(chars // 4, 1) if chars else 0  # a tool-call-only stream carries no text
         metrics.record_stream(
             self.provider,
             model,

@@ -326,9 +326,19 @@ def recording_enabled() -> bool:
         return True
 
 
+# One flush at a time: a second one must measure its delta against what the first one saved, or the
+# first one's counts would reach the file twice.
+_flush_lock = threading.Lock()
+
+
 def flush_performance_metrics() -> Path | None:
     """Add what this process counted since its last flush to the stats file; the file written, or None
     (nothing new, saving turned off, or the file could not be written: logged at DEBUG). Never raises."""
+    with _flush_lock:
+        return _flush()
+
+
+def _flush() -> Path | None:
     with _collector.lock:
         if not _collector.dirty:
             return None
@@ -362,4 +372,16 @@ def reset_performance_metrics(*, stored: bool = False) -> None:
         _metrics_store.clear(stats_path())
 
 
+def _forget_in_forked_child() -> None:
+    """A forked child starts with its parent's counters, which the parent saves itself: count them as saved
+    (so the child adds only its own calls), with fresh locks (one may have been held at the fork)."""
+    global _flush_lock
+    _flush_lock = threading.Lock()
+    _collector.lock = threading.Lock()
+    _collector.saved = {key: counters.values() for key, counters in _collector.counters.items()}
+    _collector.dirty = False
+
+
 atexit.register(flush_performance_metrics)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_forked_child)

@@ -10,8 +10,8 @@ the providers:
   ``export NAME=value`` lines set the environment of the lines after them. Installation commands (``make``,
   ``pip``, ``git``, ``python``, ``cd``) set up a machine and are not run here: the README's two commands are
   what CI itself runs;
-* ``json`` and ``yaml`` blocks that are config files (only ``providers``, ``current_model`` and ``settings``
-  at the top) are validated as ModelForge validates a config file, policy sections included.
+* ``json`` and ``yaml`` blocks that are config files (``providers``, ``current_model`` or ``settings`` at
+  the top) are validated as ModelForge validates a config file, policy sections included.
 
 The reader's machine is simulated: a config file with the openai, anthropic, ollama, google, github_copilot
 and local providers pointed at the test server (``gpt-4o-mini`` current), keys in the
@@ -201,7 +201,7 @@ def _check_config(example: Example) -> None:
         data = json.loads(example.source) if example.language == "json" else yaml.safe_load(example.source)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         pytest.fail(f"{example.where}: the {example.language} block does not parse: {err}")
-    if isinstance(data, dict) and data and set(data) <= CONFIG_KEYS:
+    if isinstance(data, dict) and set(data) & CONFIG_KEYS:  # a config file: a misspelt key fails too
         try:
             validate_config(data)
         except Exception as err:

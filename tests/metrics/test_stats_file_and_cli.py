@@ -150,3 +150,53 @@ def test_a_damaged_stats_file_is_named_and_reset_starts_again(write_config: Writ
     assert str(path) in done.stderr and "modelforge stats --reset" in done.stderr
     modelforge("stats", "--reset")
     assert "No performance stats recorded yet" in modelforge("stats").stdout
+
+
+def test_a_forked_child_saves_only_its_own_calls(write_config: WriteConfig) -> None:
+    # A pre-fork server's worker inherits the parent's unsaved counters; the parent saves those itself.
+    write_config()
+    llm = ModelForgeRegistry().get_llm()
+    llm.invoke("in the parent, before the fork")
+    pid = os.fork()
+    if pid == 0:  # the child: one call of its own, then a normal exit's flush
+        code = 0
+        try:
+            llm.invoke("in the child")
+            flush_performance_metrics()
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    flush_performance_metrics()
+    assert performance_metrics(stored=True).total.calls == 2  # not 3: the parent's call is saved once
+
+
+def test_a_busy_stats_file_is_not_called_damaged(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from modelforge import _metrics_store
+    from modelforge.exceptions import ConfigurationError
+
+    # SQLite waits 10 s for another writer's lock before it gives up; a test need not wait that long.
+    monkeypatch.setattr(_metrics_store, "_BUSY_TIMEOUT_SECONDS", 0.1)
+    write_config()
+    ModelForgeRegistry().get_llm().invoke("hello")
+    path = flush_performance_metrics()
+    assert path is not None
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process in the middle of a write
+    try:
+        with pytest.raises(ConfigurationError) as reading:
+            performance_metrics(stored=True)
+        with pytest.raises(ConfigurationError) as resetting:
+            reset_performance_metrics(stored=True)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    for err in (reading.value, resetting.value):
+        assert "busy" in err.message and "--reset" not in (err.suggestion or "")
+    assert path.exists()
+    assert performance_metrics(stored=True).total.calls == 1  # nothing was deleted

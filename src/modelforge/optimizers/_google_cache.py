@@ -175,8 +175,11 @@ class _SharedCaches:
                 self.pending[key] = _Pending(future, thread)
             return None, future
 
-    def refuse(self, key: str, until: float, err: BaseException) -> None:
+    def refuse(self, key: str, until: float, err: BaseException, now: float) -> None:
         with self.lock:
+            for old, (old_until, _) in list(self.refused.items()):  # the map stays as small as what is live
+                if old_until <= now:
+                    del self.refused[old]
             self.refused[key] = (until, reason(err) if isinstance(err, Exception) else type(err).__name__)
 
     def settle(self, key: str, future: concurrent.futures.Future[str]) -> None:
@@ -267,7 +270,8 @@ class ContextCacheStore:
             name = _shared.remember(key, str(created.name), _ClientRecipe.of(owner.client), self)
         except BaseException as err:
             if _is_refusal(err):
-                _shared.refuse(key, self.clock() + self.ttl, err)
+                now = self.clock()
+                _shared.refuse(key, now + self.ttl, err, now)
             claim.set_exception(err if isinstance(err, Exception) else RuntimeError("creation interrupted"))
             raise
         finally:
@@ -289,7 +293,8 @@ class ContextCacheStore:
             name = _shared.remember(key, str(created.name), _ClientRecipe.of(owner.client), self)
         except BaseException as err:
             if _is_refusal(err):
-                _shared.refuse(key, self.clock() + self.ttl, err)
+                now = self.clock()
+                _shared.refuse(key, now + self.ttl, err, now)
             claim.set_exception(err if isinstance(err, Exception) else RuntimeError("creation interrupted"))
             raise
         finally:
