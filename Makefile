@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh machine (see README):
 #   make run    install, then stream an answer (from the bundled local model when nothing is configured)
 #   make test   install, then run the whole test suite
-#   make bench  install (with the bench extra), then run every benchmark against its peers (benchmarks/run.py)
+#   make bench  install, then run every benchmark against its peers (benchmarks/run.py)
 # .ci/run calls `make test` and `make lint`.
 
 PYTHON ?= python3
@@ -33,15 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The bench extra (matplotlib, for the charts) on top of the usual install; its own stamp, so `make install`
-# stays as it is.
-BENCH_STAMP := $(VENV)/.installed-bench
-
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,local,bench]'
-	touch $(BENCH_STAMP)
-
-bench: $(BENCH_STAMP)
+bench: $(STAMP)  # the dev extra includes bench (matplotlib, for the charts)
 	$(BIN)/python benchmarks/run.py
 
 clean:
