@@ -95,10 +95,12 @@ class EnhancedLLM(DelegatingChatModel):
 
     @property
     def supports_function_calling(self) -> bool:
+        """Whether models.dev says the model can call tools (False when it does not know the model)."""
         return self._capable("function_calling", "tool_call")
 
     @property
     def supports_vision(self) -> bool:
+        """Whether the model takes images, per models.dev's capability flag or its input modalities."""
         if self._capable("vision", "supports_vision"):
             return True
         inputs = self._meta(("modalities", "input")) or ()

@@ -359,8 +359,10 @@ class ModelForgeRegistry:
         }
 
     def is_provider_configured(self, provider: str) -> bool:
+        """Whether the config has a provider named ``provider`` (exactly as written there)."""
         return provider in self._loaded.config.providers
 
     def is_model_configured(self, provider: str, model_alias: str) -> bool:
+        """Whether ``provider`` is configured and lists the model alias ``model_alias``."""
         config = self._loaded.config.providers.get(provider)
         return config is not None and model_alias in config.models

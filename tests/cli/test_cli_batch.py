@@ -377,6 +377,31 @@ def test_a_submitted_job_is_collected_on_resume_not_sent_again(
     assert not job_file.exists()
 
 
+def test_poll_interval_flag_overrides_the_providers_setting(
+    srv: ProviderServer, write_config: WriteConfig, invoke: Invoke, tmp_path: Path
+) -> None:
+    # The provider's setting: the default 30 s between looks, and give up after 5 s: the job would still be
+    # pending at its first look. --poll-interval looks often enough to collect it.
+    section = openai_section(srv, batch={"max_wait": 5})
+    write_config(
+        {"providers": {"openai": section}, "current_model": {"provider": "openai", "model": "gpt-4o-mini"}}
+    )
+    source = write_lines(tmp_path / "in.jsonl", ["one", "two"])
+    out = tmp_path / "out.jsonl"
+    srv.responder = echo
+    polls_before = srv.batches.complete_after_polls
+    srv.batches.complete_after_polls = 3
+    try:
+        result = invoke("batch", str(source), "-o", str(out), "--batch-api", "--poll-interval", "0.01")
+    finally:
+        srv.batches.complete_after_polls = polls_before
+    assert result.exit_code == 0, result.output
+    assert [r["content"] for r in records_of(out)] == ["echo: one", "echo: two"]
+    assert srv.batches.jobs[-1].polls >= 3
+    bad = invoke("batch", str(source), "-o", str(tmp_path / "other.jsonl"), "--poll-interval", "0")
+    assert bad.exit_code == 2 and "--poll-interval" in bad.output
+
+
 def test_a_job_never_submitted_is_sent_on_resume(
     ready: ProviderServer, invoke: Invoke, tmp_path: Path
 ) -> None:

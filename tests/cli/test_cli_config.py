@@ -182,6 +182,15 @@ def test_remove_model_then_provider_and_its_credentials(
     assert result.exit_code == 0, result.output
     assert read_config()["providers"] == {}
     assert get_auth_data("openai") == {}
+    assert "Removed the stored credentials of 'openai'" in result.output
+
+
+def test_removing_a_provider_without_credentials_claims_no_removal(invoke: Invoke) -> None:
+    invoke("config", "add", "--provider", "ollama", "--model", "qwen3:1.7b")
+    result = invoke("config", "remove", "--provider", "ollama", "--model", "qwen3:1.7b")
+    assert result.exit_code == 0, result.output
+    assert "Removed provider 'ollama'" in result.output
+    assert "credentials" not in result.output
 
 
 def test_remove_keep_credentials(invoke: Invoke) -> None:

@@ -167,6 +167,7 @@ async def run_api(
     model: str,
     use_batch_api: bool | str,
     concurrency: int | None,
+    poll_interval: float | None = None,
     jobs: list[JobEntry],
     job_path: Path,
     journal: Journal,
@@ -190,6 +191,7 @@ async def run_api(
                 use_batch_api=use_batch_api,
                 on_progress=tracker.source(entry.job_id),
                 job_id=entry.job_id,
+                poll_interval=poll_interval,
                 **group[0].options,
             )
         except ConfigurationError as err:  # no batch API here, a bad batch section: nothing was sent
@@ -258,6 +260,7 @@ async def collect_jobs(
     wanted: set[int],
     *,
     model: str,
+    poll_interval: float | None = None,
     source: Path,
     job_path: Path,
     journal: Journal,
@@ -288,7 +291,9 @@ async def collect_jobs(
             )
         note(f"Collecting batch job {entry.job_id} ({len(entry.lines)} lines) submitted by an earlier run...")
         try:
-            results = await registry.resume_batch(entry.job_id, on_progress=tracker.source(entry.job_id))
+            results = await registry.resume_batch(
+                entry.job_id, on_progress=tracker.source(entry.job_id), poll_interval=poll_interval
+            )
         except InvalidInputError:
             note(f"Batch job {entry.job_id} was never submitted; its lines are sent again.")
             jobs.remove(entry)

@@ -115,6 +115,7 @@ async def _send(
                     current,
                     wanted,
                     model=options["model"],
+                    poll_interval=options["poll_interval"],
                     source=source,
                     job_path=job_path,
                     journal=journal,
@@ -145,6 +146,7 @@ async def _send(
                     model=options["model"],
                     use_batch_api=options["use_batch_api"],
                     concurrency=options["concurrency"],
+                    poll_interval=options["poll_interval"],
                     jobs=jobs,
                     job_path=job_path,
                     journal=journal,
@@ -181,6 +183,11 @@ async def _send(
     help="Through the provider's batch API (OpenAI, Anthropic), or live (default: the provider's setting).",
 )
 @click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between two looks at a batch-API job (default: the provider's batch setting, 30).",
+)
+@click.option(
     "--resume", is_flag=True, help="Keep the answers in OUT.jsonl; send only missing and failed lines."
 )
 @click.option("--max-tokens", type=click.IntRange(min=1), help="max_tokens of every line that sets none.")
@@ -196,6 +203,7 @@ def batch_command(
     model: str | None,
     concurrency: int | None,
     batch_api: bool | None,
+    poll_interval: float | None,
     resume: bool,
     max_tokens: int | None,
     system: str | None,
@@ -247,6 +255,7 @@ def batch_command(
         "model": alias,
         "use_batch_api": settings.use_batch_api if batch_api is None else batch_api,
         "concurrency": concurrency or settings.max_concurrent,
+        "poll_interval": poll_interval,
     }
 
     if resume and output_file.exists():

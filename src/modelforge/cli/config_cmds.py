@@ -230,7 +230,9 @@ def remove_model(provider: str, model: str, keep_credentials: bool, local: bool)
     elif _setup.provider_in_other_scope(result.provider, local=local):
         click.echo("Kept its stored credentials: the provider is still configured in the other config file.")
     else:
-        from modelforge.auth import clear_auth_data
+        from modelforge.auth import clear_auth_data, get_auth_data
 
-        clear_auth_data(result.provider)
-        click.echo(f"Removed the stored credentials of '{result.provider}'.")
+        had_credentials = bool(get_auth_data(result.provider))
+        clear_auth_data(result.provider)  # every scope, even one the active config file does not show
+        if had_credentials:
+            click.echo(f"Removed the stored credentials of '{result.provider}'.")

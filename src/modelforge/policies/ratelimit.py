@@ -371,6 +371,8 @@ class RequestCounter:
         self.limiter = RateLimiter(config, clock=clock, backend=backend)
 
     def check_limits(self, tokens: int = 0) -> float:
+        """Take one request and ``tokens`` from the budget now and return 0.0, or, when the budget has no
+        room, take nothing and return the seconds to wait before asking again."""
         limiter = self.limiter
         tokens = limiter._check(tokens)
         rid = uuid.uuid4().hex

@@ -166,40 +166,49 @@ class ProviderServer:
 
     @property
     def port(self) -> int:
+        """The port the server listens on (a free one chosen at ``start()``)."""
         if not self._port:
             raise RuntimeError("the provider test server is not started")
         return self._port
 
     @property
     def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``: the root every protocol is served under."""
         return f"http://{self._bind[0]}:{self.port}"
 
     @property
     def openai_base_url(self) -> str:
+        """For ``ChatOpenAI(base_url=...)`` / ``openai.OpenAI(base_url=...)``: the root plus ``/v1``."""
         return self.base_url + "/v1"
 
     @property
     def anthropic_base_url(self) -> str:
+        """For ``ChatAnthropic(base_url=...)``: the root (the SDK appends ``/v1/messages``)."""
         return self.base_url
 
     @property
     def ollama_base_url(self) -> str:
+        """For ``ChatOllama(base_url=...)``: the root."""
         return self.base_url
 
     @property
     def gemini_base_url(self) -> str:
+        """For ``ChatGoogleGenerativeAI(base_url=...)``: the root."""
         return self.base_url
 
     @property
     def github_base_url(self) -> str:
+        """GitHub's device flow and Copilot token exchange live under this root."""
         return self.base_url
 
     @property
     def copilot_base_url(self) -> str:
+        """The Copilot chat API (OpenAI-compatible): the root plus ``/copilot``."""
         return self.base_url + "/copilot"
 
     @property
     def modelsdev_url(self) -> str:
+        """The models.dev catalogue (``modelsdev_catalog``) as ``GET /api.json``."""
         return self.base_url + "/api.json"
 
     # -- script and records ----------------------------------------------------------------------------
