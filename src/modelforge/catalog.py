@@ -91,7 +91,7 @@ _DATED_SUFFIX = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2})$")
 class Catalog:
     """An immutable models.dev catalogue with exact lookups."""
 
-    __slots__ = ("_by_model", "_infos", "_providers", "_snapshot_date", "_source")
+    __slots__ = ("_by_model", "_found", "_infos", "_providers", "_snapshot_date", "_source")
 
     _bundled: ClassVar[Catalog | None] = None
     _bundled_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -117,6 +117,7 @@ class Catalog:
         # ModelInfo is frozen and the catalogue never changes: each entry is built once (prices are read
         # on every priced call, e.g. each response-cache hit counted in modelforge.metrics).
         self._infos: dict[tuple[str, str], ModelInfo] = {}
+        self._found: dict[tuple[str, tuple[str | None, ...]], ModelInfo | None] = {}  # ``lookup``'s answers
 
     @classmethod
     def bundled(cls) -> Catalog:
@@ -217,6 +218,18 @@ class Catalog:
         (``find_model_anywhere``), again in order; a known provider that lacks them, and a local one
         (``LOCAL_PROVIDERS``), give ``None``.
         """
+        key = (provider, tuple(names))
+        try:
+            return self._found[key]
+        except KeyError:
+            pass
+        found = self._lookup_names(provider, names)
+        if len(self._found) >= _MAX_REMEMBERED_LOOKUPS:  # many distinct names: start again, stay small
+            self._found.clear()
+        self._found[key] = found
+        return found
+
+    def _lookup_names(self, provider: str, names: Sequence[str | None]) -> ModelInfo | None:
         wanted = [name for name in dict.fromkeys(names) if isinstance(name, str) and name.strip()]
         for name in wanted:
             if found := self.model(provider, name):
@@ -318,6 +331,10 @@ class Catalog:
                     index.setdefault(mid, []).append(pid)
             self._by_model = {mid: tuple(pids) for mid, pids in index.items()}
         return self._by_model
+
+
+# ``lookup`` answers remembered per catalogue (it never changes): prices are read on every priced call.
+_MAX_REMEMBERED_LOOKUPS = 4096
 
 
 def _candidates(model: str) -> tuple[str, ...]:
