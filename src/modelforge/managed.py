@@ -176,21 +176,47 @@ def _notify(
 _pending_notifications: set[asyncio.Future[Any]] = set()
 
 
+# The provider family whose SDK errors a LangChain chat model class raises, by the package it comes from.
+_FAMILY_OF_PACKAGE = {
+    "langchain_openai": "openai_compatible",
+    "langchain_anthropic": "anthropic",
+    "langchain_ollama": "ollama",
+    "langchain_google_genai": "google_genai",
+}
+
+
 class RetryWrapper(DelegatingChatModel):
     """Any LangChain chat model, retried by a ``ProviderRetryConfig`` (what ``get_llm`` does for its own).
 
-    ``RetryWrapper(wrapped_llm=ChatOpenAI(...), config=ProviderRetryConfig(max_attempts=5))``: errors are
-    retried when their ``retryable`` says so (ModelForge errors; give the wrapped model ``max_retries=0`` so
-    attempts do not multiply), with the same backoff, Retry-After and deadline rules; a stream only before
-    its first chunk.
+    ``RetryWrapper(wrapped_llm=ChatOpenAI(...), config=ProviderRetryConfig(max_attempts=5))``: failures
+    become ModelForge errors as ``get_llm``'s do (the SDK errors of ChatOpenAI, ChatAnthropic, ChatOllama
+    and ChatGoogleGenerativeAI by their provider family; network errors of any model), and are retried when
+    their ``retryable`` says so (give the wrapped model ``max_retries=0`` so attempts do not multiply), with
+    the same backoff, Retry-After and deadline rules; a stream only before its first chunk. Errors of other
+    models pass through unchanged and are not retried.
     """
 
     config: ProviderRetryConfig = ProviderRetryConfig()
 
+    def _translate_error(self, err: Exception) -> Exception:
+        if isinstance(err, ModelForgeError):
+            return err
+        leaf = innermost(self.wrapped_llm)
+        package = type(leaf).__module__.split(".", 1)[0]
+        family = get_family(_FAMILY_OF_PACKAGE.get(package, "openai_compatible"))
+        model = getattr(leaf, "model_name", None) or getattr(leaf, "model", None)
+        return family.translate_error(
+            err, provider=leaf._llm_type, model=model if isinstance(model, str) else None
+        )
+
     def _next_wait(self, err: Exception, call: CallAttempts, run_manager: Any) -> float | None:
         policy = self.config.policy()
         decision = policy.decide_at(err, call.attempt - 1, call.elapsed(), random.random())
-        return decision.wait if decision.retry else None
+        if not decision.retry:
+            if call.attempt > 1 and isinstance(err, ModelForgeError):
+                err.details.setdefault("attempts", call.attempt)
+            return None
+        return decision.wait
 
 
 class ManagedChatModel(DelegatingChatModel):

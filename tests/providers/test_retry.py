@@ -169,22 +169,30 @@ def test_batch_uses_its_own_override(
 
 
 def test_retry_wrapper_retries_any_chat_model(server: ProviderServer) -> None:
+    from langchain_anthropic import ChatAnthropic
     from langchain_openai import ChatOpenAI
 
+    from modelforge.exceptions import ProviderServerError
     from modelforge.managed import RetryWrapper
     from modelforge.policies.retry import ProviderRetryConfig
 
-    class Translating(RetryWrapper):
-        def _translate_error(self, err: Exception) -> Exception:
-            from modelforge.providers.openai_compatible import OpenAICompatibleFamily
-
-            return OpenAICompatibleFamily().translate_error(err, provider="raw", model=None)
-
+    policy = ProviderRetryConfig(max_attempts=3, initial_wait=0.01)
     raw = ChatOpenAI(model="m", base_url=server.openai_base_url, api_key="sk-test-raw-key", max_retries=0)
-    llm = Translating(wrapped_llm=raw, config=ProviderRetryConfig(max_attempts=3, initial_wait=0.01))
+    llm = RetryWrapper(wrapped_llm=raw, config=policy)
     server.script(Fault(status=500), Fault(status=429, retry_after="0"), Reply(text="third time"))
     assert llm.invoke("hi").text == "third time"
     assert len(server.requests) == 3
+
+    claude = ChatAnthropic(  # type: ignore[call-arg]
+        model="claude-sonnet-4-6", base_url=server.anthropic_base_url, api_key="sk-ant-raw-key", max_retries=0
+    )
+    server.script(Fault(status=503), Reply(text="after one retry"))
+    assert RetryWrapper(wrapped_llm=claude, config=policy).invoke("hi").text == "after one retry"
+
+    server.script(Fault(status=503), Fault(status=503), Fault(status=503))
+    with pytest.raises(ProviderServerError) as exhausted:  # a ModelForge error, as get_llm's models raise
+        llm.invoke("hi")
+    assert exhausted.value.details["attempts"] == 3
 
 
 def test_retries_show_in_telemetry(retrying: FamilyCase, server: ProviderServer) -> None:
