@@ -16,7 +16,7 @@ import pytest
 from modelforge import flush_performance_metrics, performance_metrics, reset_performance_metrics
 from modelforge.metrics import stats_path
 from modelforge.registry import ModelForgeRegistry
-from modelforge.testing import Fault, ProviderServer, Reply
+from modelforge.testing import Fault, ProviderServer, Reply, Usage
 from tests.metrics.conftest import WriteConfig
 
 MODELFORGE = str(Path(sys.executable).with_name("modelforge"))
@@ -200,3 +200,22 @@ def test_a_busy_stats_file_is_not_called_damaged(
         assert "busy" in err.message and "--reset" not in (err.suggestion or "")
     assert path.exists()
     assert performance_metrics(stored=True).total.calls == 1  # nothing was deleted
+
+
+def test_small_cache_savings_are_shown_not_rounded_to_zero(
+    server: ProviderServer, write_config: WriteConfig
+) -> None:
+    write_config(cache={"backend": "memory", "ttl": 60})
+    server.script(Reply(text="cached answer", usage=Usage(12, 8)))
+    program = (
+        "from modelforge.registry import ModelForgeRegistry\n"
+        "llm = ModelForgeRegistry().get_llm()\n"
+        "llm.invoke('same question'); llm.invoke('same question')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+    saved = json.loads(modelforge("stats", "--json").stdout)["providers"]["openai"]["cache_saved_usd"]
+    assert 0 < saved < 0.0001  # 12 + 8 tokens of gpt-4o-mini
+    table = modelforge("stats").stdout
+    assert "1 (50%)" in table and "$0.0000 " not in table and "$0.00000" in table

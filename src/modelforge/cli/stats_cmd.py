@@ -10,6 +10,7 @@ models.dev price snapshot, whose date is printed.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -109,7 +110,13 @@ def _percent(rate: float | None) -> str:
 
 
 def _money(amount: float) -> str:
-    return f"${amount:.4f}" if amount < 1 else f"${amount:,.2f}"
+    if amount >= 1:
+        return f"${amount:,.2f}"
+    # Small savings keep two significant digits ($0.000075), so a few cache hits never read as $0.0000.
+    if amount == 0 or amount >= 0.01:
+        return f"${amount:.4f}"
+    decimals = min(1 - math.floor(math.log10(amount)), 12)
+    return f"${amount:.{decimals}f}"
 
 
 def _when(moment: datetime | None) -> str:
