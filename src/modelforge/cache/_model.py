@@ -84,20 +84,43 @@ class CachedChatModel(DelegatingChatModel):
             logger.debug("Call not cached (%s): its request holds %s", self.provider_name, err)
             return None
 
-    def _counted(self, served: str, messages: list[BaseMessage] | None = None) -> None:
-        """Count a lookup in ``modelforge.metrics``: ``served`` is "hit", "stale" or "miss"."""
+    def _metrics_model(self) -> str:
+        """The model the metrics count this cache's lookups under (as ``ManagedChatModel`` counts calls)."""
         from modelforge.managed import managed_of
 
         managed = managed_of(self.wrapped_llm)
         if managed is not None:
-            model = managed.model_id or managed.model_alias
-        else:
-            leaf = innermost(self.wrapped_llm)
-            model = str(getattr(leaf, "model_name", None) or getattr(leaf, "model", None) or "")
-        if served == "miss":
-            metrics.record_cache_miss(self.provider_name, model)
-        else:
-            metrics.record_cache_hit(self.provider_name, model, messages or [], stale=served == "stale")
+            return managed.model_id or managed.model_alias
+        leaf = innermost(self.wrapped_llm)
+        return str(getattr(leaf, "model_name", None) or getattr(leaf, "model", None) or "")
+
+    def _hit(self, messages: list[BaseMessage], *, stale: bool = False) -> None:
+        """Count an answer served from the cache (a stale one is counted by ``stale_answer`` itself)."""
+        if not stale:
+            self.response_cache.count("hits")
+        metrics.record_cache_hit(self.provider_name, self._metrics_model(), messages, stale=stale)
+
+    def _miss(self) -> None:
+        self.response_cache.count("misses")
+        metrics.record_cache_miss(self.provider_name, self._metrics_model())
+
+    def _fresh_result(self, found: CachedAnswer | None) -> ChatResult | None:
+        """The answer of a fresh entry (counted as a hit), or None: the call goes to the provider (a miss)."""
+        if found is not None and self.response_cache.fresh(found):
+            hit = found.result("hit")
+            self._hit([generation.message for generation in hit.generations])
+            return hit
+        self._miss()
+        return None
+
+    def _stale_result(self, found: CachedAnswer | None, err: Exception) -> ChatResult | None:
+        """The stale answer served because the provider failed with ``err``, or None (then ``err`` stands)."""
+        stale = self.response_cache.stale_answer(found, err, self.provider_name)
+        if stale is None:
+            return None
+        served = stale.result("stale")
+        self._hit([generation.message for generation in served.generations], stale=True)
+        return served
 
     # --- invoke ------------------------------------------------------------------------------------------
 
@@ -113,21 +136,15 @@ class CachedChatModel(DelegatingChatModel):
         if key is None:
             return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
         found = cache.lookup(key)
-        if found is not None and cache.fresh(found):
-            cache.count("hits")
-            hit = found.result("hit")
-            self._counted("hit", [generation.message for generation in hit.generations])
+        hit = self._fresh_result(found)
+        if hit is not None:
             return hit
-        cache.count("misses")
-        self._counted("miss")
         try:
             result = super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
         except Exception as err:
-            stale = cache.stale_answer(found, err, self.provider_name)
-            if stale is None:
+            served = self._stale_result(found, err)
+            if served is None:
                 raise
-            served = stale.result("stale")
-            self._counted("stale", [generation.message for generation in served.generations])
             return served
         cache.store_result(key, result)
         return result
@@ -144,21 +161,15 @@ class CachedChatModel(DelegatingChatModel):
         if key is None:
             return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
         found = await cache.alookup(key)
-        if found is not None and cache.fresh(found):
-            cache.count("hits")
-            hit = found.result("hit")
-            self._counted("hit", [generation.message for generation in hit.generations])
+        hit = self._fresh_result(found)
+        if hit is not None:
             return hit
-        cache.count("misses")
-        self._counted("miss")
         try:
             result = await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
         except Exception as err:
-            stale = cache.stale_answer(found, err, self.provider_name)
-            if stale is None:
+            served = self._stale_result(found, err)
+            if served is None:
                 raise
-            served = stale.result("stale")
-            self._counted("stale", [generation.message for generation in served.generations])
             return served
         await cache.astore_result(key, result)
         return result
@@ -171,18 +182,16 @@ class CachedChatModel(DelegatingChatModel):
         if found is not None and cache.fresh(found):
             chunks = found.chunks("hit")
             if chunks is not None:
-                cache.count("hits")
-                self._counted("hit", [chunk.message for chunk in chunks])
+                self._hit([chunk.message for chunk in chunks])
                 return chunks
-        cache.count("misses")
-        self._counted("miss")
+        self._miss()
         return None
 
     def _stale_chunks(self, found: CachedAnswer | None, err: Exception) -> list[ChatGenerationChunk] | None:
         stale = self.response_cache.stale_answer(found, err, self.provider_name)
         chunks = None if stale is None else stale.chunks("stale")
         if chunks is not None:
-            self._counted("stale", [chunk.message for chunk in chunks])
+            self._hit([chunk.message for chunk in chunks], stale=True)
         return chunks
 
     def _stream(

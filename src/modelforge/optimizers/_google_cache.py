@@ -269,10 +269,7 @@ class ContextCacheStore:
             created = owner.client.caches.create(model=model, config=config)
             name = _shared.remember(key, str(created.name), _ClientRecipe.of(owner.client), self)
         except BaseException as err:
-            if _is_refusal(err):
-                now = self.clock()
-                _shared.refuse(key, now + self.ttl, err, now)
-            claim.set_exception(err if isinstance(err, Exception) else RuntimeError("creation interrupted"))
+            self._creation_failed(key, claim, err)
             raise
         finally:
             _shared.settle(key, claim)
@@ -292,15 +289,19 @@ class ContextCacheStore:
             created = await owner.client.aio.caches.create(model=model, config=config)
             name = _shared.remember(key, str(created.name), _ClientRecipe.of(owner.client), self)
         except BaseException as err:
-            if _is_refusal(err):
-                now = self.clock()
-                _shared.refuse(key, now + self.ttl, err, now)
-            claim.set_exception(err if isinstance(err, Exception) else RuntimeError("creation interrupted"))
+            self._creation_failed(key, claim, err)
             raise
         finally:
             _shared.settle(key, claim)
         claim.set_result(name)
         return name
+
+    def _creation_failed(self, key: str, claim: concurrent.futures.Future[str], err: BaseException) -> None:
+        """Tell the calls waiting for this creation that it failed; remember a refusal for the TTL."""
+        if _is_refusal(err):
+            now = self.clock()
+            _shared.refuse(key, now + self.ttl, err, now)
+        claim.set_exception(err if isinstance(err, Exception) else RuntimeError("creation interrupted"))
 
     def forget(self, name: str) -> None:
         """Stop using ``name`` (the provider says it is gone), for every model."""
