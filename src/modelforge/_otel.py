@@ -14,7 +14,7 @@ proxy) get their own name, as the conventions allow.
 
 OpenTelemetry is imported only here, and only when a span recorder is made: importing ModelForge never
 imports it. ``tracing=True`` without it installed raises ``ConfigurationError`` (install
-``modelforge[otel]``).
+``model-forge-llm[otel]``).
 """
 
 from __future__ import annotations
@@ -150,7 +150,9 @@ def make_span_recorder(tracing: bool | None, tracer_provider: Any = None) -> Spa
             raise ConfigurationError(
                 "Tracing was asked for, but OpenTelemetry is not installed",
                 error_code="OTEL_NOT_INSTALLED",
-                suggestion="Install it with: pip install 'modelforge[otel]' (or pass tracing=None / False)",
+                suggestion=(
+                    "Install it with: pip install 'model-forge-llm[otel]' (or pass tracing=None / False)"
+                ),
             ) from err
         return None
     from modelforge import __version__

@@ -12,7 +12,9 @@ object, so it is seen even from a copied context. After the attempt, ``sent_ago`
 sent (None: never stamped, e.g. a model that does not send through ModelForge's transports, whose request
 is then counted by the conservative rule) and ``end`` takes the mark down.
 
-Without a mark (no ``rate_limit``, or a call outside an attempt) the transports do nothing extra.
+Without a mark (a call outside an attempt) the transports do nothing extra. A pooled model without a
+``rate_limit`` sets a bare ``SendProbe`` until its first call succeeds: a success whose mark was never
+stamped means the SDK did not send through ModelForge's transport (``modelforge.pooling.report_unpooled``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import contextvars
 import time
 from collections.abc import Callable
 
-__all__ = ["SendMark", "begin", "current", "end"]
+__all__ = ["SendMark", "SendProbe", "begin", "current", "end"]
 
 
 class SendMark:
@@ -82,3 +84,16 @@ def end(mark: SendMark) -> None:
         except ValueError:
             pass
     _current.set(None)
+
+
+class SendProbe:
+    """An attempt's send mark without a rate-limit budget: it only tells whether the request went out
+    through ModelForge's transports. ``release`` (the admission's signature) takes the mark down."""
+
+    __slots__ = ("mark",)
+
+    def __init__(self) -> None:
+        self.mark = begin()
+
+    def release(self, tokens: int | None, error: Exception | None, *, headers: object = None) -> None:
+        end(self.mark)

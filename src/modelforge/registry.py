@@ -153,6 +153,7 @@ class ModelForgeRegistry:
             llm_type_name=family.llm_type,
             retry={**family.retry_defaults, **(provider.retry or {})},
             rate_limit=provider.rate_limit,
+            pooled=request.pool_limits().enabled,
             callbacks=callbacks,
         )
         if enable_optimizations is None:

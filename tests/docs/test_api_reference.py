@@ -5,10 +5,10 @@ A docstring or signature changed without regenerating the pages fails here, with
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
+
+from tests._scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 API = ROOT / "docs" / "api"
@@ -16,13 +16,7 @@ FIX = "run .venv/bin/python scripts/gen_api_reference.py"
 
 
 def _generator() -> ModuleType:
-    script = ROOT / "scripts" / "gen_api_reference.py"
-    spec = importlib.util.spec_from_file_location("gen_api_reference", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gen_api_reference")
 
 
 def _pages(folder: Path) -> dict[str, str]:

@@ -127,9 +127,9 @@ async def test_without_the_mcp_package_opening_names_the_install_command(
             pytest.fail("must not open")
     assert str(caught.value) == (
         "Provider 'mcp' is not available: the 'mcp' package is not installed; "
-        "run: pip install 'modelforge[mcp]'"
+        "run: pip install 'model-forge-llm[mcp]'"
     )
-    assert caught.value.suggestion == "Install it with: pip install 'modelforge[mcp]'"
+    assert caught.value.suggestion == "Install it with: pip install 'model-forge-llm[mcp]'"
 
 
 def test_the_package_imports_mcp_only_inside_functions() -> None:

@@ -146,7 +146,7 @@ def test_tracing_true_without_opentelemetry_says_what_to_install(
     llm = registry.get_llm("openai", "gpt-4o-mini")
     with pytest.raises(ConfigurationError) as raised:
         observe(llm, provider="openai", model="gpt-4o-mini", tracing=True)
-    assert "modelforge[otel]" in (raised.value.suggestion or "")
+    assert "model-forge-llm[otel]" in (raised.value.suggestion or "")
     events: list[Any] = []
     observe(llm, provider="openai", model="gpt-4o-mini", callbacks=[events.append]).invoke("hi")
     assert [event.kind for event in events] == ["request", "response"]  # tracing=None: events only

@@ -21,7 +21,14 @@ from tests.optimizers.conftest import Clock, LlmFactory
 
 MODEL = "gemini-2.5-flash"
 LONG_SYSTEM = "You are the ACME support agent. Always cite the manual section you used. " * 80  # ~1500 tokens
-GENERATE = f"/v1beta/models/{MODEL}:generateContent"
+
+
+@pytest.fixture(autouse=True, params=["v1", "v1beta"])
+def api_version(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs against both Gemini API versions: ``v1`` (google-genai >= 3's default) and ``v1beta``
+    (google-genai 2's), chosen as users do, with ``GOOGLE_GENAI_API_VERSION``."""
+    monkeypatch.setenv("GOOGLE_GENAI_API_VERSION", request.param)
+    return str(request.param)
 
 
 def _optimizer(llm: Any, clock: Clock | None = None) -> GoogleOptimizer:
@@ -68,6 +75,36 @@ def test_long_system_prompt_is_cached_and_reused_within_its_ttl(
         assert body["contents"] == [{"parts": [{"text": question}], "role": "user"}]
     for answer in (first, second):
         assert answer.usage_metadata["input_token_details"]["cache_read"] > 0
+
+
+def test_cached_contents_live_on_v1beta_and_other_calls_keep_the_chosen_version(
+    make_llm: LlmFactory, server: ProviderServer, api_version: str
+) -> None:
+    # The Gemini API serves cachedContents on v1beta only (the test server answers 404 on /v1, as the API
+    # does): a call naming one goes there too, and everything else stays on the version the user chose.
+    llm = make_llm("google")
+    _ask(llm, "cached")
+    llm.invoke("short and uncached")
+    llm.close()  # type: ignore[attr-defined]
+    paths = [(r.method, r.path) for r in server.requests_for("gemini")]
+    name = server.caches.deleted[0]
+    assert paths == [
+        ("POST", "/v1beta/cachedContents"),
+        ("POST", f"/v1beta/models/{MODEL}:generateContent"),
+        ("POST", f"/{api_version}/models/{MODEL}:generateContent"),
+        ("DELETE", f"/v1beta/{name}"),
+    ]
+
+
+def test_the_sdk_default_version_is_kept_when_none_is_chosen(
+    make_llm: LlmFactory, server: ProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from google.genai import _api_client
+
+    monkeypatch.delenv("GOOGLE_GENAI_API_VERSION")
+    default = getattr(_api_client, "GOOGLE_AI_API_DEFAULT_VERSION", "v1beta")  # google-genai 2 had v1beta
+    make_llm("google").invoke("Hello")
+    assert server.requests_for("gemini")[-1].path == f"/{default}/models/{MODEL}:generateContent"
 
 
 def test_a_new_cache_is_made_after_the_old_one_expired(

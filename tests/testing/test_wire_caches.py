@@ -164,9 +164,15 @@ def test_anthropic_streamed_usage_reports_cache_tokens(server: ProviderServer) -
 # --- Gemini -----------------------------------------------------------------------------------------------
 
 
-def _genai(server: ProviderServer) -> genai.Client:
-    """Keep the returned client in a variable: a garbage-collected ``genai.Client`` closes its HTTP client."""
-    return genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=server.gemini_base_url))
+def _genai(server: ProviderServer, api_version: str = "v1beta") -> genai.Client:
+    """Keep the returned client in a variable: a garbage-collected ``genai.Client`` closes its HTTP client.
+
+    On ``v1beta``, where the Gemini API serves cachedContents, as google-genai's own caches tests do
+    (google/genai/tests/conftest.py in the google-genai 3.6.1 wheel)."""
+    return genai.Client(
+        api_key=KEY,
+        http_options=types.HttpOptions(base_url=server.gemini_base_url, api_version=api_version),
+    )
 
 
 def _create(client: genai.Client, ttl: str = "300s") -> types.CachedContent:
@@ -179,6 +185,14 @@ def _create(client: genai.Client, ttl: str = "300s") -> types.CachedContent:
             display_name="manual",
         ),
     )
+
+
+def test_gemini_serves_no_cached_contents_on_v1(server: ProviderServer) -> None:
+    client = _genai(server, api_version="v1")
+    with pytest.raises(errors.ClientError) as caught:
+        _create(client)
+    assert caught.value.code == 404 and caught.value.status == "NOT_FOUND"
+    assert server.caches.cached_contents == []
 
 
 def test_gemini_cached_content_lifecycle(server: ProviderServer) -> None:

@@ -25,6 +25,14 @@ WEATHER_TOOL = {
 }
 
 
+@pytest.fixture(autouse=True, params=["v1", "v1beta"])
+def api_version(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs against both Gemini API versions: ``v1`` (google-genai >= 3's default, where the API
+    shares paths such as ``/v1/models`` with OpenAI's) and ``v1beta`` (google-genai 2's)."""
+    monkeypatch.setenv("GOOGLE_GENAI_API_VERSION", request.param)
+    return str(request.param)
+
+
 def _client(server: ProviderServer, key: str = KEY) -> genai.Client:
     """Keep the returned client in a variable: a garbage-collected ``genai.Client`` closes its HTTP client."""
     return genai.Client(api_key=key, http_options=types.HttpOptions(base_url=server.gemini_base_url))
@@ -37,7 +45,7 @@ def _chat(server: ProviderServer) -> ChatGoogleGenerativeAI:
     )
 
 
-def test_generate_content(server: ProviderServer) -> None:
+def test_generate_content(server: ProviderServer, api_version: str) -> None:
     server.script(Reply(text="Hi there", usage=Usage(6, 2)))
     client = _client(server)
     response = client.models.generate_content(model=MODEL, contents="hello")
@@ -49,7 +57,7 @@ def test_generate_content(server: ProviderServer) -> None:
     assert (usage.prompt_token_count, usage.candidates_token_count, usage.total_token_count) == (6, 2, 8)
     recorded = server.requests[-1]
     assert recorded.protocol == "gemini"
-    assert recorded.path == f"/v1beta/models/{MODEL}:generateContent"
+    assert recorded.path == f"/{api_version}/models/{MODEL}:generateContent"
     assert recorded.headers["x-goog-api-key"] == KEY
 
 

@@ -7,7 +7,7 @@ namespace's keys: exactly ``<namespace>:`` followed by 64 hex digits, so a longe
 (``<namespace>:sub``) keeps its answers. Sync calls use one client; async calls use one client per event
 loop. Calls fail fast (``timeout``, no client retries): the cache turns a Redis outage into a warning and an
 uncached call. The URL's password never appears in a repr or a log line. Needs
-``pip install 'modelforge[redis]'``; the package is imported only when a backend is built.
+``pip install 'model-forge-llm[redis]'``; the package is imported only when a backend is built.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from modelforge.exceptions import ProviderNotAvailableError
 
 __all__ = ["INSTALL_HINT", "RedisBackend"]
 
-INSTALL_HINT = "pip install 'modelforge[redis]'"
+INSTALL_HINT = "pip install 'model-forge-llm[redis]'"
 _GLOB = re.compile(r"([*?\[\]\\])")
 _DELETE_BATCH = 500
 

@@ -1,17 +1,19 @@
 """Optimizer for Gemini (``ChatGoogleGenerativeAI``): context caching and safety settings.
 
-* Context caching: a call whose static prefix is long enough (the system instruction, plus everything up
-  to the static part of the first message written with ``<<STATIC>>``/``<<DYNAMIC>>``) has that prefix
-  put in a cached content (``POST /v1beta/cachedContents``, TTL ``context_caching.ttl``) and is sent with
-  ``cached_content=<name>`` and only the rest of the messages; later calls with the same prefix reuse it
-  until it expires, then a new one is made. Cached contents are shared process-wide by every model of the
-  same provider, base URL and credential (one per prefix, one creation in flight); they are deleted when
-  the last model using them is closed or at exit (see ``_google_cache``). "Long enough" is
-  ``context_caching.min_tokens``, by default Gemini's minimum: 1024 tokens, 4096 for Pro models. Calls
-  with tools, a ``cached_content`` of their own, or a system message after the start are sent as they are
-  (the API takes no system instruction or tools next to a cached content). If creating the cache fails,
-  the call is sent without it and a WARNING says why; if the provider says a cached content in use is
-  gone, the call is sent again without it.
+* Context caching: a call whose static prefix is long enough (the system instruction, plus everything up to
+  the static part of the first message written with ``<<STATIC>>``/``<<DYNAMIC>>``) has that prefix put in a
+  cached content (``POST /v1beta/cachedContents``, TTL ``context_caching.ttl``) and is sent with
+  ``cached_content=<name>`` and only the rest of the messages (the Gemini API serves cached contents on
+  ``v1beta``, not on ``v1``, the default of google-genai >= 3: a model whose client talks to ``v1`` makes,
+  names and deletes its cached contents on ``v1beta``, and its other calls stay on ``v1``); later calls with
+  the same prefix reuse it until it expires, then a new one is made. Cached contents are shared process-wide
+  by every model of the same provider, base URL and credential (one per prefix, one creation in flight);
+  they are deleted when the last model using them is closed or at exit (see ``_google_cache``). "Long
+  enough" is ``context_caching.min_tokens``, by default Gemini's minimum: 1024 tokens, 4096 for Pro models.
+  Calls with tools, a ``cached_content`` of their own, or a system message after the start are sent as they
+  are (the API takes no system instruction or tools next to a cached content). If creating the cache fails,
+  the call is sent without it and a WARNING says why; if the provider says a cached content in use is gone,
+  the call is sent again without it.
 * ``safety_settings``: the section's ``{HARM_CATEGORY_...: BLOCK_...}`` sent with every call as the SDK's
   enums, unless the call or the model sets its own. They live in the provider's ``optimizations:``
   section, so they apply only with ``enable_optimizations`` (``ModelForgeRegistry(enable_optimizations=
@@ -22,6 +24,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -42,16 +45,54 @@ from modelforge.optimizers._config import OptimizationConfig
 from modelforge.optimizers._google_cache import ContextCacheStore, CreationRefused, cache_key
 from modelforge.optimizers._markers import split_message, strip_message_markers
 
-__all__ = ["GoogleOptimizer", "min_cacheable_tokens", "static_prefix"]
+__all__ = [
+    "CACHE_API_VERSION",
+    "GoogleOptimizer",
+    "cache_api_version",
+    "min_cacheable_tokens",
+    "static_prefix",
+]
 
 # Call arguments that rule a cached content out (the API refuses them next to one) or that bring their own.
 _NO_CACHE_KEYS = ("cached_content", "tools", "functions", "tool_config", "tool_choice")
 _GONE_HINTS = ("cachedcontent", "cached content", "cached_content")
+# Where the Gemini API serves cachedContents: v1beta, not the GA version v1 (google-genai's own test suite
+# forces v1beta for its caches replays: "The Gemini API only serves cachedContents on v1beta").
+CACHE_API_VERSION = "v1beta"
 
 
 def min_cacheable_tokens(model: str) -> int:
     """Gemini's smallest cached content for ``model``: 4096 tokens for Pro models, 1024 otherwise."""
     return 4096 if "pro" in model.lower() else 1024
+
+
+def cache_api_version(leaf: BaseChatModel) -> str | None:
+    """The API version to send cached-content calls of ``leaf`` to when its client's own version does not
+    serve them: ``"v1beta"`` for a client on ``v1`` (the google-genai >= 3 default, or
+    ``GOOGLE_GENAI_API_VERSION=v1``); None (the client's version) otherwise."""
+    try:
+        version = leaf.client._api_client._http_options.api_version  # type: ignore[attr-defined]
+    except AttributeError:
+        return None
+    return CACHE_API_VERSION if version == "v1" else None
+
+
+def _takes_request_http_options() -> bool:
+    """Whether this langchain-google-genai sends a call's own ``http_options`` (newer 4.x releases merge it
+    with the model's; older ones pass it on twice and fail)."""
+    from langchain_google_genai import chat_models
+
+    return hasattr(chat_models, "_merge_http_options")
+
+
+@functools.cache
+def _warn_cannot_reach(api_version: str) -> None:
+    logger.warning(
+        "google context_caching is off: this langchain-google-genai cannot send a call to %s, where Gemini"
+        " serves cached contents; upgrade langchain-google-genai or set GOOGLE_GENAI_API_VERSION=%s",
+        api_version,
+        api_version,
+    )
 
 
 def static_prefix(messages: list[BaseMessage]) -> tuple[list[BaseMessage], list[BaseMessage]]:
@@ -80,6 +121,7 @@ class _Plan:
     model: str
     config: Any
     rest: list[BaseMessage]
+    api_version: str | None = None  # the version cached calls go to, when not the client's own
 
 
 class GoogleOptimizer(RequestOptimizer):
@@ -181,7 +223,11 @@ class GoogleOptimizer(RequestOptimizer):
         minimum = self.config.context_caching_min_tokens or min_cacheable_tokens(self.model_name)
         if estimate_tokens(static) < minimum:
             return None
-        from google.genai.types import CreateCachedContentConfig
+        api_version = cache_api_version(leaf)
+        if api_version is not None and not _takes_request_http_options():
+            _warn_cannot_reach(api_version)
+            return None
+        from google.genai.types import CreateCachedContentConfig, HttpOptions
 
         prepared = leaf._prepare_request(static)  # type: ignore[attr-defined]
         system = prepared["config"].system_instruction
@@ -197,12 +243,19 @@ class GoogleOptimizer(RequestOptimizer):
             contents=contents,
             ttl=f"{int(self.context_cache.ttl)}s",
             display_name=f"modelforge {self.provider_name}/{self.model_name}"[:128],
+            http_options=HttpOptions(api_version=api_version) if api_version else None,
         )
-        return _Plan(key, model, config, rest)
+        return _Plan(key, model, config, rest, api_version)
 
     @staticmethod
     def _use(call: PreparedCall, plan: _Plan, name: str) -> bool:
         call.kwargs["cached_content"] = name
+        if plan.api_version is not None:  # sent where the cached content lives
+            own = call.kwargs.get("http_options")
+            if own is None or isinstance(own, dict):
+                call.kwargs["http_options"] = {**(own or {}), "api_version": plan.api_version}
+            else:
+                call.kwargs["http_options"] = own.model_copy(update={"api_version": plan.api_version})
         call.messages = plan.rest
         call.cached_content = name
         return True

@@ -103,10 +103,13 @@ class _ClientRecipe:
     http_options: Any = field(repr=False)  # may carry headers
 
     @classmethod
-    def of(cls, client: Any) -> _ClientRecipe:
+    def of(cls, client: Any, config: Any = None) -> _ClientRecipe:
+        """The recipe of ``client``, on the API version the creation ``config`` was sent to, if its own."""
         api = client._api_client
+        version = getattr(getattr(config, "http_options", None), "api_version", None)
         options = api._http_options.model_copy(
             update={
+                **({"api_version": version} if version else {}),
                 "client_args": None,
                 "async_client_args": None,
                 "httpx_client": None,
@@ -267,7 +270,7 @@ class ContextCacheStore:
             return name
         try:
             created = owner.client.caches.create(model=model, config=config)
-            name = _shared.remember(key, str(created.name), _ClientRecipe.of(owner.client), self)
+            name = _shared.remember(key, str(created.name), _ClientRecipe.of(owner.client, config), self)
         except BaseException as err:
             self._creation_failed(key, claim, err)
             raise
@@ -287,7 +290,7 @@ class ContextCacheStore:
             return name
         try:
             created = await owner.client.aio.caches.create(model=model, config=config)
-            name = _shared.remember(key, str(created.name), _ClientRecipe.of(owner.client), self)
+            name = _shared.remember(key, str(created.name), _ClientRecipe.of(owner.client, config), self)
         except BaseException as err:
             self._creation_failed(key, claim, err)
             raise

@@ -11,7 +11,7 @@ the limiter sleeps that long and runs it again. Every key carries a TTL, so an a
 If Redis cannot be reached (or answers with an error) the backend falls back to a ``LocalBackend``,
 logs one warning for the outage (``degraded`` is true meanwhile) and tries Redis again after
 ``reconnect_interval``; reservations made locally are settled locally. The URL's password is never
-logged. Needs ``pip install 'modelforge[redis]'``; the package is imported only when a backend is built.
+logged. Needs ``pip install 'model-forge-llm[redis]'``; the package is imported only when a backend is built.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ __all__ = ["INSTALL_HINT", "RedisBackend"]
 
 logger = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'modelforge[redis]'"
+INSTALL_HINT = "pip install 'model-forge-llm[redis]'"
 
 
 def _require_redis() -> Any:

@@ -22,13 +22,21 @@ GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/"
 
 
 def google_genai_httpx_flavor() -> str:
-    """The httpx package google-genai builds its clients on, as its ``GOOGLE_GENAI_HTTP_CLIENT`` says.
+    """The httpx package google-genai would build its clients on, so the shared transport is of that kind.
 
-    ``httpx2`` when the variable says so (or httpx is missing), else ``httpx``: the same choice as
-    google-genai's own, so the shared transport fits the clients it is handed to.
+    google-genai before 3 knows only ``httpx``. Since 3 it also builds on ``httpx2`` (its default when
+    installed): ``GOOGLE_GENAI_HTTP_CLIENT=httpx`` / ``httpx2`` chooses, and otherwise its own default
+    applies, or the other package when that one is missing.
     """
+    from google.genai import _api_client
+
+    if getattr(_api_client, "httpx2", None) is None:  # google-genai < 3, or httpx2 not installed
+        return "httpx"
     choice = os.environ.get("GOOGLE_GENAI_HTTP_CLIENT", "").strip().lower()
-    if choice == "httpx2" or (choice != "httpx" and importlib.util.find_spec("httpx") is None):
+    if choice in ("httpx", "httpx2"):
+        return choice
+    default = str(getattr(_api_client, "_DEFAULT_HTTP_CLIENT_BACKEND", "httpx"))
+    if default == "httpx2" or importlib.util.find_spec("httpx") is None:
         return "httpx2"
     return "httpx"
 

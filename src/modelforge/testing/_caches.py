@@ -241,8 +241,11 @@ class ProviderCaches:
             self._faults.clear()
 
 
-_CACHED_CONTENTS = re.compile(r"/(?:v1beta|v1alpha|v1)/cachedContents/?")
-_CACHED_CONTENT = re.compile(r"/(?:v1beta|v1alpha|v1)/(cachedContents/[A-Za-z0-9_-]+)")
+# The Gemini API serves cachedContents on v1beta (and v1alpha), not on v1: google-genai's own test suite
+# says so (google/genai/tests/conftest.py in the google-genai 3.6.1 wheel: "The Gemini API only serves
+# cachedContents on v1beta", forcing v1beta for its caches replays). /v1/cachedContents is a 404 here too.
+_CACHED_CONTENTS = re.compile(r"/(?:v1beta|v1alpha)/cachedContents/?")
+_CACHED_CONTENT = re.compile(r"/(?:v1beta|v1alpha)/(cachedContents/[A-Za-z0-9_-]+)")
 
 
 def cache_routes(server: ProviderServer) -> list[PatternRoute]:

@@ -28,7 +28,14 @@ Route = Callable[[Exchange], Awaitable[None]]
 _GEMINI_CALL = re.compile(
     r"^/(?:v1beta|v1|v1alpha)/models/([^/]+:(?:generateContent|streamGenerateContent))$"
 )
-_GEMINI_LIST = re.compile(r"^/(?:v1beta|v1alpha)/models/?$")
+_GEMINI_LIST = re.compile(r"^/(?:v1beta|v1|v1alpha)/models/?$")
+
+
+def _from_gemini_client(headers: dict[str, str]) -> bool:
+    """A Gemini client: google-genai sends its key as ``x-goog-api-key`` and names itself in
+    ``x-goog-api-client``. Needed on ``/v1/``, where Gemini (the default version since google-genai 3)
+    and OpenAI share paths such as ``/v1/models``."""
+    return "x-goog-api-key" in headers or "x-goog-api-client" in headers
 
 
 def classify(path: str, headers: dict[str, str]) -> ProtocolName:
@@ -40,6 +47,8 @@ def classify(path: str, headers: dict[str, str]) -> ProtocolName:
     if path.startswith("/v1/messages") or (path.startswith("/v1/models") and "anthropic-version" in headers):
         return "anthropic"
     if path.startswith(("/v1beta/", "/v1alpha/")) or _GEMINI_CALL.match(path):
+        return "gemini"
+    if path.startswith("/v1/") and _from_gemini_client(headers):
         return "gemini"
     if path.startswith("/v1/"):
         return "openai"
@@ -103,7 +112,11 @@ class Router:
             await _json(ex, _gemini.models_list(self._server.gemini_models))
         else:
             message = f"Not found: {ex.method} {ex.path}"
-            await _json(ex, dumps({"error": {"message": message, "type": "not_found", "code": 404}}), 404)
+            if protocol == "gemini":  # google.rpc.Status, as the Gemini API answers
+                error = {"code": 404, "message": message, "status": "NOT_FOUND"}
+            else:
+                error = {"message": message, "type": "not_found", "code": 404}
+            await _json(ex, dumps({"error": error}), 404)
 
     def _chat(self, proto: ChatProtocol) -> Route:
         async def route(ex: Exchange) -> None:
@@ -112,7 +125,9 @@ class Router:
         return route
 
     async def _v1_models(self, ex: Exchange) -> None:
-        if "anthropic-version" in ex.headers:
+        if _from_gemini_client(ex.headers):
+            await _json(ex, _gemini.models_list(self._server.gemini_models))
+        elif "anthropic-version" in ex.headers:
             await _json(ex, _anthropic.models_list(self._server.anthropic_models))
         else:
             await _json(ex, _openai.models_list(self._server.openai_models))

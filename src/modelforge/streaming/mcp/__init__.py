@@ -13,7 +13,7 @@
         text = await toolset.call("add", {"a": 1, "b": 2})  # -> "3"
         await toolset.refresh()                            # servers may change their tools at run time
 
-Needs the official ``mcp`` SDK (``pip install 'modelforge[mcp]'``); it is imported only when a toolset
+Needs the official ``mcp`` SDK (``pip install 'model-forge-llm[mcp]'``); it is imported only when a toolset
 opens, and its absence raises ``ProviderNotAvailableError`` naming that command. (This ``MCPServer`` describes
 a server to connect to; it is not the SDK's ``mcp.server.mcpserver.MCPServer``, which builds one.)
 

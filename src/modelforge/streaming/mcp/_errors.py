@@ -42,7 +42,7 @@ __all__ = [
     "require_mcp",
 ]
 
-INSTALL_HINT = "pip install 'modelforge[mcp]'"
+INSTALL_HINT = "pip install 'model-forge-llm[mcp]'"
 
 
 def _where(server: str | None, tool: str | None) -> str:
