@@ -5,6 +5,8 @@
 # Installs come from the lock, requirements/lock.txt: exactly the releases (and file hashes) that passed.
 #   make lock         refresh the lock to the newest releases pyproject.toml's ranges allow (uv)
 #   make test-latest  the whole suite on the newest releases the ranges allow, without the lock (.venv-latest)
+#   make test-sdk SDK="google-genai==2.34.0" [TESTS=tests/optimizers]
+#                     the lock with one package at another release the ranges allow (.venv-sdk)
 #   make audit        known vulnerabilities in the locked releases (pip-audit)
 # .ci/run calls `make test` and `make lint`.
 
@@ -15,11 +17,13 @@ LOCK := requirements/lock.txt
 LOCKED := $(VENV)/.locked
 STAMP := $(VENV)/.installed
 LATEST := .venv-latest
+SDK_VENV := .venv-sdk
+TESTS ?=
 PROMPT ?= Write a short poem about a lighthouse.
 # `make lock LOCK_UPGRADE=` keeps the current pins where they still fit (after an edit of pyproject.toml).
 LOCK_UPGRADE ?= --upgrade
 
-.PHONY: run test test-latest lint install lock audit clean bench
+.PHONY: run test test-latest test-sdk lint install lock audit clean bench
 
 # A new lock means a new venv: nothing stays behind from an earlier install. pip checks every file
 # against the lock's hashes and installs nothing the lock does not name (--no-deps).
@@ -54,6 +58,16 @@ test-latest:
 	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider; status=$$?; \
 		$(LATEST)/bin/python scripts/check_lock.py --versions --against-lock; exit $$status
 
+test-sdk:
+	@test -n "$(SDK)" || { echo 'Name the release to try: make test-sdk SDK="google-genai==2.34.0"'; exit 2; }
+	rm -rf $(SDK_VENV)
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(SDK_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(SDK_VENV)/bin/python -m pip install --quiet '$(SDK)'
+	$(SDK_VENV)/bin/python -m pytest -q -p no:cacheprovider $(TESTS); status=$$?; \
+		$(SDK_VENV)/bin/python scripts/check_lock.py --versions --against-lock; exit $$status
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -64,10 +78,10 @@ lock: $(STAMP)
 		--python-version 3.11 --quiet $(LOCK_UPGRADE) -o $(LOCK)
 
 audit: $(STAMP)
-	$(BIN)/pip-audit --requirement $(LOCK) --require-hashes --disable-pip --strict --progress-spinner off
+	$(BIN)/python scripts/audit.py
 
 bench: $(STAMP)  # the dev extra includes bench (matplotlib, for the charts)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(LATEST) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache

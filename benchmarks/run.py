@@ -173,8 +173,11 @@ class PeerInstall:
 
 
 def versions(statuses: dict[str, PeerStatus]) -> dict[str, str]:
-    found = {}
-    for name in ("modelforge", "langchain-openai", "langchain-core", "openai"):
+    import modelforge
+
+    # Ours is the distribution model-forge-llm too: "modelforge" is ours, "model-forge-llm" the 2.3.0 peer.
+    found = {"modelforge": modelforge.__version__}
+    for name in ("langchain-openai", "langchain-core", "openai"):
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -188,6 +188,8 @@ def _create(client: genai.Client, ttl: str = "300s") -> types.CachedContent:
 
 
 def test_gemini_serves_no_cached_contents_on_v1(server: ProviderServer) -> None:
+    # The 404 is a google.rpc.Status body ({"error": {"code", "message", "status"}}), the shape of the real
+    # API errors recorded in google-genai's own tests (google/genai/tests/errors/test_api_error.py, 3.6.1).
     client = _genai(server, api_version="v1")
     with pytest.raises(errors.ClientError) as caught:
         _create(client)

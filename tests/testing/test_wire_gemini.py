@@ -25,23 +25,28 @@ WEATHER_TOOL = {
 }
 
 
+VERSION = "v1beta"
+
+
 @pytest.fixture(autouse=True, params=["v1", "v1beta"])
 def api_version(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test runs against both Gemini API versions: ``v1`` (google-genai >= 3's default, where the API
-    shares paths such as ``/v1/models`` with OpenAI's) and ``v1beta`` (google-genai 2's)."""
-    monkeypatch.setenv("GOOGLE_GENAI_API_VERSION", request.param)
+    shares paths such as ``/v1/models`` with OpenAI's) and ``v1beta`` (google-genai 2's). Named to the
+    clients explicitly: google-genai 2 does not read ``GOOGLE_GENAI_API_VERSION``."""
+    monkeypatch.setitem(globals(), "VERSION", request.param)
     return str(request.param)
 
 
 def _client(server: ProviderServer, key: str = KEY) -> genai.Client:
     """Keep the returned client in a variable: a garbage-collected ``genai.Client`` closes its HTTP client."""
-    return genai.Client(api_key=key, http_options=types.HttpOptions(base_url=server.gemini_base_url))
+    options = types.HttpOptions(base_url=server.gemini_base_url, api_version=VERSION)
+    return genai.Client(api_key=key, http_options=options)
 
 
 def _chat(server: ProviderServer) -> ChatGoogleGenerativeAI:
     # max_retries=1 means "one attempt" in langchain-google-genai (0 would mean the SDK's default retries).
     return ChatGoogleGenerativeAI(
-        model=MODEL, google_api_key=KEY, base_url=server.gemini_base_url, max_retries=1
+        model=MODEL, google_api_key=KEY, base_url=server.gemini_base_url, max_retries=1, api_version=VERSION
     )
 
 

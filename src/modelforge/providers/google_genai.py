@@ -1,6 +1,8 @@
 """Google Gemini through ``langchain_google_genai.ChatGoogleGenerativeAI`` (the google-genai SDK).
 
-Needs an API key. ``base_url`` points the SDK at another endpoint (a proxy or the test server). The
+Needs an API key. ``base_url`` points the SDK at another endpoint (a proxy or the test server).
+``GOOGLE_GENAI_API_VERSION`` (``v1``, ``v1beta``, or ``beta`` for ``v1beta``) chooses the API version, with
+every google-genai release (google-genai 2 does not read it; 3 does, and defaults to ``v1``). The
 wrapper's ``ChatGoogleGenerativeAIError`` keeps the SDK's ``google.genai.errors.APIError`` as its cause,
 which carries the HTTP status and response.
 """
@@ -16,7 +18,7 @@ from langchain_core.language_models import BaseChatModel
 from modelforge.providers.base import ModelRequest, ProviderFamily, header_dict
 from modelforge.providers.errors import HttpFailure
 
-__all__ = ["GoogleGenAIFamily", "google_genai_httpx_flavor"]
+__all__ = ["GoogleGenAIFamily", "chosen_api_version", "google_genai_httpx_flavor"]
 
 GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/"
 
@@ -24,13 +26,14 @@ GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/"
 def google_genai_httpx_flavor() -> str:
     """The httpx package google-genai would build its clients on, so the shared transport is of that kind.
 
-    google-genai before 3 knows only ``httpx``. Since 3 it also builds on ``httpx2`` (its default when
+    google-genai 2 builds on ``httpx`` only. Since 3 it also builds on ``httpx2`` (its default when
     installed): ``GOOGLE_GENAI_HTTP_CLIENT=httpx`` / ``httpx2`` chooses, and otherwise its own default
     applies, or the other package when that one is missing.
     """
     from google.genai import _api_client
 
-    if getattr(_api_client, "httpx2", None) is None:  # google-genai < 3, or httpx2 not installed
+    # Its httpx2 client classes: None before google-genai 3 (2 only reads httpx2's types), or without httpx2.
+    if getattr(_api_client, "SyncHttpx2Client", None) is None:
         return "httpx"
     choice = os.environ.get("GOOGLE_GENAI_HTTP_CLIENT", "").strip().lower()
     if choice in ("httpx", "httpx2"):
@@ -39,6 +42,15 @@ def google_genai_httpx_flavor() -> str:
     if default == "httpx2" or importlib.util.find_spec("httpx") is None:
         return "httpx2"
     return "httpx"
+
+
+def chosen_api_version() -> str | None:
+    """The API version ``GOOGLE_GENAI_API_VERSION`` names (``beta`` meaning ``v1beta``, as google-genai 3
+    reads it), or None to leave the SDK's default."""
+    chosen = os.environ.get("GOOGLE_GENAI_API_VERSION", "").strip()
+    if not chosen:
+        return None
+    return "v1beta" if chosen == "beta" else chosen
 
 
 class GoogleGenAIFamily(ProviderFamily):
@@ -55,6 +67,9 @@ class GoogleGenAIFamily(ProviderFamily):
         extra: dict[str, Any] = {}
         if request.provider.base_url:
             extra["base_url"] = request.provider.base_url
+        version = chosen_api_version()
+        if version and "api_version" in ChatGoogleGenerativeAI.model_fields:
+            extra["api_version"] = version
         # ``client_args`` reach both the sync and the async httpx client of google-genai; the shared
         # transport serves both sides, so every model of this provider shares one pool (modelforge.pooling).
         # A transport also keeps google-genai on httpx for async calls (not aiohttp).
