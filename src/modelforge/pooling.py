@@ -42,6 +42,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import hashlib
+import importlib.metadata
 import logging
 import math
 import threading
@@ -277,15 +278,26 @@ def report_unpooled(provider: str, model: object) -> bool:
             return False
         _unpooled_reported.add(key)
     logger.warning(
-        "Provider '%s': %s answered without sending through ModelForge's pooled transport (its SDK built"
+        "Provider '%s': %s (%s) answered without sending through ModelForge's pooled transport (its SDK built"
         " an HTTP client of its own), so connection pooling and send-time rate-limit accounting do not"
-        " apply to it (errors are still translated). Install the SDK release in requirements/lock.txt,"
-        " or report the SDK release in use; `connection_pool: {enabled: false}` on the provider turns"
-        " pooling and this check off.",
+        " apply to it (errors are still translated). The SDK under it sends differently from the releases"
+        " ModelForge was tested with: install one of those, or report this release; `connection_pool:"
+        " {enabled: false}` on the provider turns pooling and this check off.",
         provider,
         kind.__name__,
+        _release_of(kind.__module__),
     )
     return True
+
+
+def _release_of(module: str) -> str:
+    """``"langchain-openai 1.8.1"``: the distribution that installed ``module`` and its version."""
+    package = module.split(".")[0]
+    names = importlib.metadata.packages_distributions().get(package) or [package]
+    try:
+        return f"{names[0]} {importlib.metadata.version(names[0])}"
+    except importlib.metadata.PackageNotFoundError:
+        return package
 
 
 def _environment_proxy(base_url: str) -> str | None:

@@ -8,8 +8,8 @@ the providers:
 * shell blocks (``bash``, ``sh``, ``console``, ``shell``) run line by line through bash, ``modelforge`` being
   the installed console script: a line must exit 0, or the code its trailing ``# exits N`` comment names;
   ``export NAME=value`` lines set the environment of the lines after them. Installation commands (``make``,
-  ``pip``, ``git``, ``python``, ``cd``) set up a machine and are not run here: the README's two commands are
-  what CI itself runs;
+  ``pip``, ``uv``, ``pip-audit``, ``git``, ``python``, ``cd``) set up or check a machine and are not run
+  here: the README's two commands are what CI itself runs;
 * ``json`` and ``yaml`` blocks that are config files (``providers``, ``current_model`` or ``settings`` at
   the top) are validated as ModelForge validates a config file, policy sections included.
 
@@ -55,7 +55,7 @@ PYTHON = {"python", "py", "python3"}
 SHELL = {"bash", "sh", "console", "shell"}
 CONFIG = {"json", "yaml", "yml"}
 # Commands that set up a machine (the README's two commands, installs): not run by the docs tests.
-SETUP_COMMANDS = {"make", "pip", "pip3", "git", "python", "python3", "cd", "uv", "pipx"}
+SETUP_COMMANDS = {"make", "pip", "pip3", "git", "python", "python3", "cd", "uv", "pipx", "pip-audit"}
 CONFIG_KEYS = {"providers", "current_model", "settings"}
 _EXITS = re.compile(r"#\s*exits\s+(\d+)\s*$")
 

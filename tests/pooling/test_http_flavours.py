@@ -9,6 +9,9 @@ with the real google-genai SDK over real HTTP.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import importlib.metadata
 import json
 import logging
 from collections.abc import Iterator
@@ -113,27 +116,84 @@ def test_gemini_errors_are_translated_on_either_flavour(flavour: str, server: Pr
     assert refused.value.provider == "google"
 
 
-def test_a_model_whose_sdk_bypasses_the_pooled_transport_is_reported_once(
-    server: ProviderServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def bypassing_models(server: ProviderServer, monkeypatch: pytest.MonkeyPatch, count: int) -> list[Any]:
+    """OpenAI models (no rate limit: a bare send probe) whose SDK sends through HTTP clients of its own.
+
+    Patched internals: what a future SDK release that ignores the ``http_client`` it is given would do. No
+    released SDK does it today, so nothing real can stand in.
+    """
     import httpx2
 
     monkeypatch.setattr(pooling, "_unpooled_reported", set())  # once per process: start this test afresh
     monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", OPENAI_KEY)
     config.GLOBAL_CONFIG_FILE.parent.mkdir(parents=True, exist_ok=True)
-    config.GLOBAL_CONFIG_FILE.write_text(json.dumps(provider_config(server)))  # no rate_limit: a bare probe
-    models = [ModelForgeRegistry().get_llm("openai", "gpt-4o-mini") for _ in range(2)]
-    # Patched internals: what a future SDK release that ignores the ``http_client`` it is given would do
-    # (send through a client of its own). No released SDK does it today, so nothing real can stand in.
+    config.GLOBAL_CONFIG_FILE.write_text(json.dumps(provider_config(server)))
+    models = [ModelForgeRegistry().get_llm("openai", "gpt-4o-mini") for _ in range(count)]
     for model in models:
         monkeypatch.setattr(innermost(model).root_client, "_client", httpx2.Client())
+        monkeypatch.setattr(innermost(model).root_async_client, "_client", httpx2.AsyncClient())
+    return models
+
+
+def unpooled_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "modelforge.pooling"]
+
+
+def test_a_model_whose_sdk_bypasses_the_pooled_transport_is_reported_once(
+    server: ProviderServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    models = bypassing_models(server, monkeypatch, 2)
     with caplog.at_level(logging.WARNING, logger="modelforge.pooling"):
         for model in models:
             assert model.invoke("one").text == "pong"  # the call itself still works
-            assert model.invoke("two").text == "pong"
-    warnings = [r.getMessage() for r in caplog.records if r.name == "modelforge.pooling"]
-    assert len(warnings) == 1, warnings
-    assert "Provider 'openai': ChatOpenAI answered without sending through ModelForge's pooled" in warnings[0]
-    assert "connection pooling and send-time rate-limit accounting do not apply" in warnings[0]
-    assert OPENAI_KEY not in warnings[0]
+            assert "".join(chunk.text for chunk in model.stream("two")) == "pong"
+    (warning,) = unpooled_warnings(caplog)
+    release = f"langchain-openai {importlib.metadata.version('langchain-openai')}"
+    assert (
+        f"Provider 'openai': ChatOpenAI ({release}) answered without sending through ModelForge's" in warning
+    )
+    assert "connection pooling and send-time rate-limit accounting do not apply" in warning
+    assert OPENAI_KEY not in warning
     assert server.connections_opened == 2  # each bypassing client opened its own connection
+
+
+async def test_an_async_stream_that_bypasses_the_pool_is_reported(
+    server: ProviderServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    (model,) = bypassing_models(server, monkeypatch, 1)
+    with caplog.at_level(logging.WARNING, logger="modelforge.pooling"):
+        assert "".join([chunk.text async for chunk in model.astream("one")]) == "pong"
+    assert len(unpooled_warnings(caplog)) == 1
+
+
+async def test_a_stream_cancelled_before_its_request_went_out_is_not_mistaken_for_a_bypass(
+    server: ProviderServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # asyncio.timeout around a stream cancels it; before the request is written, nothing was sent through
+    # any transport, which says nothing about the pool. The model still checks its next full answer.
+    monkeypatch.setenv("MODELFORGE_OPENAI_API_KEY", OPENAI_KEY)
+    config.GLOBAL_CONFIG_FILE.parent.mkdir(parents=True, exist_ok=True)
+    config.GLOBAL_CONFIG_FILE.write_text(json.dumps(provider_config(server)))
+    model = ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
+    server.default_reply = Reply(text="slow", latency=5.0)
+    with caplog.at_level(logging.WARNING, logger="modelforge.pooling"):
+        for _ in range(3):
+            task = asyncio.ensure_future(model.ainvoke("never answered"))
+            await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+            async def first_chunk() -> None:
+                async for _chunk in model.astream("cancelled"):
+                    break
+
+            stream = asyncio.ensure_future(first_chunk())
+            await asyncio.sleep(0)
+            stream.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stream
+    assert not unpooled_warnings(caplog)
+    server.default_reply = Reply(text="pong")
+    assert (await model.ainvoke("answered")).text == "pong"
+    assert not unpooled_warnings(caplog)

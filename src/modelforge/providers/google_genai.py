@@ -15,10 +15,11 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
+from modelforge.exceptions import ConfigurationError
 from modelforge.providers.base import ModelRequest, ProviderFamily, header_dict
 from modelforge.providers.errors import HttpFailure
 
-__all__ = ["GoogleGenAIFamily", "chosen_api_version", "google_genai_httpx_flavor"]
+__all__ = ["API_VERSIONS", "GoogleGenAIFamily", "chosen_api_version", "google_genai_httpx_flavor"]
 
 GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/"
 
@@ -44,13 +45,25 @@ def google_genai_httpx_flavor() -> str:
     return "httpx"
 
 
-def chosen_api_version() -> str | None:
+# The versions of the Gemini API (Generative Language API); ``beta`` is google-genai's name for v1beta.
+API_VERSIONS = ("v1", "v1beta", "v1alpha")
+
+
+def chosen_api_version(provider: str | None = None) -> str | None:
     """The API version ``GOOGLE_GENAI_API_VERSION`` names (``beta`` meaning ``v1beta``, as google-genai 3
-    reads it), or None to leave the SDK's default."""
+    reads it), or None to leave the SDK's default; ``ConfigurationError`` for a version Gemini has not."""
     chosen = os.environ.get("GOOGLE_GENAI_API_VERSION", "").strip()
     if not chosen:
         return None
-    return "v1beta" if chosen == "beta" else chosen
+    version = "v1beta" if chosen == "beta" else chosen
+    if version not in API_VERSIONS:
+        raise ConfigurationError(
+            f"GOOGLE_GENAI_API_VERSION is {chosen!r}, which is not a Gemini API version",
+            error_code="GEMINI_API_VERSION_INVALID",
+            provider=provider,
+            suggestion=f"Set it to {', '.join(API_VERSIONS)} or beta, or unset it for the SDK's default.",
+        )
+    return version
 
 
 class GoogleGenAIFamily(ProviderFamily):
@@ -67,7 +80,7 @@ class GoogleGenAIFamily(ProviderFamily):
         extra: dict[str, Any] = {}
         if request.provider.base_url:
             extra["base_url"] = request.provider.base_url
-        version = chosen_api_version()
+        version = chosen_api_version(request.provider_name)
         if version and "api_version" in ChatGoogleGenerativeAI.model_fields:
             extra["api_version"] = version
         # ``client_args`` reach both the sync and the async httpx client of google-genai; the shared
