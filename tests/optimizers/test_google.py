@@ -13,6 +13,7 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.tools import tool
 
+from modelforge.exceptions import ConfigurationError
 from modelforge.optimizers import aclose_context_caches, optimizer_of
 from modelforge.optimizers._google import GoogleOptimizer
 from modelforge.testing import Fault, ProviderServer, Reply
@@ -94,6 +95,22 @@ def test_cached_contents_live_on_v1beta_and_other_calls_keep_the_chosen_version(
         ("POST", f"/{api_version}/models/{MODEL}:generateContent"),
         ("DELETE", f"/v1beta/{name}"),
     ]
+
+
+def test_beta_means_v1beta_and_a_version_gemini_has_not_is_refused_when_the_model_is_made(
+    make_llm: LlmFactory, server: ProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_GENAI_API_VERSION", "beta")
+    make_llm("google").invoke("Hello")
+    assert server.requests_for("gemini")[-1].path == f"/v1beta/models/{MODEL}:generateContent"
+
+    monkeypatch.setenv("GOOGLE_GENAI_API_VERSION", "v1-beta")
+    with pytest.raises(ConfigurationError) as refused:
+        make_llm("google")
+    assert refused.value.error_code == "GEMINI_API_VERSION_INVALID"
+    assert "GOOGLE_GENAI_API_VERSION is 'v1-beta'" in str(refused.value)
+    assert "v1, v1beta, v1alpha or beta" in (refused.value.suggestion or "")
+    assert len(server.requests_for("gemini")) == 1  # nothing sent with it
 
 
 def test_the_sdk_default_version_is_kept_when_none_is_chosen(
