@@ -5,6 +5,7 @@
 # Installs come from the lock, requirements/lock.txt: exactly the releases (and file hashes) that passed.
 #   make lock         refresh the lock to the newest releases pyproject.toml's ranges allow (uv)
 #   make test-latest  the whole suite on the newest releases the ranges allow, without the lock (.venv-latest)
+#   make test-oldest  the whole suite on the oldest releases the ranges allow (our tools at their locked ones)
 #   make test-sdk SDK="google-genai==2.34.0" [TESTS=tests/optimizers]
 #                     the lock with one package at another release the ranges allow (.venv-sdk)
 #   make audit        known vulnerabilities in the locked releases (pip-audit)
@@ -18,12 +19,13 @@ LOCKED := $(VENV)/.locked
 STAMP := $(VENV)/.installed
 LATEST := .venv-latest
 SDK_VENV := .venv-sdk
+OLDEST := .venv-oldest
 TESTS ?=
 PROMPT ?= Write a short poem about a lighthouse.
 # `make lock LOCK_UPGRADE=` keeps the current pins where they still fit (after an edit of pyproject.toml).
 LOCK_UPGRADE ?= --upgrade
 
-.PHONY: run test test-latest test-sdk lint install lock audit clean bench
+.PHONY: run test test-latest test-oldest test-sdk lint install lock audit clean bench
 
 # A new lock means a new venv: nothing stays behind from an earlier install. pip checks every file
 # against the lock's hashes and installs nothing the lock does not name (--no-deps).
@@ -59,6 +61,19 @@ test-latest:
 	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider; status=$$?; \
 		$(LATEST)/bin/python scripts/check_lock.py --versions --against-lock; exit $$status
 
+# Every package a user installs at the oldest release pyproject.toml's ranges allow (uv's lowest-direct
+# resolution), the tools we test with at their locked releases: the floors of our ranges, tested.
+test-oldest: $(LOCKED)
+	rm -rf $(OLDEST)
+	$(PYTHON) -m venv $(OLDEST)
+	$(BIN)/python scripts/check_lock.py --tool-constraints > $(OLDEST)/tools.txt
+	$(BIN)/uv pip compile pyproject.toml requirements/lock.in --all-extras --resolution lowest-direct \
+		--python-version 3.11 --quiet --constraint $(OLDEST)/tools.txt -o $(OLDEST)/oldest.txt
+	$(OLDEST)/bin/python -m pip install --quiet --no-deps -r $(OLDEST)/oldest.txt
+	$(OLDEST)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider; status=$$?; \
+		$(OLDEST)/bin/python scripts/check_lock.py --versions --against-lock; exit $$status
+
 test-sdk:
 	@test -n "$(SDK)" || { echo 'Name the release to try: make test-sdk SDK="google-genai==2.34.0"'; exit 2; }
 	rm -rf $(SDK_VENV)
@@ -87,4 +102,4 @@ bench: $(STAMP)  # the dev extra includes bench (matplotlib, for the charts)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(LATEST) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) $(OLDEST) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache

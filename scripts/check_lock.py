@@ -6,9 +6,13 @@ mismatch it names each one and the fix (``make lock``) and exits 1. ``make insta
 installing, and a test runs it too, so a range edited without a new lock never goes unnoticed.
 
 ``--constraints-except 'google-genai==2.34.0'`` prints the lock's pins but that package's as pip constraints
-(``make test-sdk``: the lock with one package moved). ``--versions`` prints, on one line, the installed
-releases of the packages whose changes break us most often (the LangChain partner packages and the provider
-SDKs); ``--against-lock`` adds the locked release beside each one that differs (``make test-latest``)."""
+(``make test-sdk``: the lock with one package moved). ``--tool-constraints`` prints the locked releases of
+the tools we build, test and lock with (the ``dev`` and ``bench`` extras' own packages, and lock.in's): ``make
+test-oldest`` keeps them while everything a user installs goes to the oldest release its range allows.
+``--versions`` prints, on one line, the installed releases of the packages whose changes break us most often
+(the LangChain partner packages and the provider SDKs); ``--against-lock`` adds the locked release beside
+each one that differs (``make test-latest``).
+"""
 
 from __future__ import annotations
 
@@ -119,6 +123,17 @@ def constraints_except(pins: list[Pin], moved: str) -> str:
     )
 
 
+def tool_names(pyproject: dict[str, object], lock_input: str) -> set[str]:
+    """The packages of the ``dev`` and ``bench`` extras (not the user extras in ``dev``), and lock.in's."""
+    project = pyproject["project"]
+    assert isinstance(project, dict)
+    extras = dict(project.get("optional-dependencies", {}))
+    own = canonicalize_name(str(project["name"]))
+    names: set[str] = {canonicalize_name(Requirement(t).name) for t in [*extras["dev"], *extras["bench"]]}
+    names |= {canonicalize_name(r.name) for r in project_requirements({"project": {"name": own}}, lock_input)}
+    return names - {own}
+
+
 def installed_versions(names: Iterable[str]) -> dict[str, str | None]:
     """Each package's installed release, None when it is not installed."""
     versions: dict[str, str | None] = {}
@@ -149,10 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--against-lock", action="store_true", help="with --versions: show locked releases")
     parser.add_argument("--constraints-except", metavar="REQUIREMENT", help="the lock as pip constraints")
+    parser.add_argument("--tool-constraints", action="store_true", help="the locked releases of our tools")
     args = parser.parse_args(argv)
     pins = read_lock(LOCK.read_text(encoding="utf-8"))
     if args.constraints_except:
         print(constraints_except(pins, args.constraints_except), end="")
+        return 0
+    if args.tool_constraints:
+        pyproject = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
+        tools = tool_names(pyproject, LOCK_INPUT.read_text(encoding="utf-8"))
+        print("".join(f"{pin.name}=={pin.version}\n" for pin in pins if pin.name in tools), end="")
         return 0
     if args.versions:
         print(versions_line(pins if args.against_lock else None))
