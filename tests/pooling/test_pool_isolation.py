@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from modelforge import pooling
 from modelforge.delegating import innermost
 from modelforge.pooling import MAX_CREDENTIALS, pool_stats
 from modelforge.registry import ModelForgeRegistry
@@ -82,6 +83,9 @@ def test_a_rotated_away_key_closes_and_drops_its_pool_once_enough_newer_ones_are
     write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, server: ProviderServer
 ) -> None:
     write_config()
+    # The table as a new process has it. Pool keys outlive servers: a server that got an earlier test's port
+    # would find that test's credentials in its group, and they would count against the bound.
+    monkeypatch.setattr(pooling, "_entries", {})
     keys_before = pool_stats().clients
     # Keys of this test only: pool keys outlive servers, and a later server may get an earlier one's port.
     first_key = f"{OPENAI_KEY}-{uuid.uuid4().hex[:8]}"
