@@ -90,6 +90,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 lock: $(LOCKED)  # not $(STAMP): its check fails in just the case this target is for
 	$(BIN)/uv pip compile pyproject.toml requirements/lock.in --all-extras --generate-hashes --universal \
