@@ -48,6 +48,7 @@ from pydantic import PrivateAttr
 
 from modelforge import _send_marks, metrics
 from modelforge._chunks import chunk_text, finish_reason_of
+from modelforge._token_estimate import tokens_for_chars
 from modelforge.delegating import CallAttempts, DelegatingChatModel, in_batch, innermost, replace_innermost
 from modelforge.exceptions import (
     MalformedResponseError,
@@ -124,9 +125,9 @@ class _StreamWatch:
         if not self.chunks:
             return
         tokens = self.output_tokens
-        if tokens is None:  # not reported: about four characters a token, as telemetry estimates
+        if tokens is None:  # not reported: the one estimate (modelforge._token_estimate)
             chars = sum(len(part) for part in self.parts)
-            tokens = max(chars // 4, 1) if chars else 0  # a tool-call-only stream carries no text
+            tokens = tokens_for_chars(chars)  # a tool-call-only stream carries no text: 0
         metrics.record_stream(
             self.provider,
             model,

@@ -28,6 +28,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
 from modelforge._chunks import CACHE_MARKER
+from modelforge._token_estimate import tokens_for_chars
 from modelforge.catalog import LOCAL_PROVIDERS, Catalog, ModelInfo
 
 __all__ = [
@@ -241,7 +242,7 @@ def _add(a: TokenUsage | None, b: TokenUsage) -> TokenUsage:
 
 def _estimate(prompt_chars: int, completion_chars: int) -> TokenUsage:
     """A rough count (about four characters a token) for providers that report no usage."""
-    prompt, completion = max(prompt_chars // 4, 1), max(completion_chars // 4, 1)
+    prompt, completion = max(tokens_for_chars(prompt_chars), 1), max(tokens_for_chars(completion_chars), 1)
     return TokenUsage(prompt, completion, prompt + completion)
 
 

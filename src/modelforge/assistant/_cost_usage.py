@@ -18,6 +18,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
 
 from modelforge._chunks import CACHE_MARKER
+from modelforge._token_estimate import tokens_in_text
 from modelforge.catalog import LOCAL_PROVIDERS, Catalog
 
 __all__ = [
@@ -71,8 +72,8 @@ def usage_of(message: BaseMessage | None) -> Usage | None:
 
 
 def estimate_tokens(text: str) -> int:
-    """About four characters a token (as ``modelforge.telemetry`` estimates); 0 for no text."""
-    return max(len(text) // 4, 1) if text else 0
+    """The one estimate (``modelforge._token_estimate``): four characters a token, rounded up; 0: no text."""
+    return tokens_in_text(text)
 
 
 def prompt_text(messages: Any) -> str:

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from modelforge import metrics
+from modelforge._token_estimate import tokens_for_chars
 from modelforge.batch._backend import (
     BatchBackend,
     CreateUnknown,
@@ -106,7 +107,7 @@ def custom_id(job_id: str, index: int) -> str:
 def _estimate_tokens(request: Mapping[str, Any]) -> int:
     """Input tokens of a request line, estimated as OpenAI's enqueued-token limit counts them (~4 chars)."""
     body = request.get("body") or request.get("params") or {}
-    return (len(json.dumps(body.get("messages", ""), ensure_ascii=False)) + 3) // 4
+    return tokens_for_chars(len(json.dumps(body.get("messages", ""), ensure_ascii=False)))
 
 
 class ApiJob:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from modelforge._token_estimate import PER_MESSAGE_TOKENS
 from modelforge.optimizers._base import PreparedCall, RequestOptimizer, estimate_text_tokens
 from modelforge.optimizers._markers import (
     message_has_markers,
@@ -39,7 +40,6 @@ __all__ = ["MAX_BREAKPOINTS", "AnthropicOptimizer", "min_cacheable_tokens"]
 
 MAX_BREAKPOINTS = 4
 EPHEMERAL = {"type": "ephemeral"}
-_PER_MESSAGE_TOKENS = 4
 
 
 def min_cacheable_tokens(model: str) -> int:
@@ -142,7 +142,7 @@ class AnthropicOptimizer(RequestOptimizer):
                 blocks, static_end = _split_blocks(blocks)
                 split[index] = blocks
             is_system = isinstance(message, SystemMessage)
-            start = tokens + _PER_MESSAGE_TOKENS
+            start = tokens + PER_MESSAGE_TOKENS
             ends = [start]
             for block in blocks:
                 ends.append(ends[-1] + _block_tokens(block))

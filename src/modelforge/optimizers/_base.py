@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from modelforge._chunks import chunk_text
 from modelforge._secrets import mask_secrets
+from modelforge._token_estimate import tokens_in_messages, tokens_in_text
 from modelforge.optimizers._config import OptimizationConfig
 from modelforge.optimizers._markers import strip_message_markers
 
@@ -36,18 +36,9 @@ __all__ = [
 
 logger = logging.getLogger("modelforge.optimizers")
 
-_CHARS_PER_TOKEN = 4
-_PER_MESSAGE_TOKENS = 4
-
-
-def estimate_text_tokens(text: str) -> int:
-    """Tokens in ``text`` at four characters a token (no tokenizer on the hot path)."""
-    return (len(text) + _CHARS_PER_TOKEN - 1) // _CHARS_PER_TOKEN
-
-
-def estimate_tokens(messages: Sequence[BaseMessage]) -> int:
-    """Estimated prompt tokens of ``messages`` (their text plus a few per message)."""
-    return sum(estimate_text_tokens(chunk_text(m)) + _PER_MESSAGE_TOKENS for m in messages)
+# The one estimate (``modelforge._token_estimate``), under the names the optimizers use.
+estimate_text_tokens = tokens_in_text
+estimate_tokens = tokens_in_messages
 
 
 def reason(err: BaseException) -> str:

@@ -13,8 +13,8 @@ SDK exposes them (the OpenAI-compatible families).
 
 An admission that had to wait is counted for the provider in ``modelforge.metrics`` (rate-limit waits).
 
-Input tokens are estimated at four characters a token plus a few per message: no tokenizer is loaded on the
-hot path, and the settle afterwards corrects the count with the provider's own.
+Input tokens are estimated at four characters a token plus a few per message (``modelforge._token_estimate``):
+no tokenizer is loaded on the hot path, and the settle afterwards corrects the count with the provider's own.
 """
 
 from __future__ import annotations
@@ -28,14 +28,13 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from modelforge import _send_marks, metrics
-from modelforge._chunks import chunk_text
+from modelforge._token_estimate import tokens_in_messages
 from modelforge.exceptions import RateLimitError
 from modelforge.policies.ratelimit import RateLimitConfig, RateLimiter, Reservation
 
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "Admission", "estimate_tokens", "limiter_for"]
 
 DEFAULT_OUTPUT_TOKENS = 1024
-_PER_MESSAGE_TOKENS = 4
 
 _limiters: dict[tuple[str, str], RateLimiter] = {}
 _limiters_lock = threading.Lock()
@@ -54,8 +53,7 @@ def limiter_for(provider: str, section: Mapping[str, Any]) -> RateLimiter:
 
 def estimate_tokens(messages: Sequence[BaseMessage], output_limit: int) -> tuple[int, int]:
     """(estimated input tokens, input plus the output limit) for a request."""
-    characters = sum(len(chunk_text(message)) for message in messages)
-    estimate = (characters + 3) // 4 + _PER_MESSAGE_TOKENS * len(messages)
+    estimate = tokens_in_messages(messages)
     return estimate, estimate + output_limit
 
 

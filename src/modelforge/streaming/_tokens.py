@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import re
 from typing import Protocol
+
+from modelforge._token_estimate import CHARS_PER_TOKEN, tokens_in_text
 
 __all__ = ["TokenCounter", "encoding_name_for_model"]
 
 logger = logging.getLogger(__name__)
 
 _O200K_MODELS = re.compile(r"^(?:[\w.-]+/)?(?:gpt-4o|chatgpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|gpt-oss|o\d)", re.I)
-CHARS_PER_TOKEN = 4
 
 
 class _Encoding(Protocol):
@@ -74,5 +74,5 @@ class TokenCounter:
             return 0
         encoding = _load_encoding(self.encoding_name) if self.exact else None
         if encoding is None:
-            return math.ceil(len(text) / CHARS_PER_TOKEN)
+            return tokens_in_text(text)
         return len(encoding.encode_ordinary(text))
