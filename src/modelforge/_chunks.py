@@ -6,7 +6,8 @@ finish/stop reason from a chunk's ``response_metadata`` (``finish_reason`` for O
 ``stop_reason`` for Anthropic, ``done_reason``/``done`` for Ollama) and normalises it to ``stop``,
 ``tool_calls``, ``length`` or ``content_filter`` (others pass through lower-cased). A stream whose chunks
 never carried one did not finish. ``restart_of`` reads the notice a fallback model sends when it takes over
-a stream after text was delivered.
+a stream after text was delivered. The marker keys and the retry event's name are here too, so whoever
+reads them (observers, cost trackers) needs nothing of the code that writes them.
 """
 
 from __future__ import annotations
@@ -14,13 +15,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["CACHE_MARKER", "RESTART_KEY", "chunk_text", "finish_reason_of", "restart_of"]
+__all__ = [
+    "CACHE_MARKER",
+    "FALLBACK_KEY",
+    "RESTART_KEY",
+    "RETRY_EVENT",
+    "chunk_text",
+    "finish_reason_of",
+    "restart_of",
+]
 
 # The ``response_metadata`` key that marks an answer served by the response cache ("hit" or "stale").
 CACHE_MARKER = "modelforge_cache"
 
 # response_metadata key of the chunk a fallback model sends when it takes over after text was delivered.
 RESTART_KEY = "modelforge_restart"
+
+# The ``response_metadata`` key an answer carries when a model other than the first gave it after failures.
+FALLBACK_KEY = "modelforge_fallback"
+
+# The name of the custom callback event the retry step sends before every retry (``on_custom_event``).
+RETRY_EVENT = "modelforge.retry"
 
 _FINISH_KEYS = ("finish_reason", "stop_reason", "done_reason")
 _FINISH_NAMES = {

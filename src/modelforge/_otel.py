@@ -99,10 +99,9 @@ def _server_of(model: BaseChatModel) -> tuple[str, int | None] | None:
 
 
 def _family_of(model: BaseChatModel) -> str | None:
-    from modelforge.managed import managed_of
-
-    managed = managed_of(model)
-    return managed.llm_type_name if managed is not None else None
+    forge = getattr(model, "forge", None)  # a get_llm model (through wrappers, which read through)
+    llm_type = getattr(forge, "llm_type", None)
+    return llm_type if isinstance(llm_type, str) else None
 
 
 def target_of(provider: str, model: BaseChatModel) -> Target:

@@ -33,6 +33,7 @@ from modelforge._model_info import CAPABILITIES, ModelInfo, ProviderInfo, normal
 from modelforge.exceptions import InvalidInputError
 
 __all__ = [
+    "BATCH_API_DISCOUNT",
     "CAPABILITIES",
     "CATALOG_SNAPSHOT_DATE",
     "LOCAL_PROVIDERS",
@@ -46,6 +47,9 @@ CATALOG_SNAPSHOT_DATE: str  # resolved on first access by the module ``__getattr
 
 # Providers that run models locally: no catalogue entry and no price.
 LOCAL_PROVIDERS = frozenset({"ollama", "local"})
+
+# What OpenAI's and Anthropic's batch APIs take off the live price.
+BATCH_API_DISCOUNT = 0.5
 
 # ModelForge provider names (and LangChain ``llm_type`` spellings) whose models.dev id differs.
 _PROVIDER_ALIASES: dict[str, str | None] = {

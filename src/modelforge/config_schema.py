@@ -18,6 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from modelforge.exceptions import ConfigurationValidationError
+from modelforge.pooling import validate_section as validate_connection_pool
+from modelforge.sections.batch import validate_section as validate_batch
+from modelforge.sections.cache import validate_section as validate_cache
+from modelforge.sections.optimizations import validate_section as validate_optimizations
+from modelforge.sections.rate_limit import RateLimitConfig
+from modelforge.sections.retry import ProviderRetryConfig
 
 __all__ = [
     "AuthDetails",
@@ -69,7 +75,7 @@ class ProviderConfig(_Strict):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: float | None = Field(default=None, gt=0)
-    # Policy sections, validated by the modules that use them.
+    # Policy sections, validated by their schemas (modelforge.sections).
     retry: dict[str, Any] | None = None
     rate_limit: dict[str, Any] | None = None
     optimizations: dict[str, Any] | None = None
@@ -81,49 +87,37 @@ class ProviderConfig(_Strict):
     @field_validator("retry")
     @classmethod
     def _retry_section_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        from modelforge.policies.retry import ProviderRetryConfig
-
         ProviderRetryConfig.validate_section(value)
         return value
 
     @field_validator("rate_limit")
     @classmethod
     def _rate_limit_section_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        from modelforge.policies.ratelimit import RateLimitConfig
-
         RateLimitConfig.validate_section(value)
         return value
 
     @field_validator("optimizations")
     @classmethod
     def _optimizations_section_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        from modelforge.optimizers import validate_section
-
-        validate_section(value)
+        validate_optimizations(value)
         return value
 
     @field_validator("connection_pool")
     @classmethod
     def _connection_pool_section_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        from modelforge.pooling import validate_section
-
-        validate_section(value)
+        validate_connection_pool(value)
         return value
 
     @field_validator("batch")
     @classmethod
     def _batch_section_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        from modelforge.batch import validate_section
-
-        validate_section(value)
+        validate_batch(value)
         return value
 
     @field_validator("cache")
     @classmethod
     def _cache_section_is_valid(cls, value: dict[str, Any] | bool | None) -> dict[str, Any] | bool | None:
-        from modelforge.cache import validate_section
-
-        validate_section(value)
+        validate_cache(value)
         return value
 
     @field_validator("models", mode="before")

@@ -225,7 +225,7 @@ def record_cache_hit(provider: str, model: str, messages: Sequence[Any], *, stal
 
 def record_batch_api(provider: str, model: str, items: int, answers: Sequence[Any]) -> None:
     """A provider batch-API job of ``items`` items was collected, with ``answers`` (the answered messages)."""
-    from modelforge.assistant.costs import BATCH_API_DISCOUNT
+    from modelforge.catalog import BATCH_API_DISCOUNT
 
     live = 0.0
     unpriced = 0

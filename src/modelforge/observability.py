@@ -58,7 +58,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, LLMResult
 
-from modelforge._chunks import RESTART_KEY, finish_reason_of
+from modelforge._chunks import FALLBACK_KEY, RESTART_KEY, RETRY_EVENT, finish_reason_of
 from modelforge._observe_events import (
     EVENT_KINDS,
     Dispatcher,
@@ -81,10 +81,9 @@ from modelforge._otel import (
     target_of,
 )
 from modelforge.catalog import Catalog
+from modelforge.delegating import ModelChain
+from modelforge.delegating import member_label as _member_label
 from modelforge.exceptions import ModelForgeError
-from modelforge.managed import RETRY_EVENT
-from modelforge.policies.fallback import FALLBACK_KEY, FallbackChatModel
-from modelforge.policies.fallback import member_label as _member_label
 from modelforge.telemetry import TokenUsage, cache_served, price_with_source, usage_from_result
 
 __all__ = [
@@ -143,9 +142,9 @@ class ObservabilityHandler(BaseCallbackHandler):
 
     def learn(self, llm: BaseChatModel) -> None:
         """Read the provider family and server of ``llm`` (and of its fallback members) for the spans."""
-        first = llm.models[0] if isinstance(llm, FallbackChatModel) else llm
+        first = llm.models[0] if isinstance(llm, ModelChain) else llm
         self._target = target_of(self.provider, first)
-        if isinstance(llm, FallbackChatModel):
+        if isinstance(llm, ModelChain):
             for member in llm.models:
                 label = _member_label(member)
                 self._members[label] = target_of(label.split("/", 1)[0], member)
@@ -393,7 +392,7 @@ def observe(
     )
     handler.learn(llm)
     update: dict[str, Any] = {"callbacks": _with_handler(llm.callbacks, handler)}
-    if isinstance(llm, FallbackChatModel):  # copies of the members, so the originals are left alone
+    if isinstance(llm, ModelChain):  # copies of the members, so the originals are left alone
         update["models"] = [
             member.model_copy(
                 update={

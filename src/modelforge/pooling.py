@@ -271,7 +271,9 @@ _unpooled_reported: set[tuple[str, str]] = set()
 def report_unpooled(provider: str, model: object) -> bool:
     """Log (once per provider and model class) that ``model``, built over a pooled transport, answered a
     call without sending it through that transport; ``True`` the first time."""
-    kind = type(model)
+    # A get_llm model is named by the SDK class it extends (``ManagedChatOpenAI`` -> ``ChatOpenAI``).
+    sdk_class = getattr(type(model), "sdk_class", None)
+    kind = sdk_class() if callable(sdk_class) else type(model)
     key = (provider, f"{kind.__module__}.{kind.__qualname__}")
     with _lock:
         if key in _unpooled_reported:

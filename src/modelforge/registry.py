@@ -2,8 +2,9 @@
 
 ``get_llm()`` picks the provider and model (the arguments, else the config's ``current_model``, else the
 bundled local model when nothing at all is configured), finds the provider family by ``llm_type``, lets it
-build the provider's LangChain model, and wraps it in a ``ManagedChatModel`` (SDK errors become ModelForge
-errors) or, with ``enhanced=True``, an ``EnhancedLLM`` that also carries the model's catalogue metadata.
+build the provider's LangChain model (a subclass of the SDK's own class, ``ManagedChatOpenAI`` and the like)
+and attaches the pipeline of policies its calls go through (``modelforge.pipeline``); with ``enhanced=True``
+an ``EnhancedLLM`` wraps it and also carries the model's catalogue metadata.
 The errors are those of 2.3.0: ``ConfigurationError`` (``NO_MODEL_SELECTED``, ``MISSING_LLM_TYPE``,
 ``OLLAMA_URL_MISSING``), ``ProviderNotAvailableError``, ``ModelNotFoundError``, ``ProviderError``
 (``UNSUPPORTED_LLM_TYPE``) and ``InvalidApiKeyError``.
@@ -23,14 +24,16 @@ from langchain_core.language_models import BaseChatModel
 from modelforge._secrets import register_secret
 from modelforge.config import LoadedConfig, load_config
 from modelforge.config_schema import ModelConfig, ModelForgeConfig, ProviderConfig, validate_config
+from modelforge.delegating import PipelineChatModel
 from modelforge.exceptions import (
     ConfigurationError,
     ModelNotFoundError,
     ProviderNotAvailableError,
 )
 from modelforge.local_model import LOCAL_MODEL_ALIAS
-from modelforge.managed import ManagedChatModel
+from modelforge.pipeline import build_pipeline, response_cache_for
 from modelforge.providers import ModelRequest, get_family
+from modelforge.providers._managed import ForgeState, ManagedChatModel
 
 if TYPE_CHECKING:
     from modelforge.batch import BatchProgress, BatchResult
@@ -146,30 +149,36 @@ class ModelForgeRegistry:
                 f"its package is not installed ({err.name})",
                 suggestion=f"Install it with: pip install {family.pip_package}",
             ) from err
-        llm: BaseChatModel = ManagedChatModel(
-            wrapped_llm=built,
-            provider_name=provider_name,
-            model_alias=model_alias,
-            llm_type_name=family.llm_type,
-            retry={**family.retry_defaults, **(provider.retry or {})},
-            rate_limit=provider.rate_limit,
-            pooled=request.pool_limits().enabled,
-            callbacks=callbacks,
-        )
         if enable_optimizations is None:
             enable_optimizations = self.enable_optimizations
-        if enable_optimizations:
-            from modelforge.optimizers import optimize
-
-            llm = optimize(llm, request, family.llm_type)
-        if enable_cache or (
-            enable_cache is None and (provider.cache not in (None, False) or cache_ttl is not None)
-        ):
-            from modelforge.cache import with_cache
-
-            # A cache_ttl given in code asks for caching whatever the section says (enable_cache=False wins).
-            enable = enable_cache if enable_cache is not None else (True if cache_ttl is not None else None)
-            llm = with_cache(llm, provider_name, provider.cache, enable=enable, ttl=cache_ttl)
+        cache = response_cache_for(request, enable_cache=enable_cache, cache_ttl=cache_ttl)
+        retry = {**family.retry_defaults, **(provider.retry or {})}
+        pipeline = build_pipeline(request, family, retry=retry, cache=cache, optimize=enable_optimizations)
+        llm: BaseChatModel
+        if isinstance(built, ManagedChatModel):
+            built.attach(
+                ForgeState(
+                    provider_name=provider_name,
+                    model_alias=model_alias,
+                    llm_type=family.llm_type,
+                    pipeline=pipeline,
+                    retry=retry,
+                    pooled=request.pool_limits().enabled,
+                    rebuild=_rebuild_model,
+                    options={
+                        "enable_cache": enable_cache,
+                        "cache_ttl": cache_ttl,
+                        "enable_optimizations": enable_optimizations,
+                    },
+                )
+            )
+            if callbacks is not None:
+                built.callbacks = callbacks
+            if cache is not None:  # not LangChain's global cache as well: it would answer past our ttl
+                built.cache = False
+            llm = built
+        else:  # a family whose model is not one of ours: the same steps, around it
+            llm = PipelineChatModel(wrapped_llm=built, pipeline=pipeline, callbacks=callbacks)
         if enhanced is None:
             enhanced = os.environ.get("MODELFORGE_ENHANCED", "").strip().lower() == "true"
         if enhanced:
@@ -367,3 +376,14 @@ class ModelForgeRegistry:
         """Whether ``provider`` is configured and lists the model alias ``model_alias``."""
         config = self._loaded.config.providers.get(provider)
         return config is not None and model_alias in config.models
+
+
+def _rebuild_model(
+    provider_name: str, model_alias: str, options: dict[str, Any], settings: dict[str, Any]
+) -> BaseChatModel:
+    """A pickled ``get_llm`` model, built again from this process's config and credentials, with the
+    settings that were changed on it (``ManagedChatModel.__reduce_ex__``)."""
+    llm = ModelForgeRegistry().get_llm(provider_name, model_alias, enhanced=False, **options)
+    for name, value in settings.items():
+        setattr(llm, name, value)
+    return llm

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from modelforge.batch import BatchConfig, validate_section
-from modelforge.batch._config import FAMILY_LIMITS
 from modelforge.exceptions import ConfigurationError, InvalidInputError
 from modelforge.registry import ModelForgeRegistry
+from modelforge.sections.batch import FAMILY_LIMITS
 from modelforge.testing import ProviderServer
 from tests.batch.conftest import batch_config, prompts, write_config
 

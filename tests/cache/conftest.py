@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import Runnable
 
 from modelforge import config
-from modelforge.cache import CachedChatModel, aclose_caches, with_cache
+from modelforge.cache import CachedChatModel, aclose_caches, cache_of, with_cache
 from modelforge.registry import ModelForgeRegistry
 from modelforge.testing import ProviderServer
 from tests._clock import FakeClock
@@ -147,7 +147,7 @@ async def make_cached(configured: dict[str, Any]) -> AsyncIterator[Callable[...,
     ) -> CachedChatModel:
         base = ModelForgeRegistry().get_llm(provider)
         llm = with_cache(base, provider, section, enable=True, ttl=ttl, now=now)
-        assert isinstance(llm, CachedChatModel)
+        assert cache_of(llm) is not None
         if now is not None:
             private.append(llm)
         return llm

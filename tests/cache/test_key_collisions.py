@@ -13,7 +13,7 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from typing_extensions import TypedDict
 
-from modelforge.cache import CachedChatModel, CacheStats, with_cache
+from modelforge.cache import CachedChatModel, CacheStats, cache_of, with_cache
 from modelforge.cache._keys import UncacheableRequest, cache_key, canonical_json, model_identity
 from modelforge.delegating import DelegatingChatModel
 from modelforge.registry import ModelForgeRegistry
@@ -156,7 +156,7 @@ async def test_wrapper_cache_identity_is_part_of_the_key(
 
     def cached(wrapper: DelegatingChatModel) -> CachedChatModel:
         llm = with_cache(wrapper, "openai", {"namespace": "optimizers"}, enable=True)
-        assert isinstance(llm, CachedChatModel)
+        assert cache_of(llm) is not None
         return llm
 
     low = cached(FakeOptimizer(wrapped_llm=base, level="low"))
@@ -175,7 +175,7 @@ async def test_an_unkeyable_request_goes_to_the_provider_uncached(
 ) -> None:
     base = ModelForgeRegistry().get_llm("openai")
     llm = with_cache(BrokenOptimizer(wrapped_llm=base), "openai", {"namespace": "broken"}, enable=True)
-    assert isinstance(llm, CachedChatModel)
+    assert cache_of(llm) is not None
     server.script(Reply(text="one"), Reply(text="two"))
     with caplog.at_level(logging.DEBUG, logger="modelforge.cache"):
         first = await ask(llm, "Question", "async")

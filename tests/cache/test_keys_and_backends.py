@@ -26,7 +26,8 @@ def test_model_identity_has_the_settings_and_no_secret(
     for secret in TEST_SECRETS:
         assert secret not in text
     assert identity["provider"] == provider
-    assert identity["wrappers"] == ["ManagedChatModel"]
+    assert identity["wrappers"] == []  # the model is the SDK class itself, no wrapper
+    assert identity["class"].rsplit(".", 1)[-1].startswith("ManagedChat")
     (model,) = configured["providers"][provider]["models"]
     assert model in text
     for operational in ("max_retries", "timeout", "streaming", "callbacks", "http_client"):

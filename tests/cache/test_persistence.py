@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from modelforge.cache import CachedChatModel, close_caches, default_sqlite_path
+from modelforge.cache import cache_of, close_caches, default_sqlite_path
 from modelforge.registry import ModelForgeRegistry
 from modelforge.testing import ProviderServer, Reply
 from tests.cache.conftest import (
@@ -76,7 +76,7 @@ async def test_sqlite_default_file_is_private_and_outlives_registries(
     write_config(server, {"backend": "sqlite"})
     server.script(Reply(text="Basil."), Reply(text="Something else"))
     llm = ModelForgeRegistry().get_llm()
-    assert isinstance(llm, CachedChatModel)
+    assert cache_of(llm) is not None
     await ask(llm, PROMPT, "async")
     path = default_sqlite_path()
     assert path.is_relative_to(Path.home() / ".cache" / "model-forge")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from modelforge.cache import CachedChatModel, CacheStats
+from modelforge.cache import CacheStats, cache_of
 from modelforge.managed import ManagedChatModel
 from modelforge.registry import ModelForgeRegistry
 from modelforge.testing import Fault, ProviderServer, Reply
@@ -18,8 +18,8 @@ from tests.cache.conftest import ask, marker, requests_to, write_config
 
 async def test_get_llm_enable_cache_with_ttl(server: ProviderServer, configured: dict[str, Any]) -> None:
     llm = ModelForgeRegistry().get_llm(enable_cache=True, cache_ttl=300)
-    assert isinstance(llm, CachedChatModel)
-    assert isinstance(llm.wrapped_llm, ManagedChatModel)
+    assert cache_of(llm) is not None
+    assert isinstance(llm, ManagedChatModel)  # the cache is a step of its own pipeline, not a wrapper
     config = llm.response_cache.config
     assert (config.backend, config.ttl) == ("memory", 300)
     await ask(llm, "q", "async")
@@ -31,15 +31,15 @@ async def test_get_llm_enable_cache_with_ttl(server: ProviderServer, configured:
 
 async def test_no_cache_unless_asked(server: ProviderServer, configured: dict[str, Any]) -> None:
     registry = ModelForgeRegistry()
-    assert not isinstance(registry.get_llm(), CachedChatModel)
-    assert not isinstance(registry.get_llm(enable_cache=False), CachedChatModel)
+    assert cache_of(registry.get_llm()) is None
+    assert cache_of(registry.get_llm(enable_cache=False)) is None
 
 
 @pytest.mark.parametrize("cache", [True, {"ttl": 120}, {"enabled": True, "backend": "memory"}])
 async def test_config_section_turns_the_cache_on(server: ProviderServer, keys: None, cache: Any) -> None:
     write_config(server, cache)
     llm = ModelForgeRegistry().get_llm()
-    assert isinstance(llm, CachedChatModel)
+    assert cache_of(llm) is not None
     assert llm.response_cache.config.ttl == (cache.get("ttl", 3600) if isinstance(cache, dict) else 3600)
     await ask(llm, "q", "async")
     await ask(llm, "q", "async")
@@ -49,14 +49,14 @@ async def test_config_section_turns_the_cache_on(server: ProviderServer, keys: N
 async def test_arguments_win_over_the_section(server: ProviderServer, keys: None) -> None:
     write_config(server, {"ttl": 120})
     registry = ModelForgeRegistry()
-    assert not isinstance(registry.get_llm(enable_cache=False), CachedChatModel)
+    assert cache_of(registry.get_llm(enable_cache=False)) is None
     llm = registry.get_llm(cache_ttl=30)
-    assert isinstance(llm, CachedChatModel) and llm.response_cache.config.ttl == 30
+    assert cache_of(llm) is not None and llm.response_cache.config.ttl == 30
     write_config(server, {"enabled": False, "ttl": 120})
     registry = ModelForgeRegistry()
-    assert not isinstance(registry.get_llm(), CachedChatModel)
+    assert cache_of(registry.get_llm()) is None
     forced = registry.get_llm(enable_cache=True)
-    assert isinstance(forced, CachedChatModel) and forced.response_cache.config.ttl == 120
+    assert cache_of(forced) is not None and forced.response_cache.config.ttl == 120
 
 
 async def test_models_with_the_same_settings_share_one_cache(
@@ -65,14 +65,14 @@ async def test_models_with_the_same_settings_share_one_cache(
     server.script(Reply(text="first"), Reply(text="second"))
     one = ModelForgeRegistry().get_llm(enable_cache=True)
     two = ModelForgeRegistry().get_llm(enable_cache=True)
-    assert isinstance(one, CachedChatModel) and isinstance(two, CachedChatModel)
+    assert cache_of(one) is not None and cache_of(two) is not None
     assert one.response_cache is two.response_cache
     await ask(one, "q", "async")
     assert (await ask(two, "q", "async")).content == "first"
     assert requests_to(server) == 1
     assert two.cache_stats.hits == 1
     other = ModelForgeRegistry().get_llm("anthropic", enable_cache=True)
-    assert isinstance(other, CachedChatModel)
+    assert cache_of(other) is not None
     assert other.response_cache is not one.response_cache  # counters are per provider...
     assert other.response_cache.backend is one.response_cache.backend  # ...the memory store is shared
 
@@ -103,7 +103,7 @@ async def test_a_cached_model_pickles_without_credentials(
     data = pickle.dumps(llm)
     assert OPENAI_KEY.encode() not in data
     copy = pickle.loads(data)
-    assert isinstance(copy, CachedChatModel)
+    assert cache_of(copy) is not None
     assert copy.response_cache is llm.response_cache  # rebuilt from its config: the same shared cache
     assert marker(await ask(copy, "q", "async")) == "hit"
     assert requests_to(server) == 1
@@ -134,7 +134,7 @@ async def test_a_redis_password_does_not_travel_in_a_pickle(server: ProviderServ
     url = "redis://:s3cr3t-cache-password@127.0.0.1:6379/0"  # the client connects only when used
     write_config(server, {"backend": "redis", "url": url, "namespace": "pickled"})
     llm = ModelForgeRegistry().get_llm()
-    assert isinstance(llm, CachedChatModel)
+    assert cache_of(llm) is not None
     data = pickle.dumps(llm)
     assert b"s3cr3t-cache-password" not in data
     copy = pickle.loads(data)  # this process: the live cache, with its full URL
@@ -150,9 +150,9 @@ async def test_a_redis_password_does_not_travel_in_a_pickle(server: ProviderServ
 
 async def test_cache_ttl_alone_turns_the_cache_on(server: ProviderServer, keys: None) -> None:
     write_config(server, None)
-    assert not isinstance(ModelForgeRegistry().get_llm(), CachedChatModel)
+    assert cache_of(ModelForgeRegistry().get_llm()) is None
     llm = ModelForgeRegistry().get_llm(cache_ttl=45)
-    assert isinstance(llm, CachedChatModel) and llm.response_cache.config.ttl == 45
+    assert cache_of(llm) is not None and llm.response_cache.config.ttl == 45
     write_config(server, {"enabled": False})
-    assert isinstance(ModelForgeRegistry().get_llm(cache_ttl=45), CachedChatModel)
-    assert not isinstance(ModelForgeRegistry().get_llm(enable_cache=False, cache_ttl=45), CachedChatModel)
+    assert cache_of(ModelForgeRegistry().get_llm(cache_ttl=45)) is not None
+    assert cache_of(ModelForgeRegistry().get_llm(enable_cache=False, cache_ttl=45)) is None

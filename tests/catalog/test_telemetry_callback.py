@@ -161,11 +161,11 @@ async def test_async_invoke_and_stream() -> None:
 
 @pytest.mark.parametrize("how", ["invoke", "stream"])
 async def test_an_answer_from_the_response_cache_costs_nothing(how: str) -> None:
-    from modelforge.cache import CachedChatModel, with_cache
+    from modelforge.cache import cache_of, with_cache
 
     model = FakeChat(usage=dict(USAGE), finish_reason="stop")
     llm = with_cache(model, "openai", {"namespace": f"telemetry-{how}"}, enable=True, now=lambda: 1000.0)
-    assert isinstance(llm, CachedChatModel)
+    assert cache_of(llm) is not None
     callback = TelemetryCallback("openai", "gpt-4o-mini")
     try:
         for _ in range(2):

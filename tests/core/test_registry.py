@@ -234,7 +234,7 @@ def test_errors_do_not_show_the_key(server: ProviderServer) -> None:
     write_config(legacy_config(server.openai_base_url))
     llm = ModelForgeRegistry().get_llm()
     assert OPENAI_KEY not in repr(llm)
-    assert OPENAI_KEY not in str(llm.wrapped_llm)  # type: ignore[attr-defined]
+    assert OPENAI_KEY not in str(llm)
 
 
 @pytest.mark.parametrize(
@@ -373,6 +373,9 @@ def test_missing_provider_package_names_the_pip_package(monkeypatch: pytest.Monk
     )
     # An uninstalled package cannot be produced in a venv that has it, so its import is blocked here.
     monkeypatch.setitem(sys.modules, "langchain_ollama", None)
+    # ... and the family's module, which this process imported already, is imported afresh.
+    monkeypatch.delitem(sys.modules, "modelforge.providers.ollama", raising=False)
+    monkeypatch.setattr("modelforge.providers._instances", {})
     with pytest.raises(ProviderNotAvailableError) as info:
         ModelForgeRegistry().get_llm()
     assert "pip install langchain-ollama" in (info.value.suggestion or "")

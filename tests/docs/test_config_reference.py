@@ -26,16 +26,16 @@ from pydantic_core import PydanticUndefined
 
 from modelforge import config as config_module
 from modelforge.auth.keyring_store import STORE_ENV
-from modelforge.batch._config import BatchConfig
-from modelforge.cache._config import CacheConfig
 from modelforge.config_schema import AuthDetails, CurrentModel, ModelConfig, ModelForgeConfig, ProviderConfig
 from modelforge.exceptions import ConfigurationValidationError
 from modelforge.modelsdev import OFFLINE_ENV, URL_ENV
-from modelforge.optimizers._config import KNOWN_KEYS, OptimizationConfig
 from modelforge.policies.fallback_config import parse_fallbacks
 from modelforge.policies.ratelimit import RateLimitConfig
 from modelforge.policies.retry import OPERATIONS, ProviderRetryConfig
 from modelforge.pooling import PoolLimits
+from modelforge.sections.batch import BatchConfig
+from modelforge.sections.cache import CacheConfig
+from modelforge.sections.optimizations import KNOWN_KEYS, OptimizationConfig
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 _HEADING = re.compile(r"^(#{2,4})\s+(.*)$")

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models import BaseChatModel
+from langchain_openai import ChatOpenAI
 
 from modelforge.exceptions import ConfigurationValidationError
 from modelforge.managed import ManagedChatModel
@@ -82,7 +84,7 @@ def test_a_get_llm_that_chains_itself_does_not_nest_or_loop(server: ProviderServ
 
     llm = get_llm("openai", "gpt-4o-mini")
     assert isinstance(llm, FallbackChatModel)
-    assert [type(model) for model in llm.models] == [ManagedChatModel, ManagedChatModel]
+    assert [type(model).sdk_class() for model in llm.models] == [ChatOpenAI, ChatAnthropic]  # type: ignore[attr-defined]
     other = get_llm("anthropic", "claude-sonnet-4-6")  # its own list applies when it is the first model
     assert isinstance(other, FallbackChatModel)
     assert other.labels == ["anthropic/claude-sonnet-4-6", "openai/gpt-4o-mini"]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from modelforge.optimizers import OptimizationConfig, validate_section
-from modelforge.optimizers._config import DEFAULT_KEEP_ALIVE, DEFAULT_MAX_NUM_CTX
+from modelforge.sections.optimizations import DEFAULT_KEEP_ALIVE, DEFAULT_MAX_NUM_CTX
 
 
 def test_defaults() -> None:

@@ -20,7 +20,13 @@ from modelforge.exceptions import (
     RateLimitError,
 )
 from modelforge.managed import ManagedChatModel
-from modelforge.optimizers import OptimizationConfig, OptimizedChatModel, RequestOptimizer, optimizer_of
+from modelforge.optimizers import (
+    OptimizationConfig,
+    OptimizedChatModel,
+    OptimizeStep,
+    RequestOptimizer,
+    optimizer_of,
+)
 from modelforge.optimizers._base import PreparedCall
 from modelforge.registry import ModelForgeRegistry
 from modelforge.testing import Fault, ProviderServer, Reply
@@ -42,22 +48,22 @@ class Broken(RequestOptimizer):
 @pytest.mark.parametrize("provider", sorted(MODELS))
 def test_every_family_gets_an_optimizer(make_llm: LlmFactory, provider: str) -> None:
     llm = make_llm(provider)
-    assert isinstance(llm, OptimizedChatModel)
-    assert isinstance(llm.wrapped_llm, ManagedChatModel)
-    assert optimizer_of(llm) is llm.optimizer
+    assert isinstance(llm, ManagedChatModel)  # still the SDK's class: the optimizer is a step of its pipeline
+    step = llm.forge.pipeline.find(OptimizeStep)
+    assert step is not None and optimizer_of(llm) is step.optimizer
 
 
 @pytest.mark.parametrize("provider", sorted(MODELS))
 def test_off_by_default_and_by_config(make_llm: LlmFactory, provider: str) -> None:
-    assert isinstance(make_llm(provider, enable=False), ManagedChatModel)
-    assert isinstance(make_llm(provider, optimizations={"enabled": False}), ManagedChatModel)
+    assert optimizer_of(make_llm(provider, enable=False)) is None
+    assert optimizer_of(make_llm(provider, optimizations={"enabled": False})) is None
 
 
 def test_registry_setting_and_per_model_override(write_config: ConfigWriter) -> None:
     write_config()
     registry = ModelForgeRegistry(enable_optimizations=True)
-    assert isinstance(registry.get_llm("openai", "gpt-4o-mini"), OptimizedChatModel)
-    assert isinstance(registry.get_llm("openai", "gpt-4o-mini", enable_optimizations=False), ManagedChatModel)
+    assert optimizer_of(registry.get_llm("openai", "gpt-4o-mini")) is not None
+    assert optimizer_of(registry.get_llm("openai", "gpt-4o-mini", enable_optimizations=False)) is None
 
 
 def test_a_bad_section_is_a_clear_error(make_llm: LlmFactory) -> None:
@@ -118,7 +124,7 @@ def test_pickles_without_secrets_and_stays_optimized(make_llm: LlmFactory, serve
     data = pickle.dumps(llm)
     assert OPENAI_KEY.encode() not in data
     restored = pickle.loads(data)
-    assert isinstance(restored, OptimizedChatModel)
+    assert type(restored) is type(llm) and optimizer_of(restored) is not None
     restored.invoke("hi")
     assert server.requests_for("openai")[-1].json["seed"] == 77
 
@@ -209,8 +215,9 @@ def test_cache_identity_tells_optimizer_settings_apart(make_llm: LlmFactory) -> 
 
     def identity(provider: str, optimizations: dict[str, Any] | None = None) -> dict[str, Any]:
         llm = make_llm(provider, optimizations=optimizations)
-        assert isinstance(llm, OptimizedChatModel)
-        data = llm.cache_identity()
+        optimizer = optimizer_of(llm)
+        assert optimizer is not None
+        data = optimizer.cache_identity()
         assert json.loads(json.dumps(data)) == data  # plain JSON data
         return data
 

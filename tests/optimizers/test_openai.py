@@ -13,7 +13,7 @@ from langchain_core.tools import tool
 from pydantic import BaseModel
 
 from modelforge.optimizers import optimizer_of, prepare_batch_body
-from modelforge.optimizers._config import DEFAULT_SEED
+from modelforge.sections.optimizations import DEFAULT_SEED
 from modelforge.testing import ProviderServer, Reply
 from tests.optimizers.conftest import LlmFactory
 

@@ -98,7 +98,7 @@ def test_disabled_pooling_leaves_the_sdk_its_own_clients(
     for llm in unpooled:
         # ChatOllama never closes the client it made itself (private ``_client``): close it here, or its
         # socket is left to the garbage collector (a ResourceWarning in a later test).
-        llm.wrapped_llm._client.close()  # type: ignore[attr-defined]
+        llm._client.close()  # type: ignore[attr-defined]
     write_config({"max_connections": 5})
     ModelForgeRegistry().get_llm("ollama", "qwen3:1.7b").invoke("three")
     ModelForgeRegistry().get_llm("ollama", "qwen3:1.7b").invoke("four")

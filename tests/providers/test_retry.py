@@ -19,6 +19,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from modelforge import config
 from modelforge.exceptions import InvalidApiKeyError, StreamInterruptedError
 from modelforge.managed import RETRY_EVENT
+from modelforge.policies.retry import RetryStep
 from modelforge.registry import ModelForgeRegistry
 from modelforge.testing import Disconnect, Fault, ProviderServer, Reply
 from tests.providers.conftest import FamilyCase, provider_config
@@ -218,7 +219,7 @@ def test_families_bring_sensible_defaults(server: ProviderServer, monkeypatch: p
     config.GLOBAL_CONFIG_FILE.write_text(json.dumps(data))
     registry = ModelForgeRegistry()
     attempts = {
-        name: registry.get_llm(name, alias)._policy("invoke").max_retries + 1  # type: ignore[attr-defined]
+        name: registry.get_llm(name, alias).forge.pipeline.find(RetryStep)._policy("invoke").max_retries + 1  # type: ignore[attr-defined]
         for name, alias in [
             ("anthropic", "claude-sonnet-4-6"),
             ("ollama", "qwen3:1.7b"),

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from modelforge.policies._ratelimit_config import Limits
 from modelforge.policies.ratelimit import Backend, LocalBackend, Observation, RedisBackend
+from modelforge.sections.rate_limit import Limits
 from tests.ratelimit.conftest import FakeClock
 
 

@@ -103,7 +103,11 @@ def reported_model(message: BaseMessage | None) -> str | None:
 def identify(llm: BaseChatModel) -> tuple[str, str]:
     """``(provider, model)`` of a chat model: ModelForge's names when it is ours, LangChain's otherwise."""
     current: Any = llm
-    for _ in range(32):  # walk DelegatingChatModel wrappers down to the ManagedChatModel
+    for _ in range(32):  # walk DelegatingChatModel wrappers down to the model get_llm built
+        forge: Any = getattr(current, "forge", None)
+        if forge is not None and isinstance(getattr(forge, "provider_name", None), str):
+            model = getattr(current, "model_id", None) or forge.model_alias
+            return str(forge.provider_name), str(model or "")
         provider = getattr(current, "provider_name", None)
         if isinstance(provider, str):
             model = getattr(current, "model_id", None) or getattr(current, "model_alias", None)

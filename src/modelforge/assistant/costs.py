@@ -42,6 +42,7 @@ from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 
+from modelforge._chunks import RETRY_EVENT
 from modelforge.assistant._cost_records import CallCost, CallKind, CostSummary
 from modelforge.assistant._cost_usage import (
     Usage,
@@ -53,19 +54,17 @@ from modelforge.assistant._cost_usage import (
     served_from_cache,
     usage_of,
 )
-from modelforge.catalog import Catalog
+from modelforge.catalog import BATCH_API_DISCOUNT, Catalog
 from modelforge.exceptions import (
     InvalidInputError,
     ModelForgeError,
     NetworkTimeoutError,
     StreamInterruptedError,
 )
-from modelforge.managed import RETRY_EVENT
 
 __all__ = ["BATCH_API_DISCOUNT", "BudgetExceededError", "CallCost", "CallKind", "CostSummary", "CostTracker"]
 
 # Provider batch APIs (OpenAI Batch API, Anthropic Message Batches) bill half the regular price.
-BATCH_API_DISCOUNT = 0.5
 
 
 class BudgetExceededError(ModelForgeError):

@@ -161,10 +161,10 @@ def call_options(
 def family_of(llm: Any) -> str | None:
     """The provider family (``llm_type``) of a model the registry built, or None when it cannot tell (a
     fallback chain: ``options_for`` asks each member)."""
-    from modelforge.managed import managed_of
+    from modelforge.providers._managed import managed_of
 
     managed = managed_of(llm)
-    return managed.llm_type_name if managed is not None else None
+    return managed.forge.llm_type if managed is not None else None
 
 
 def options_for(

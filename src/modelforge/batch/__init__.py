@@ -27,10 +27,10 @@ Public: ``BatchResult``, ``BatchProgress``, ``BatchProcessor``, ``BatchConfig``,
 
 from __future__ import annotations
 
-from modelforge.batch._config import BatchConfig, validate_section
 from modelforge.batch._dispatch import batch_invoke, batch_settings, resume_batch
 from modelforge.batch._live import BatchProcessor
 from modelforge.batch._results import BatchProgress, BatchResult
+from modelforge.sections.batch import BatchConfig, validate_section
 
 __all__ = [
     "BatchConfig",

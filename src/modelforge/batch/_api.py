@@ -40,7 +40,6 @@ from modelforge.batch._backend import (
     PartStatus,
     unanswered,
 )
-from modelforge.batch._config import JobLimits
 from modelforge.batch._jobs import (
     JobPart,
     JobState,
@@ -55,6 +54,7 @@ from modelforge.batch._jobs import (
 )
 from modelforge.batch._results import BatchProgress, BatchResult, ProgressCallback, anotify
 from modelforge.exceptions import InvalidInputError, ModelForgeError, ProviderError
+from modelforge.sections.batch import JobLimits
 
 __all__ = ["ApiJob", "plan_parts"]
 

@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 from langchain_core.messages import AIMessage, BaseMessage
 
 from modelforge.exceptions import ConfigurationError, ModelForgeError, ProviderError
-from modelforge.policies.retry import ProviderRetryConfig
+from modelforge.policies.retry import ProviderRetryConfig, ProviderRetryPolicy
 from modelforge.providers.base import ProviderFamily
 
 __all__ = [
@@ -160,7 +160,7 @@ class ControlCalls:
         self._family = family
         self.provider = provider
         self.model = model
-        self._policy = ProviderRetryConfig.from_config(retry, "batch").policy()
+        self._policy = ProviderRetryPolicy.from_config(ProviderRetryConfig.from_config(retry, "batch"))
         self._sleep = sleep
 
     def translate(self, err: Exception) -> Exception:

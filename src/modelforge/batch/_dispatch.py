@@ -34,7 +34,6 @@ from langchain_core.language_models import BaseChatModel
 from modelforge.batch._anthropic_api import AnthropicBatches
 from modelforge.batch._api import ApiJob
 from modelforge.batch._backend import BatchBackend, ControlCalls, NoBatchApi, Shape
-from modelforge.batch._config import API_FAMILIES, BatchConfig, UseBatchApi
 from modelforge.batch._jobs import (
     JobState,
     check_job_id,
@@ -50,8 +49,9 @@ from modelforge.batch._openai_api import OpenAIBatches
 from modelforge.batch._results import BatchResult, ProgressCallback
 from modelforge.delegating import innermost
 from modelforge.exceptions import ConfigurationError, InvalidInputError
-from modelforge.managed import ManagedChatModel, managed_of
 from modelforge.providers import get_family
+from modelforge.providers._managed import ManagedChatModel, managed_of
+from modelforge.sections.batch import API_FAMILIES, BatchConfig, UseBatchApi
 
 __all__ = ["batch_invoke", "batch_settings", "resume_batch"]
 
@@ -95,7 +95,9 @@ async def batch_invoke(
     llm = registry.get_llm(provider_name, model_alias)
     managed = managed_of(llm)
     # With fallbacks there is no single managed model; the chain reads its first model's provider through.
-    provider = managed.provider_name if managed is not None else getattr(llm, "provider_name", provider_name)
+    provider = (
+        managed.forge.provider_name if managed is not None else getattr(llm, "provider_name", provider_name)
+    )
     config = batch_settings(registry, provider)
     if use_batch_api is None:
         use_batch_api = config.use_batch_api
@@ -141,7 +143,7 @@ async def resume_batch(
         )
     llm = registry.get_llm(state.provider, state.model_alias)
     managed = managed_of(llm)
-    if managed is None or managed.llm_type_name != state.llm_type:
+    if managed is None or managed.forge.llm_type != state.llm_type:
         raise ConfigurationError(
             f"Batch job '{job_id}' ran on provider '{state.provider}' ({state.llm_type}), which the config "
             "no longer describes the same way",
@@ -196,13 +198,13 @@ def _use_api(
         raise InvalidInputError(f"use_batch_api must be True, False, 'auto' or None, not {choice!r}")
     if choice is False:
         return False
-    has_api = managed is not None and managed.llm_type_name in API_FAMILIES
+    has_api = managed is not None and managed.forge.llm_type in API_FAMILIES
     if choice == "auto":
         return has_api and not urgent and count >= config.min_batch_api_items
     if not has_api:
         families = ", ".join(f"{name} ({api})" for name, api in API_FAMILIES.items())
         what = (
-            f"provider '{provider}' ({managed.llm_type_name})"
+            f"provider '{provider}' ({managed.forge.llm_type})"
             if managed is not None
             else f"the model of '{provider}' (it has fallbacks or no single provider)"
         )
@@ -219,16 +221,16 @@ def _use_api(
 
 
 def _backend(managed: ManagedChatModel, llm: BaseChatModel, config: BatchConfig) -> BatchBackend:
-    family = get_family(managed.llm_type_name, provider=managed.provider_name)
+    family = get_family(managed.forge.llm_type, provider=managed.forge.provider_name)
     control = ControlCalls(
         family,
-        provider=managed.provider_name,
-        model=managed.model_id or managed.model_alias,
-        retry={**family.retry_defaults, **(managed.retry or {})},
+        provider=managed.forge.provider_name,
+        model=managed.model_id or managed.forge.model_alias,
+        retry={**family.retry_defaults, **managed.forge.retry},
     )
     model = innermost(llm)
     shape = _shaper(llm)
-    if managed.llm_type_name == "anthropic":
+    if managed.forge.llm_type == "anthropic":
         return AnthropicBatches(model, control, shape=shape)
     return OpenAIBatches(model, control, completion_window=config.completion_window, shape=shape)
 
@@ -264,7 +266,7 @@ async def _run_api(
     if job_id is not None:
         saved = load_job(check_job_id(job_id))
         if saved is not None:
-            if saved.fingerprint != digest or saved.provider != managed.provider_name:
+            if saved.fingerprint != digest or saved.provider != managed.forge.provider_name:
                 raise InvalidInputError(
                     f"Batch job id '{job_id}' is already used by another batch",
                     suggestion="Choose another job_id, or collect that job with resume_batch.",
@@ -278,15 +280,15 @@ async def _run_api(
     await asyncio.to_thread(prune_finished)
     state = JobState(
         job_id=job_id or new_job_id(),
-        provider=managed.provider_name,
-        model_alias=managed.model_alias,
-        llm_type=managed.llm_type_name,
+        provider=managed.forge.provider_name,
+        model_alias=managed.forge.model_alias,
+        llm_type=managed.forge.llm_type,
         count=len(items),
         fingerprint=digest,
         inputs=encoded,
     )
     job = ApiJob(backend, state)
-    job.prepare(items, kwargs, config.limits(managed.llm_type_name))
+    job.prepare(items, kwargs, config.limits(managed.forge.llm_type))
     try:
         await job.submit(on_progress)
     except NoBatchApi:

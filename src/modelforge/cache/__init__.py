@@ -21,7 +21,8 @@ never fails a call: it logs a warning and the call goes on uncached.
 
 Layout: ``_config`` (the section), ``_keys`` (what a key covers), ``_entry`` (answers as bytes),
 ``_backend`` (the backend interface), ``_memory`` / ``_sqlite`` / ``_redis`` (backends), ``_cache``
-(``ResponseCache``: decisions, counters, sharing) and ``_model`` (``CachedChatModel``).
+(``ResponseCache``: decisions, counters, sharing), ``_step`` (``CacheStep``, the pipeline step) and
+``_model`` (``CachedChatModel``, the step around a model ModelForge did not build).
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ from modelforge.cache._cache import (
     close_caches,
     is_outage,
 )
-from modelforge.cache._config import BACKENDS, CacheConfig, default_sqlite_path, validate_section
 from modelforge.cache._entry import MARKER as CACHE_MARKER
 from modelforge.cache._memory import MemoryBackend
 from modelforge.cache._model import CachedChatModel
+from modelforge.cache._step import CacheStep
+from modelforge.providers._managed import ManagedChatModel, with_step
+from modelforge.sections.cache import BACKENDS, CacheConfig, default_sqlite_path, validate_section
 
 if TYPE_CHECKING:
     from modelforge.cache._redis import RedisBackend
@@ -55,6 +58,7 @@ __all__ = [
     "CacheBackend",
     "CacheConfig",
     "CacheStats",
+    "CacheStep",
     "CachedChatModel",
     "MemoryBackend",
     "RedisBackend",
@@ -62,6 +66,7 @@ __all__ = [
     "SQLiteBackend",
     "aclose_caches",
     "cache_for",
+    "cache_of",
     "close_caches",
     "default_sqlite_path",
     "is_outage",
@@ -106,9 +111,35 @@ def with_cache(
         cache = cache_for(config, provider=provider_name)
     else:
         cache = ResponseCache(config, provider=provider_name, now=now)
-    return CachedChatModel(
-        wrapped_llm=llm,
-        provider_name=provider_name,
-        response_cache=cache,
-        callbacks=getattr(llm, "callbacks", None),
+    # First: an answer from the cache costs no optimizer work, no rate-limit budget and no retry.
+    cached = with_step(
+        llm,
+        CacheStep(provider_name, cache),
+        position=lambda steps: 0,
+        wrap=lambda model, step: CachedChatModel(
+            wrapped_llm=model,
+            provider_name=provider_name,
+            response_cache=cache,
+            callbacks=getattr(model, "callbacks", None),
+        ),
     )
+    if isinstance(cached, ManagedChatModel):
+        # Not LangChain's cache as well (``set_llm_cache``): it would answer past our ttl and counters.
+        cached.cache = False
+    return cached
+
+
+def cache_of(llm: Any) -> ResponseCache | None:
+    """The response cache of a model ``with_cache`` or ``get_llm`` gave (through wrappers), or None."""
+    current: Any = llm
+    for _ in range(32):
+        if isinstance(current, CachedChatModel):
+            return current.response_cache
+        forge = getattr(current, "forge", None) if isinstance(current, ManagedChatModel) else None
+        if forge is not None:
+            step = forge.pipeline.find(CacheStep)
+            return step.response_cache if step is not None else None
+        current = getattr(current, "wrapped_llm", None)
+        if current is None:
+            return None
+    return None

@@ -28,7 +28,6 @@ from langchain_core.outputs import ChatResult
 from modelforge._secrets import mask_secrets
 from modelforge._urls import url_without_password
 from modelforge.cache._backend import CacheBackend
-from modelforge.cache._config import CacheConfig
 from modelforge.cache._entry import (
     CachedAnswer,
     decode,
@@ -40,6 +39,7 @@ from modelforge.cache._entry import (
 )
 from modelforge.cache._memory import MemoryBackend
 from modelforge.exceptions import CircuitOpenError, NetworkError, ProviderServerError
+from modelforge.sections.cache import CacheConfig
 
 __all__ = ["CacheStats", "ResponseCache", "aclose_caches", "cache_for", "close_caches", "is_outage"]
 

@@ -268,6 +268,18 @@ def _chain(model: BaseChatModel) -> tuple[list[str], list[Any], BaseChatModel]:
             except Exception as err:
                 raise UncacheableRequest(f"{type(leaf).__qualname__}.cache_identity() failed") from err
         leaf = leaf.wrapped_llm
+    # A get_llm model: the steps of its pipeline that shape its requests (the optimizer) describe themselves.
+    forge = getattr(leaf, "forge", None)
+    for step in getattr(getattr(forge, "pipeline", None), "steps", ()):
+        describe = getattr(step, "cache_identity", None)
+        if callable(describe):
+            name = type(step).__qualname__
+            try:
+                identities.append({"wrapper": name, "identity": _plain(describe())})
+            except UncacheableRequest:
+                raise
+            except Exception as err:
+                raise UncacheableRequest(f"{name}.cache_identity() failed") from err
     return chain, identities, leaf
 
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from modelforge.cache._config import default_sqlite_path
+from modelforge.sections.cache import default_sqlite_path
 
 __all__ = ["SQLiteBackend"]
 

@@ -1,7 +1,8 @@
 """Provider optimizers: each provider's own savings, applied to every request of a model.
 
-``ModelForgeRegistry(enable_optimizations=True).get_llm(...)`` wraps the managed model in an
-``OptimizedChatModel`` whose ``RequestOptimizer`` shapes each call for its provider family:
+``ModelForgeRegistry(enable_optimizations=True).get_llm(...)`` adds an ``OptimizeStep`` to the model's
+pipeline (an ``OptimizedChatModel`` wrapper around a model ModelForge did not build), whose
+``RequestOptimizer`` shapes each call for its provider family:
 
 ==================  =============================================================================
 family              what is applied (each switchable in the provider's ``optimizations`` section)
@@ -35,13 +36,17 @@ from langchain_core.language_models import BaseChatModel
 
 from modelforge.delegating import DelegatingChatModel
 from modelforge.optimizers._base import PreparedCall, RequestOptimizer
-from modelforge.optimizers._config import OptimizationConfig, validate_section
+from modelforge.optimizers._families import optimizer_for
 from modelforge.optimizers._google_cache import aclose_context_caches, close_context_caches
 from modelforge.optimizers._model import OptimizedChatModel
-from modelforge.providers import ModelRequest, normalize_llm_type
+from modelforge.optimizers._step import OptimizeStep
+from modelforge.providers import ModelRequest
+from modelforge.providers._managed import ManagedChatModel, with_step
+from modelforge.sections.optimizations import OptimizationConfig, validate_section
 
 __all__ = [
     "OptimizationConfig",
+    "OptimizeStep",
     "OptimizedChatModel",
     "PreparedCall",
     "RequestOptimizer",
@@ -53,33 +58,6 @@ __all__ = [
     "prepare_batch_body",
     "validate_section",
 ]
-
-# llm_type -> the optimizer class's module and name (imported when first used).
-_OPTIMIZERS: dict[str, tuple[str, str]] = {
-    "openai_compatible": ("modelforge.optimizers._openai", "OpenAIOptimizer"),
-    "local": ("modelforge.optimizers._openai", "OpenAIOptimizer"),
-    "github_copilot": ("modelforge.optimizers._openai", "OpenAIOptimizer"),
-    "anthropic": ("modelforge.optimizers._anthropic", "AnthropicOptimizer"),
-    "google_genai": ("modelforge.optimizers._google", "GoogleOptimizer"),
-    "ollama": ("modelforge.optimizers._ollama", "OllamaOptimizer"),
-}
-
-
-def optimizer_for(
-    llm_type: str, config: OptimizationConfig, *, provider_name: str, model_name: str
-) -> RequestOptimizer | None:
-    """The optimizer of a family with ``config`` (``None``: the family has none, or it is switched off)."""
-    if not config.enabled:
-        return None
-    family = normalize_llm_type(llm_type)
-    found = _OPTIMIZERS.get(family)
-    if found is None:
-        return None
-    import importlib
-
-    module_name, class_name = found
-    cls: type[RequestOptimizer] = getattr(importlib.import_module(module_name), class_name)
-    return cls(config, provider_name=provider_name, model_name=model_name, llm_type=family)
 
 
 def optimize(llm: BaseChatModel, request: ModelRequest, llm_type: str) -> BaseChatModel:
@@ -93,7 +71,19 @@ def optimize(llm: BaseChatModel, request: ModelRequest, llm_type: str) -> BaseCh
     )
     if optimizer is None:
         return llm
-    return OptimizedChatModel(wrapped_llm=llm, optimizer=optimizer, callbacks=getattr(llm, "callbacks", None))
+    return with_step(
+        llm,
+        OptimizeStep(optimizer),
+        position=_after_the_cache,
+        wrap=lambda model, step: OptimizedChatModel(
+            wrapped_llm=model, optimizer=optimizer, callbacks=getattr(model, "callbacks", None)
+        ),
+    )
+
+
+def _after_the_cache(steps: tuple[Any, ...]) -> int:
+    """Where the optimizer goes in a pipeline: after a response cache (which keys the request as written)."""
+    return 1 if steps and hasattr(steps[0], "response_cache") else 0
 
 
 def optimizer_of(llm: Any) -> RequestOptimizer | None:
@@ -104,6 +94,10 @@ def optimizer_of(llm: Any) -> RequestOptimizer | None:
         seen.add(id(current))
         if isinstance(current, OptimizedChatModel):
             return current.optimizer
+        forge = getattr(current, "forge", None) if isinstance(current, ManagedChatModel) else None
+        if forge is not None:
+            step = forge.pipeline.find(OptimizeStep)
+            return step.optimizer if step is not None else None
         if isinstance(current, DelegatingChatModel):
             current = current.wrapped_llm
             continue

@@ -22,8 +22,8 @@ from langchain_core.messages import BaseMessage
 
 from modelforge._secrets import mask_secrets
 from modelforge._token_estimate import tokens_in_messages, tokens_in_text
-from modelforge.optimizers._config import OptimizationConfig
 from modelforge.optimizers._markers import strip_message_markers
+from modelforge.sections.optimizations import OptimizationConfig
 
 __all__ = [
     "PreparedCall",

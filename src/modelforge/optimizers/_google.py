@@ -41,9 +41,9 @@ from modelforge.optimizers._base import (
     logger,
     reason,
 )
-from modelforge.optimizers._config import OptimizationConfig
 from modelforge.optimizers._google_cache import ContextCacheStore, CreationRefused, cache_key
 from modelforge.optimizers._markers import split_message, strip_message_markers
+from modelforge.sections.optimizations import OptimizationConfig
 
 __all__ = [
     "CACHE_API_VERSION",

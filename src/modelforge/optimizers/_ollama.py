@@ -27,9 +27,9 @@ from modelforge.optimizers._base import (
     estimate_tokens,
     logger,
 )
-from modelforge.optimizers._config import MIN_NUM_CTX
 from modelforge.optimizers._markers import strip_message_markers
 from modelforge.providers.ollama import OLLAMA_OPTION_FIELDS
+from modelforge.sections.optimizations import MIN_NUM_CTX
 
 __all__ = ["OllamaOptimizer", "context_size"]
 

@@ -33,8 +33,8 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from modelforge._chunks import chunk_text
 from modelforge.optimizers._base import PreparedCall, RequestOptimizer
-from modelforge.optimizers._config import DEFAULT_SEED, OptimizationConfig
 from modelforge.optimizers._markers import strip_markers, strip_message_markers
+from modelforge.sections.optimizations import DEFAULT_SEED, OptimizationConfig
 
 __all__ = ["OpenAIOptimizer", "asks_for_json", "json_object_wanted"]
 

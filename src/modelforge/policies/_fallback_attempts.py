@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from langchain_core.messages import AIMessageChunk
 
 from modelforge._chunks import RESTART_KEY, chunk_text
+from modelforge.delegating import member_label, member_provider
 from modelforge.exceptions import (
     AllProvidersFailedError,
     AuthenticationError,
@@ -69,21 +70,6 @@ def should_fall_back(err: BaseException) -> bool:
     if status is not None:
         return status not in _REQUEST_FAULTS
     return is_transport_error(err)
-
-
-def member_provider(model: Any) -> str:
-    """The provider name of a chain member (its circuit breaker's name)."""
-    name = getattr(model, "provider_name", None) or getattr(model, "provider", None)
-    if isinstance(name, str) and name:
-        return name
-    return str(getattr(model, "_llm_type", type(model).__name__))
-
-
-def member_label(model: Any) -> str:
-    """``provider/alias`` of a chain member, for messages and logs."""
-    provider = member_provider(model)
-    alias = getattr(model, "model_alias", None)
-    return f"{provider}/{alias}" if isinstance(alias, str) and alias else provider
 
 
 def breakers_of(

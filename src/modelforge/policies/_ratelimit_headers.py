@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
-from modelforge.policies._ratelimit_config import Limits
+from modelforge.sections.rate_limit import Limits
 
 __all__ = ["Observation", "parse_duration", "parse_rate_limit_headers"]
 

@@ -26,10 +26,10 @@ from typing import Any
 
 from modelforge._secrets import mask_secrets
 from modelforge.exceptions import ProviderNotAvailableError
-from modelforge.policies._ratelimit_config import Limits, RateLimitConfig, redacted_url
 from modelforge.policies._ratelimit_headers import Observation
 from modelforge.policies._ratelimit_lua import ACQUIRE, KEY_NAMES, OBSERVE, SETTLE
 from modelforge.policies._ratelimit_window import LocalBackend, arrival_allowance
+from modelforge.sections.rate_limit import Limits, RateLimitConfig, redacted_url
 
 __all__ = ["INSTALL_HINT", "RedisBackend"]
 

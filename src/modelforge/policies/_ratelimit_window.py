@@ -42,8 +42,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from modelforge.policies._ratelimit_config import Limits
 from modelforge.policies._ratelimit_headers import Observation
+from modelforge.sections.rate_limit import Limits
 
 __all__ = ["Backend", "LocalBackend", "SlidingWindow", "arrival_allowance", "request_counted_at"]
 

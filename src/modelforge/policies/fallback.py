@@ -73,6 +73,8 @@ from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modelforge._chunks import FALLBACK_KEY
+from modelforge.delegating import ModelChain
 from modelforge.policies._fallback_attempts import (
     RESTART_KEY,
     FallbackAttempts,
@@ -96,11 +98,8 @@ __all__ = [
     "with_fallbacks_of",
 ]
 
-# The ``response_metadata`` key an answer carries when a model other than the first gave it after failures.
-FALLBACK_KEY = "modelforge_fallback"
 
-
-class FallbackChatModel(BaseChatModel):
+class FallbackChatModel(ModelChain):
     """A chat model that tries ``models`` in order (see the module docstring for what moves on)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)

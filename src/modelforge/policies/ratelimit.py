@@ -34,11 +34,11 @@ from dataclasses import replace
 from typing import Any
 
 from modelforge.exceptions import InvalidInputError
-from modelforge.policies._ratelimit_config import Limits, RateLimitConfig
 from modelforge.policies._ratelimit_headers import Observation, parse_rate_limit_headers
 from modelforge.policies._ratelimit_line import Line, Ticket
 from modelforge.policies._ratelimit_redis import RedisBackend
 from modelforge.policies._ratelimit_window import Backend, LocalBackend, SlidingWindow
+from modelforge.sections.rate_limit import Limits, RateLimitConfig
 
 __all__ = [
     "Backend",

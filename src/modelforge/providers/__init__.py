@@ -33,6 +33,16 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "local": ("modelforge.providers.local", "LocalFamily"),
 }
 
+# The package each family's module needs (what to install when it is missing).
+_PIP_PACKAGES = {
+    "openai_compatible": "langchain-openai",
+    "anthropic": "langchain-anthropic",
+    "ollama": "langchain-ollama",
+    "google_genai": "langchain-google-genai",
+    "github_copilot": "langchain-openai",
+    "local": "langchain-openai",
+}
+
 # Other spellings found in existing configs (2.3.0 wrote "openrouter", which it then could not load).
 LLM_TYPE_ALIASES = {
     "openai": "openai_compatible",
@@ -94,7 +104,9 @@ def get_family(llm_type: str, *, provider: str | None = None) -> ProviderFamily:
             module = importlib.import_module(module_name)
         except ImportError as err:
             raise ProviderNotAvailableError(
-                provider or name, f"its package could not be imported ({err.name})"
+                provider or name,
+                f"its package could not be imported ({err.name})",
+                suggestion=f"Install it with: pip install {_PIP_PACKAGES[name]}",
             ) from err
         _instances[name] = getattr(module, class_name)()
     return _instances[name]

@@ -11,22 +11,27 @@ import inspect
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 
+from modelforge.providers._managed import ManagedChatModel
 from modelforge.providers.base import ModelRequest, ProviderFamily
-from modelforge.providers.errors import HttpFailure
-from modelforge.providers.openai_compatible import read_stainless_failure
+from modelforge.providers.errors import HttpFailure, read_stainless_failure
 
 if TYPE_CHECKING:
     from modelforge.pooling import PooledClients
 
-__all__ = ["AnthropicFamily"]
+__all__ = ["AnthropicFamily", "ManagedChatAnthropic"]
 
 logger = logging.getLogger(__name__)
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 DEFAULT_MAX_TOKENS = 4096
+
+
+class ManagedChatAnthropic(ManagedChatModel, ChatAnthropic):
+    """``ChatAnthropic`` with ModelForge's pipeline inside its calls (``modelforge.providers._managed``)."""
 
 
 class AnthropicFamily(ProviderFamily):
@@ -39,8 +44,6 @@ class AnthropicFamily(ProviderFamily):
     retry_defaults: ClassVar[dict[str, Any]] = {"max_attempts": 4, "initial_wait": 1.0, "max_wait": 30.0}
 
     def build(self, request: ModelRequest) -> BaseChatModel:
-        from langchain_anthropic import ChatAnthropic
-
         key = request.require_api_key()
         extra: dict[str, Any] = {}
         if request.model.model_kwargs:
@@ -48,7 +51,7 @@ class AnthropicFamily(ProviderFamily):
         sampling = request.sampling()
         sampling.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
         base_url = request.provider.base_url or self.default_base_url
-        llm = ChatAnthropic(  # type: ignore[call-arg]
+        llm = ManagedChatAnthropic(  # type: ignore[call-arg]
             model=request.model_name,
             api_key=SecretStr(key),
             base_url=base_url,

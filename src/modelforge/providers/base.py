@@ -16,12 +16,12 @@ from langchain_core.language_models import BaseChatModel
 
 from modelforge.config_schema import ModelConfig, ProviderConfig
 from modelforge.exceptions import InvalidApiKeyError, ModelForgeError
-from modelforge.providers.errors import HttpFailure, error_from_http, transport_error
+from modelforge.providers.errors import HttpFailure, error_from_http, header_dict, transport_error
 
 if TYPE_CHECKING:
     from modelforge.pooling import PooledClients, PoolLimits
 
-__all__ = ["DEFAULT_TIMEOUT_SECONDS", "SDK_MAX_RETRIES", "ModelRequest", "ProviderFamily"]
+__all__ = ["DEFAULT_TIMEOUT_SECONDS", "SDK_MAX_RETRIES", "ModelRequest", "ProviderFamily", "header_dict"]
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
 # The SDKs never retry: ModelForge's retry policy (modelforge.policies.retry) is the one budget.
@@ -149,13 +149,3 @@ class ProviderFamily(ABC):
         Called only before any output reached the caller, so a retry can never replay text.
         """
         return False
-
-
-def header_dict(headers: Any) -> dict[str, str]:
-    """A plain dict from any SDK's headers object (httpx flavours, dicts, None)."""
-    if not headers:
-        return {}
-    try:
-        return {str(k): str(v) for k, v in headers.items()}
-    except AttributeError:
-        return {}

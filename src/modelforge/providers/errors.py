@@ -36,8 +36,10 @@ __all__ = [
     "MAX_RETRY_AFTER_SECONDS",
     "HttpFailure",
     "error_from_http",
+    "header_dict",
     "parse_retry_after",
     "rate_limit_headers",
+    "read_stainless_failure",
     "transport_error",
 ]
 
@@ -214,3 +216,32 @@ def transport_error(err: BaseException, *, provider: str, url: str | None = None
 _TIMEOUT_CLASSES = {"TimeoutException", "APITimeoutError"}
 _CONNECTION_CLASSES = {"TransportError", "APIConnectionError", "RemoteProtocolError"}
 _MALFORMED_CLASSES = {"JSONDecodeError", "UnknownApiResponseError", "APIResponseValidationError"}
+
+
+def header_dict(headers: Any) -> dict[str, str]:
+    """A plain dict from any SDK's headers object (httpx flavours, dicts, None)."""
+    if not headers:
+        return {}
+    try:
+        return {str(k): str(v) for k, v in headers.items()}
+    except AttributeError:
+        return {}
+
+
+def read_stainless_failure(err: BaseException, module_name: str) -> HttpFailure | None:
+    """Read an ``APIStatusError`` of the OpenAI or Anthropic SDK (both share one generated design)."""
+    if type(err).__module__.split(".")[0] != module_name or not hasattr(err, "status_code"):
+        return None
+    response = getattr(err, "response", None)
+    body = getattr(err, "body", None)
+    error_type = getattr(err, "code", None) or getattr(err, "type", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error_type = body["error"].get("code") or body["error"].get("type") or error_type
+    message = getattr(err, "api_message", None) or getattr(err, "message", "") or str(err)
+    return HttpFailure(
+        status=int(err.status_code),
+        headers=header_dict(getattr(response, "headers", None)),
+        message=str(message),
+        error_type=str(error_type) if error_type else None,
+        request_id=getattr(err, "request_id", None),
+    )

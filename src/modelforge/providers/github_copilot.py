@@ -23,8 +23,8 @@ from langchain_core.language_models import BaseChatModel
 
 from modelforge.auth.copilot import COPILOT_HEADERS, DEFAULT_EXCHANGE_URL
 from modelforge.providers.base import ModelRequest, ProviderFamily
-from modelforge.providers.errors import HttpFailure
-from modelforge.providers.openai_compatible import build_chat_openai, read_stainless_failure
+from modelforge.providers.errors import HttpFailure, read_stainless_failure
+from modelforge.providers.openai_compatible import build_chat_openai
 
 if TYPE_CHECKING:
     from modelforge.auth import CopilotTokenSource

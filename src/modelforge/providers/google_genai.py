@@ -1,4 +1,4 @@
-"""Google Gemini through ``langchain_google_genai.ChatGoogleGenerativeAI`` (the google-genai SDK).
+"""Google Gemini through ``ManagedChatGoogleGenerativeAI``, a ``ChatGoogleGenerativeAI`` (google-genai SDK).
 
 Needs an API key. ``base_url`` points the SDK at another endpoint (a proxy or the test server).
 ``GOOGLE_GENAI_API_VERSION`` (``v1``, ``v1beta``, or ``beta`` for ``v1beta``) chooses the API version, with
@@ -14,14 +14,27 @@ import os
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_google_genai import ChatGoogleGenerativeAI
 
 from modelforge.exceptions import ConfigurationError
+from modelforge.providers._managed import ManagedChatModel
 from modelforge.providers.base import ModelRequest, ProviderFamily, header_dict
 from modelforge.providers.errors import HttpFailure
 
-__all__ = ["API_VERSIONS", "GoogleGenAIFamily", "chosen_api_version", "google_genai_httpx_flavor"]
+__all__ = [
+    "API_VERSIONS",
+    "GoogleGenAIFamily",
+    "ManagedChatGoogleGenerativeAI",
+    "chosen_api_version",
+    "google_genai_httpx_flavor",
+]
 
 GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/"
+
+
+class ManagedChatGoogleGenerativeAI(ManagedChatModel, ChatGoogleGenerativeAI):
+    """``ChatGoogleGenerativeAI`` with ModelForge's pipeline inside its calls
+    (``modelforge.providers._managed``)."""
 
 
 def google_genai_httpx_flavor() -> str:
@@ -74,8 +87,6 @@ class GoogleGenAIFamily(ProviderFamily):
     default_base_url = None
 
     def build(self, request: ModelRequest) -> BaseChatModel:
-        from langchain_google_genai import ChatGoogleGenerativeAI
-
         key = request.require_api_key()
         extra: dict[str, Any] = {}
         if request.provider.base_url:
@@ -95,7 +106,7 @@ class GoogleGenAIFamily(ProviderFamily):
             extra["additional_headers"] = dict(request.provider.headers)
         if request.model.model_kwargs:
             extra["model_kwargs"] = dict(request.model.model_kwargs)
-        return ChatGoogleGenerativeAI(
+        return ManagedChatGoogleGenerativeAI(  # type: ignore[call-arg]
             model=request.model_name,
             google_api_key=key,
             timeout=request.timeout,

@@ -1,4 +1,4 @@
-"""Ollama through ``langchain_ollama.ChatOllama``.
+"""Ollama through ``ManagedChatOllama``, a ``langchain_ollama.ChatOllama``.
 
 The server URL comes from the provider's ``base_url``, else ``OLLAMA_HOST``; with neither the registry
 raises ``ConfigurationError`` (``OLLAMA_URL_MISSING``) as 2.3.0 did. ``api_model_name`` is honoured (2.3.0
@@ -11,12 +11,19 @@ import os
 from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
+from langchain_ollama import ChatOllama
 
 from modelforge.exceptions import ConfigurationError
+from modelforge.providers._managed import ManagedChatModel
 from modelforge.providers.base import ModelRequest, ProviderFamily
 from modelforge.providers.errors import HttpFailure
 
-__all__ = ["OLLAMA_OPTION_FIELDS", "OllamaFamily", "ollama_base_url"]
+__all__ = ["OLLAMA_OPTION_FIELDS", "ManagedChatOllama", "OllamaFamily", "ollama_base_url"]
+
+
+class ManagedChatOllama(ManagedChatModel, ChatOllama):
+    """``ChatOllama`` with ModelForge's pipeline inside its calls (``modelforge.providers._managed``)."""
+
 
 DEFAULT_OLLAMA_URL = "http://localhost:11434"
 
@@ -62,8 +69,6 @@ class OllamaFamily(ProviderFamily):
     default_base_url = DEFAULT_OLLAMA_URL
 
     def build(self, request: ModelRequest) -> BaseChatModel:
-        from langchain_ollama import ChatOllama
-
         base_url = ollama_base_url(request)
         client_kwargs: dict[str, Any] = {"timeout": request.timeout}
         if request.provider.headers:
@@ -74,7 +79,7 @@ class OllamaFamily(ProviderFamily):
         if pooled is not None:
             client_kwargs["transport"] = pooled.transport
         extra = dict(request.model.model_kwargs)
-        return ChatOllama(
+        return ManagedChatOllama(
             model=request.model_name,
             base_url=base_url,
             client_kwargs=client_kwargs,

@@ -1,9 +1,10 @@
 """OpenAI and every server that speaks its chat-completions protocol (OpenRouter, vLLM, llama.cpp, ...).
 
-Built on ``langchain_openai.ChatOpenAI``. A key is required only when the provider's ``auth_strategy`` is
-``api_key`` (the default for api.openai.com and OpenRouter); a self-hosted server with no auth strategy
-gets a placeholder key, because the OpenAI SDK refuses to start without one. Streams ask for the final
-usage chunk (``stream_usage=True``) so token counts are known for streamed calls too.
+Built as ``ManagedChatOpenAI``, a ``langchain_openai.ChatOpenAI``. A key is required only when the
+provider's ``auth_strategy`` is ``api_key`` (the default for api.openai.com and OpenRouter); a self-hosted
+server with no auth strategy gets a placeholder key, because the OpenAI SDK refuses to start without one.
+Streams ask for the final usage chunk (``stream_usage=True``) so token counts are known for streamed calls
+too.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_openai import ChatOpenAI
 
-from modelforge.providers.base import ModelRequest, ProviderFamily, header_dict
-from modelforge.providers.errors import HttpFailure
+from modelforge.providers._managed import ManagedChatModel
+from modelforge.providers.base import ModelRequest, ProviderFamily
+from modelforge.providers.errors import HttpFailure, read_stainless_failure
 
-__all__ = ["OpenAICompatibleFamily", "read_stainless_failure"]
+__all__ = ["ManagedChatOpenAI", "OpenAICompatibleFamily", "read_stainless_failure"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # Sent when a server needs no key: the SDK insists on a non-empty value.
@@ -26,23 +29,8 @@ NO_KEY_PLACEHOLDER = "modelforge-no-key"
 ApiKey = str | Callable[[], str] | Callable[[], Awaitable[str]]
 
 
-def read_stainless_failure(err: BaseException, module_name: str) -> HttpFailure | None:
-    """Read an ``APIStatusError`` of the OpenAI or Anthropic SDK (both share one generated design)."""
-    if type(err).__module__.split(".")[0] != module_name or not hasattr(err, "status_code"):
-        return None
-    response = getattr(err, "response", None)
-    body = getattr(err, "body", None)
-    error_type = getattr(err, "code", None) or getattr(err, "type", None)
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        error_type = body["error"].get("code") or body["error"].get("type") or error_type
-    message = getattr(err, "api_message", None) or getattr(err, "message", "") or str(err)
-    return HttpFailure(
-        status=int(err.status_code),
-        headers=header_dict(getattr(response, "headers", None)),
-        message=str(message),
-        error_type=str(error_type) if error_type else None,
-        request_id=getattr(err, "request_id", None),
-    )
+class ManagedChatOpenAI(ManagedChatModel, ChatOpenAI):
+    """``ChatOpenAI`` with ModelForge's pipeline inside its calls (``modelforge.providers._managed``)."""
 
 
 def build_chat_openai(
@@ -55,7 +43,6 @@ def build_chat_openai(
 ) -> BaseChatModel:
     """A ``ChatOpenAI`` for ``request`` against ``base_url`` (shared by the Copilot and local families)."""
     import openai
-    from langchain_openai import ChatOpenAI
 
     from modelforge.pooling import httpx_flavor_of
 
@@ -76,7 +63,7 @@ def build_chat_openai(
     sampling = request.sampling()
     if default_max_tokens is not None:
         sampling.setdefault("max_tokens", default_max_tokens)
-    return ChatOpenAI(
+    return ManagedChatOpenAI(
         model=request.model_name,
         base_url=base_url,
         api_key=api_key,  # type: ignore[arg-type]

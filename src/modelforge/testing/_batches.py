@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from modelforge.testing._chat import ChatProtocol, WireError
 from modelforge.testing._common import default_message, dumps, new_id
-from modelforge.testing._http import Exchange, PatternRoute
+from modelforge.testing._http import Exchange
 from modelforge.testing.script import Disconnect, Fault, RecordedRequest, Usage
 
 if TYPE_CHECKING:
@@ -61,7 +61,6 @@ __all__ = [
     "BatchLine",
     "BatchService",
     "StoredFile",
-    "batch_routes",
     "page_of_jobs",
     "stamp",
 ]
@@ -314,42 +313,3 @@ def page_of_jobs(
         jobs = jobs[ids.index(after) + 1 :] if after in ids else []
     limit = int(limit_text or 20)
     return jobs[:limit], len(jobs) > limit
-
-
-def batch_routes(server: ProviderServer) -> list[PatternRoute]:
-    """``(method, path regex, handler)`` for the batch endpoints."""
-    from modelforge.testing._batches_anthropic import AnthropicBatches
-    from modelforge.testing._batches_openai import OpenAIBatches
-
-    openai = OpenAIBatches(server, server.batches)
-    anthropic = AnthropicBatches(server, server.batches)
-    routes: list[PatternRoute] = [
-        ("POST", re.compile(r"/v1/files"), openai.upload),
-        ("GET", re.compile(r"/v1/files/(?P<id>[^/]+)(?P<content>/content)?"), openai.file),
-        ("POST", re.compile(r"/v1/batches"), openai.create),
-        ("GET", re.compile(r"/v1/batches"), openai.list_jobs),
-        ("GET", re.compile(r"/v1/batches/(?P<id>[^/]+)"), openai.retrieve),
-        ("POST", re.compile(r"/v1/batches/(?P<id>[^/]+)/cancel"), openai.cancel),
-        ("POST", re.compile(r"/v1/messages/batches"), anthropic.create),
-        ("GET", re.compile(r"/v1/messages/batches"), anthropic.list_jobs),
-        ("GET", re.compile(r"/v1/messages/batches/(?P<id>[^/]+)"), anthropic.retrieve),
-        ("GET", re.compile(r"/v1/messages/batches/(?P<id>[^/]+)/results"), anthropic.results),
-        ("POST", re.compile(r"/v1/messages/batches/(?P<id>[^/]+)/cancel"), anthropic.cancel),
-    ]
-    return [
-        (method, pattern, _unless_disabled(server.batches, handler)) for method, pattern, handler in routes
-    ]
-
-
-def _unless_disabled(service: BatchService, handler: Handler) -> Handler:
-    """``handler``, answering 404 while the service is disabled (a server without a batch API)."""
-
-    async def route(ex: Exchange, match: re.Match[str]) -> None:
-        if service.enabled:
-            await handler(ex, match)
-            return
-        message = f"Not found: {ex.method} {ex.path}"
-        body = {"error": {"message": message, "type": "not_found", "code": 404}}
-        await ex.respond(404, dumps(body))
-
-    return route

@@ -21,7 +21,6 @@ first (e.g. a 500 on creation). ``cache_routes`` gives the router the cached-con
 from __future__ import annotations
 
 import collections
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,18 +29,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from modelforge.testing._common import new_id
-from modelforge.testing._http import PatternRoute
 from modelforge.testing.script import Fault
 
 if TYPE_CHECKING:
-    from modelforge.testing.server import ProviderServer
+    pass
 
 __all__ = [
     "AnthropicCacheUse",
     "CacheBreakpoint",
     "CachedContent",
     "ProviderCaches",
-    "cache_routes",
     "rfc3339",
 ]
 
@@ -239,24 +236,3 @@ class ProviderCaches:
             self._contents.clear()
             self._deleted.clear()
             self._faults.clear()
-
-
-# The Gemini API serves cachedContents on v1beta (and v1alpha), not on v1: google-genai's own test suite
-# says so (google/genai/tests/conftest.py in the google-genai 3.6.1 wheel: "The Gemini API only serves
-# cachedContents on v1beta", forcing v1beta for its caches replays). /v1/cachedContents is a 404 here too.
-_CACHED_CONTENTS = re.compile(r"/(?:v1beta|v1alpha)/cachedContents/?")
-_CACHED_CONTENT = re.compile(r"/(?:v1beta|v1alpha)/(cachedContents/[A-Za-z0-9_-]+)")
-
-
-def cache_routes(server: ProviderServer) -> list[PatternRoute]:
-    """``(method, path regex, handler)`` for the cached-content endpoints."""
-    from modelforge.testing._gemini import GeminiCacheEndpoints
-
-    endpoints = GeminiCacheEndpoints(server.caches, lambda: server.require_api_key)
-    return [
-        ("POST", _CACHED_CONTENTS, endpoints.create),
-        ("GET", _CACHED_CONTENTS, endpoints.list),
-        ("GET", _CACHED_CONTENT, endpoints.get),
-        ("PATCH", _CACHED_CONTENT, endpoints.update),
-        ("DELETE", _CACHED_CONTENT, endpoints.delete),
-    ]

@@ -10,12 +10,14 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from modelforge.testing import _anthropic, _gemini, _ollama, _openai
-from modelforge.testing._batches import batch_routes
-from modelforge.testing._caches import cache_routes
+from modelforge.testing._batches import BatchService, Handler
+from modelforge.testing._batches_anthropic import AnthropicBatches
+from modelforge.testing._batches_openai import OpenAIBatches
 from modelforge.testing._chat import ChatHost, ChatProtocol, serve_chat
 from modelforge.testing._common import dumps
+from modelforge.testing._gemini import GeminiCacheEndpoints
 from modelforge.testing._github import GitHubService
-from modelforge.testing._http import Exchange
+from modelforge.testing._http import Exchange, PatternRoute
 from modelforge.testing.script import ProtocolName
 
 if TYPE_CHECKING:
@@ -165,3 +167,58 @@ class Router:
     async def _device_page(self, ex: Exchange) -> None:
         page = b"<html><body><h1>Device activation</h1><p>Enter the code the app shows.</p></body></html>"
         await ex.respond(200, page, content_type="text/html; charset=utf-8")
+
+
+def batch_routes(server: ProviderServer) -> list[PatternRoute]:
+    """``(method, path regex, handler)`` for the batch endpoints."""
+    openai = OpenAIBatches(server, server.batches)
+    anthropic = AnthropicBatches(server, server.batches)
+    routes: list[PatternRoute] = [
+        ("POST", re.compile(r"/v1/files"), openai.upload),
+        ("GET", re.compile(r"/v1/files/(?P<id>[^/]+)(?P<content>/content)?"), openai.file),
+        ("POST", re.compile(r"/v1/batches"), openai.create),
+        ("GET", re.compile(r"/v1/batches"), openai.list_jobs),
+        ("GET", re.compile(r"/v1/batches/(?P<id>[^/]+)"), openai.retrieve),
+        ("POST", re.compile(r"/v1/batches/(?P<id>[^/]+)/cancel"), openai.cancel),
+        ("POST", re.compile(r"/v1/messages/batches"), anthropic.create),
+        ("GET", re.compile(r"/v1/messages/batches"), anthropic.list_jobs),
+        ("GET", re.compile(r"/v1/messages/batches/(?P<id>[^/]+)"), anthropic.retrieve),
+        ("GET", re.compile(r"/v1/messages/batches/(?P<id>[^/]+)/results"), anthropic.results),
+        ("POST", re.compile(r"/v1/messages/batches/(?P<id>[^/]+)/cancel"), anthropic.cancel),
+    ]
+    return [
+        (method, pattern, _unless_disabled(server.batches, handler)) for method, pattern, handler in routes
+    ]
+
+
+def _unless_disabled(service: BatchService, handler: Handler) -> Handler:
+    """``handler``, answering 404 while the service is disabled (a server without a batch API)."""
+
+    async def route(ex: Exchange, match: re.Match[str]) -> None:
+        if service.enabled:
+            await handler(ex, match)
+            return
+        message = f"Not found: {ex.method} {ex.path}"
+        body = {"error": {"message": message, "type": "not_found", "code": 404}}
+        await ex.respond(404, dumps(body))
+
+    return route
+
+
+# The Gemini API serves cachedContents on v1beta (and v1alpha), not on v1: google-genai's own test suite
+# says so (google/genai/tests/conftest.py in the google-genai 3.6.1 wheel: "The Gemini API only serves
+# cachedContents on v1beta", forcing v1beta for its caches replays). /v1/cachedContents is a 404 here too.
+_CACHED_CONTENTS = re.compile(r"/(?:v1beta|v1alpha)/cachedContents/?")
+_CACHED_CONTENT = re.compile(r"/(?:v1beta|v1alpha)/(cachedContents/[A-Za-z0-9_-]+)")
+
+
+def cache_routes(server: ProviderServer) -> list[PatternRoute]:
+    """``(method, path regex, handler)`` for the cached-content endpoints."""
+    endpoints = GeminiCacheEndpoints(server.caches, lambda: server.require_api_key)
+    return [
+        ("POST", _CACHED_CONTENTS, endpoints.create),
+        ("GET", _CACHED_CONTENTS, endpoints.list),
+        ("GET", _CACHED_CONTENT, endpoints.get),
+        ("PATCH", _CACHED_CONTENT, endpoints.update),
+        ("DELETE", _CACHED_CONTENT, endpoints.delete),
+    ]

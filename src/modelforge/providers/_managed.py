@@ -1,0 +1,363 @@
+"""``ManagedChatModel``: the base of the classes ``get_llm`` hands back, each a subclass of the SDK's own.
+
+Every provider family defines its class as ``ManagedChatX(ManagedChatModel, ChatX)``, for example
+``ManagedChatOpenAI(ManagedChatModel, ChatOpenAI)``, so the model *is* a ``ChatOpenAI``: ``isinstance``
+holds, settings read and assign as on the plain class (``llm.temperature = 0.25`` reaches the next
+request), and ``bind_tools``, ``with_structured_output``, ``with_config``, ``astream_events``, ``batch``
+and LangChain serialization are the SDK class's own. Serialization names the SDK class (``lc_id``), so
+``langchain_core.load.dumpd`` output is the plain class's.
+
+What ModelForge adds runs inside ``_generate`` / ``_agenerate`` / ``_stream`` / ``_astream``: the call goes
+through the model's ``Pipeline`` (``modelforge._pipeline``: response cache, optimizer, stream integrity
+and metrics, rate limits, retries and error translation; ``modelforge.pipeline`` sets the order) and the
+last step is the SDK class's own method. A model built without a pipeline behaves exactly as the plain
+class.
+
+Pickling never carries credentials: the model pickles as "provider, alias, the options ``get_llm`` was
+given and the settings changed since" and is rebuilt on the other side from that side's config and
+credential store, by the function the registry attached (this module cannot import the registry: it is a
+layer above).
+
+LangChain 1.x removed ``predict``, ``__call__`` and ``call_as_llm`` from chat models; 2.3.0 code still
+calls them, so they work here with a ``DeprecationWarning`` that names the replacement.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from pydantic import PrivateAttr, SecretStr
+
+from modelforge._pipeline import Call, Pipeline, Step, batching
+
+__all__ = ["ForgeState", "ManagedChatModel", "managed_of", "plain_settings", "with_step"]
+
+# Substrings of field names whose values are never pickled (credentials, headers, live clients).
+_NEVER_PICKLED = ("key", "token", "secret", "header", "client", "password", "credential", "auth")
+_PLAIN = (str, int, float, bool, type(None))
+
+
+@dataclass
+class ForgeState:
+    """What ModelForge attached to a model it built: who it is and the pipeline its calls go through."""
+
+    provider_name: str
+    model_alias: str
+    llm_type: str
+    pipeline: Pipeline
+    # The provider's retry section with the family's defaults (the batch code retries with it too).
+    retry: dict[str, Any] = field(default_factory=dict)
+    # Built over ModelForge's pooled transport (the provider's connection_pool is on).
+    pooled: bool = False
+    # ``rebuild(provider_name, model_alias, options, settings)`` -> a model like this one (the registry's).
+    rebuild: Callable[..., Any] | None = None
+    # The get_llm options this model was built with (cache, optimizations), for ``rebuild``.
+    options: dict[str, Any] = field(default_factory=dict)
+    # Plain settings as built, so a pickle carries only what the user changed since.
+    built: dict[str, Any] = field(default_factory=dict)
+    # Set once a call has shown that the SDK sends through the pooled transport.
+    send_checked: bool = False
+
+
+def plain_settings(model: BaseChatModel) -> dict[str, Any]:
+    """The model's fields that are plain values and never a credential, header or client."""
+    settings: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        lowered = name.lower()
+        if any(part in lowered for part in _NEVER_PICKLED):
+            continue
+        value = getattr(model, name, None)
+        if isinstance(value, _PLAIN) and not isinstance(value, SecretStr):
+            settings[name] = value
+    return settings
+
+
+class ManagedChatModel(BaseChatModel):
+    """The first base of every family's model class; see the module docstring."""
+
+    _forge: ForgeState | None = PrivateAttr(default=None)
+
+    # --- who this is -------------------------------------------------------------------------------------
+
+    @property
+    def forge(self) -> ForgeState:
+        """What ModelForge attached: provider, alias, family and the pipeline (``AttributeError`` for a model
+        built without ``get_llm``, so ``getattr(llm, "forge", None)`` tells)."""
+        if self._forge is None:
+            raise AttributeError(f"this {type(self).__name__} was not built by ModelForgeRegistry.get_llm")
+        return self._forge
+
+    def attach(self, state: ForgeState) -> None:
+        """Give this model its pipeline and identity (done once, by the registry)."""
+        state.built = plain_settings(self)
+        self._forge = state
+
+    @property
+    def provider_name(self) -> str | None:
+        """The provider's name in the ModelForge config (None for a model built without ``get_llm``)."""
+        return self._forge.provider_name if self._forge is not None else None
+
+    @property
+    def model_alias(self) -> str | None:
+        """The model's alias in the ModelForge config (None for a model built without ``get_llm``)."""
+        return self._forge.model_alias if self._forge is not None else None
+
+    @property
+    def model_id(self) -> str | None:
+        """The model id the provider is asked for."""
+        for name in ("model_name", "model"):
+            value = getattr(self, name, None)
+            if isinstance(value, str):
+                return value
+        return None
+
+    @classmethod
+    def sdk_class(cls) -> type[BaseChatModel]:
+        """The SDK's own LangChain class this class extends (``ChatOpenAI`` for ``ManagedChatOpenAI``)."""
+        for base in cls.__mro__[1:]:
+            if issubclass(base, BaseChatModel) and not issubclass(base, ManagedChatModel):
+                return base
+        return cls
+
+    @classmethod
+    def lc_id(cls) -> list[str]:
+        """LangChain serialization names the SDK's class: ``dumpd(llm)`` is that of the plain class."""
+        sdk = cls.sdk_class()
+        return sdk.lc_id() if sdk is not cls else super().lc_id()
+
+    def to_json_not_implemented(self) -> Any:
+        """As the SDK class says it (ChatOllama, say, is not serializable): named as that class."""
+        described = super().to_json_not_implemented()
+        sdk = type(self).sdk_class()
+        described["id"] = [*sdk.__module__.split("."), sdk.__name__]
+        return described
+
+    # --- calls go through the pipeline -------------------------------------------------------------------
+
+    # LangChain runs a batch as invokes: mark them, so the retry step follows the ``retry.batch`` settings.
+    def batch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
+        with batching():
+            return super().batch(inputs, config, **kwargs)
+
+    async def abatch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
+        with batching():
+            return await super().abatch(inputs, config, **kwargs)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        forge = self._forge
+        if forge is None:
+            return super()._generate(  # type: ignore[safe-super]
+                messages, stop=stop, run_manager=run_manager, **kwargs
+            )
+        return forge.pipeline.generate(
+            Call("invoke", self, messages, stop, run_manager, kwargs), self._sdk_generate
+        )
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        forge = self._forge
+        if forge is None:
+            return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        call = Call("invoke", self, messages, stop, run_manager, kwargs)
+        return await forge.pipeline.agenerate(call, self._sdk_agenerate)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        forge = self._forge
+        if forge is None:
+            return super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
+        return forge.pipeline.stream(
+            Call("stream", self, messages, stop, run_manager, kwargs), self._sdk_stream
+        )
+
+    def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        forge = self._forge
+        if forge is None:
+            return super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
+        call = Call("stream", self, messages, stop, run_manager, kwargs)
+        return forge.pipeline.astream(call, self._sdk_astream)
+
+    # The SDK class's own methods: the last step of the pipeline.
+    def _sdk_generate(self, call: Call) -> ChatResult:
+        return super()._generate(  # type: ignore[safe-super]
+            call.messages, stop=call.stop, run_manager=call.run_manager, **call.kwargs
+        )
+
+    async def _sdk_agenerate(self, call: Call) -> ChatResult:
+        return await super()._agenerate(
+            call.messages, stop=call.stop, run_manager=call.run_manager, **call.kwargs
+        )
+
+    def _sdk_stream(self, call: Call) -> Iterator[ChatGenerationChunk]:
+        return super()._stream(call.messages, stop=call.stop, run_manager=call.run_manager, **call.kwargs)
+
+    def _sdk_astream(self, call: Call) -> AsyncIterator[ChatGenerationChunk]:
+        return super()._astream(call.messages, stop=call.stop, run_manager=call.run_manager, **call.kwargs)
+
+    # --- the response cache, when the pipeline has one ---------------------------------------------------
+
+    def _cache_step(self) -> Any:
+        forge = self._forge
+        step = None
+        if forge is not None:
+            step = next((s for s in forge.pipeline.steps if hasattr(s, "response_cache")), None)
+        if step is None:
+            raise AttributeError(
+                f"{type(self).__name__} has no response cache: ask get_llm(..., enable_cache=True) or set "
+                "the provider's cache section"
+            )
+        return step
+
+    @property
+    def response_cache(self) -> Any:
+        """The ``ResponseCache`` of this model's cache step (``AttributeError`` when caching is off)."""
+        return self._cache_step().response_cache
+
+    @property
+    def cache_stats(self) -> Any:
+        """Hits, misses, stores, stale hits and backend errors of this model's response cache."""
+        return self._cache_step().response_cache.stats
+
+    def clear_cache(self) -> None:
+        """Forget every answer of this model's cache namespace."""
+        self._cache_step().response_cache.clear()
+
+    async def aclear_cache(self) -> None:
+        await self._cache_step().response_cache.aclear()
+
+    # --- life ---------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release what the pipeline's steps hold at the provider (an optimizer's Gemini cached contents),
+        then whatever the SDK class closes itself, if it has a ``close``."""
+        for step in self._forge.pipeline.steps if self._forge is not None else ():
+            closer = getattr(step, "close", None)
+            if callable(closer):
+                closer()
+        own = getattr(super(), "close", None)
+        if callable(own):
+            own()
+
+    async def aclose(self) -> None:
+        """``close`` for async code (and the SDK's own ``aclose``, which ``ChatGoogleGenerativeAI`` has)."""
+        for step in self._forge.pipeline.steps if self._forge is not None else ():
+            closer = getattr(step, "aclose", None)
+            if callable(closer):
+                await closer()
+        own = getattr(super(), "aclose", None)
+        if callable(own):
+            await own()
+
+    # --- what 2.3.0 code still calls -----------------------------------------------------------------------
+
+    def predict(self, text: str, *, stop: Sequence[str] | None = None, **kwargs: Any) -> str:
+        """Deprecated (removed from LangChain 1.x): ``llm.invoke(text).text``."""
+        _deprecated("predict(text)", "invoke(text).text")
+        return self.invoke(text, stop=list(stop) if stop else None, **kwargs).text
+
+    def call_as_llm(self, message: str, stop: list[str] | None = None, **kwargs: Any) -> str:
+        """Deprecated (removed from LangChain 1.x): ``llm.invoke(message).text``."""
+        _deprecated("call_as_llm(message)", "invoke(message).text")
+        return self.invoke(message, stop=stop, **kwargs).text
+
+    def __call__(
+        self, messages: list[BaseMessage] | str, stop: list[str] | None = None, **kwargs: Any
+    ) -> BaseMessage:
+        """Deprecated (removed from LangChain 1.x): ``llm.invoke(messages)``."""
+        _deprecated("llm(messages)", "invoke(messages)")
+        if isinstance(messages, str):
+            messages = [HumanMessage(content=messages)]
+        return self.invoke(messages, stop=stop, **kwargs)
+
+    # --- pickling ------------------------------------------------------------------------------------------
+
+    def __reduce__(self) -> Any:
+        forge = self._forge
+        if forge is None or forge.rebuild is None:
+            return super().__reduce__()
+        changed = {
+            name: value
+            for name, value in plain_settings(self).items()
+            if name not in forge.built or forge.built[name] != value
+        }
+        return (forge.rebuild, (forge.provider_name, forge.model_alias, dict(forge.options), changed))
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        forge = self._forge
+        if forge is None or forge.rebuild is None:
+            return super().__reduce_ex__(protocol)
+        return self.__reduce__()
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"{old} was removed from LangChain 1.x chat models; use {new}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+def managed_of(llm: Any) -> ManagedChatModel | None:
+    """The ModelForge-built model ``llm`` is or wraps (below an ``EnhancedLLM`` or another delegating
+    wrapper, or bound by ``bind_tools``); None for a fallback chain or a model ModelForge did not build."""
+    current: Any = llm
+    for _ in range(32):
+        if isinstance(current, ManagedChatModel):
+            return current if current._forge is not None else None
+        inner = getattr(current, "wrapped_llm", None)
+        if inner is None:
+            inner = getattr(current, "bound", None)
+        if inner is None:
+            return None
+        current = inner
+    return None
+
+
+def with_step(
+    llm: BaseChatModel,
+    step: Step,
+    *,
+    position: Callable[[tuple[Step, ...]], int],
+    wrap: Callable[[BaseChatModel, Step], BaseChatModel],
+) -> BaseChatModel:
+    """``llm`` with ``step`` added to its calls: a ModelForge-built model comes back as a copy of its own
+    class whose pipeline has ``step`` at ``position(steps)``; any other model comes back as
+    ``wrap(llm, step)``
+    (a wrapper that runs the step around it)."""
+    if not isinstance(llm, ManagedChatModel) or llm._forge is None:
+        return wrap(llm, step)
+    forge = llm._forge
+    steps = list(forge.pipeline.steps)
+    steps.insert(position(tuple(steps)), step)
+    copy = llm.model_copy()
+    copy._forge = replace(forge, pipeline=Pipeline(steps))
+    return copy
