@@ -10,8 +10,8 @@ included). It
 2. runs each benchmark as a subprocess of its own, in ``--quick`` sizes (``--full``: their standalone
    sizes), against the project's local ``ProviderServer`` (Redis at 127.0.0.1:6379 for the rate limits):
    ``ratelimit.py``, ``retry.py``, ``batch.py``, ``overhead.py``, ``startup.py``, ``streaming.py``,
-   ``observability.py`` and ``_cache_bench.py``. A benchmark that crashes is reported as failed (with its
-   stderr tail) and the run goes on;
+   ``observability.py``, ``_cache_bench.py`` and ``call_cpu.py``. A benchmark that crashes is reported as
+   failed (with its stderr tail) and the run goes on;
 3. prints one table (ModelForge's value, the peer's, ModelForge / peer, the target and whether it is met),
    then each target with met / NOT met, and writes ``benchmarks/results/results.json`` (machine, versions,
    date, durations, every figure), the PNG charts ``overhead.png``, ``startup.png`` and ``figures.png``,
@@ -69,6 +69,7 @@ BENCHMARKS = [
     Benchmark("streaming", "streaming.py"),
     Benchmark("observability", "observability.py"),
     Benchmark("cache", "_cache_bench.py"),
+    Benchmark("call cpu", "call_cpu.py"),
 ]
 
 

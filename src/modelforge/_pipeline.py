@@ -86,7 +86,7 @@ class Call:
     attempts the retry step made.
     """
 
-    __slots__ = ("attempts", "kwargs", "messages", "model", "run_manager", "stop")
+    __slots__ = ("attempts", "kwargs", "last", "messages", "model", "run_manager", "stop")
 
     def __init__(
         self,
@@ -103,6 +103,8 @@ class Call:
         self.stop = stop
         self.run_manager = run_manager
         self.kwargs = kwargs
+        # The last send (the SDK's own method), set by ``Pipeline`` when the call starts.
+        self.last: Callable[[Call], Any] = _unset
 
     @property
     def operation(self) -> str:
@@ -118,6 +120,7 @@ class Call:
         changed.stop = self.stop
         changed.run_manager = self.run_manager
         changed.kwargs = kwargs
+        changed.last = self.last
         return changed
 
 
@@ -150,8 +153,17 @@ class Step:
         return f"{type(self).__name__}()"
 
 
-def _chain(steps: Sequence[Step], method: str, last: Callable[[Call], Any]) -> Callable[[Call], Any]:
-    send = last
+def _unset(call: Call) -> Any:
+    raise RuntimeError("a Call ran outside a Pipeline")
+
+
+def _last(call: Call) -> Any:
+    return call.last(call)
+
+
+def _chain(steps: Sequence[Step], method: str) -> Callable[[Call], Any]:
+    """The steps' ``method`` composed, outermost first, ending with the call's last send."""
+    send: Callable[[Call], Any] = _last
     for step in reversed(steps):
         send = _bound(getattr(step, method), send)
     return send
@@ -167,10 +179,15 @@ def _bound(method: Callable[[Call, Any], Any], send: Callable[[Call], Any]) -> C
 class Pipeline:
     """Steps run in order (the first sees the call first), around the last ``send``."""
 
-    __slots__ = ("steps",)
+    __slots__ = ("_agenerate", "_astream", "_generate", "_stream", "steps")
 
     def __init__(self, steps: Sequence[Step] = ()) -> None:
         self.steps: tuple[Step, ...] = tuple(steps)
+        # Composed once: a call only walks the chain.
+        self._generate = _chain(self.steps, "generate")
+        self._agenerate = _chain(self.steps, "agenerate")
+        self._stream = _chain(self.steps, "stream")
+        self._astream = _chain(self.steps, "astream")
 
     def with_step(self, step: Step, *, before: type[Step] | None = None) -> Pipeline:
         """A pipeline with ``step`` added: before the first step of type ``before``, else last."""
@@ -190,19 +207,23 @@ class Pipeline:
         return [step.name for step in self.steps]
 
     def generate(self, call: Call, last: Send) -> ChatResult:
-        result: ChatResult = _chain(self.steps, "generate", last)(call)
+        call.last = last
+        result: ChatResult = self._generate(call)
         return result
 
     async def agenerate(self, call: Call, last: AsyncSend) -> ChatResult:
-        result: ChatResult = await _chain(self.steps, "agenerate", last)(call)
+        call.last = last
+        result: ChatResult = await self._agenerate(call)
         return result
 
     def stream(self, call: Call, last: StreamSend) -> Iterator[ChatGenerationChunk]:
-        chunks: Iterator[ChatGenerationChunk] = _chain(self.steps, "stream", last)(call)
+        call.last = last
+        chunks: Iterator[ChatGenerationChunk] = self._stream(call)
         return chunks
 
     def astream(self, call: Call, last: AsyncStreamSend) -> AsyncIterator[ChatGenerationChunk]:
-        chunks: AsyncIterator[ChatGenerationChunk] = _chain(self.steps, "astream", last)(call)
+        call.last = last
+        chunks: AsyncIterator[ChatGenerationChunk] = self._astream(call)
         return chunks
 
     def __repr__(self) -> str:

@@ -207,9 +207,17 @@ def record_cache_miss(provider: str, model: str) -> None:
         _collector.get(provider, model).cache_misses += 1
 
 
-def record_cache_hit(provider: str, model: str, messages: Sequence[Any], *, stale: bool = False) -> None:
-    """The response cache answered with ``messages`` (an answer's message, or its chunks' messages)."""
-    tokens, cost, _ = _priced(provider, model, messages)
+def record_cache_hit(
+    provider: str,
+    model: str,
+    messages: Sequence[Any],
+    *,
+    stale: bool = False,
+    priced: tuple[int, float | None, str | None] | None = None,
+) -> None:
+    """The response cache answered with ``messages`` (an answer's message, or its chunks' messages);
+    ``priced`` is ``price_answer(provider, model, messages)`` when the caller kept it from an earlier hit."""
+    tokens, cost, _ = priced if priced is not None else price_answer(provider, model, messages)
     with _collector.lock:
         counters = _collector.get(provider, model)
         counters.cache_hits += 1
@@ -230,7 +238,7 @@ def record_batch_api(provider: str, model: str, items: int, answers: Sequence[An
     live = 0.0
     unpriced = 0
     for answer in answers:
-        _, cost, _ = _priced(provider, model, [answer])
+        _, cost, _ = price_answer(provider, model, [answer])
         if cost is None:
             unpriced += 1
         else:
@@ -245,7 +253,7 @@ def record_batch_api(provider: str, model: str, items: int, answers: Sequence[An
         counters.batch_cost_usd += live * (1.0 - BATCH_API_DISCOUNT)
 
 
-def _priced(provider: str, model: str, messages: Sequence[Any]) -> tuple[int, float | None, str | None]:
+def price_answer(provider: str, model: str, messages: Sequence[Any]) -> tuple[int, float | None, str | None]:
     """(total tokens, cost at the catalogue's price or None when unpriced, reported model) of an answer."""
     from langchain_core.outputs import ChatGeneration, LLMResult
 

@@ -97,14 +97,17 @@ async def test_different_requests_miss(
 async def test_model_settings_are_part_of_the_key(
     server: ProviderServer, section: dict[str, Any], make_cached: Callable[..., CachedChatModel]
 ) -> None:
-    from modelforge.delegating import innermost, replace_innermost
-
     llm = make_cached(section)
-    warmer = replace_innermost(llm, innermost(llm).model_copy(update={"temperature": 1.5}))
+    warmer = llm.model_copy(update={"temperature": 1.5})
     await ask(llm, "Question", "async")
     await ask(warmer, "Question", "async")
     await ask(warmer, "Question", "async")
     assert requests_to(server) == 2
+    llm.temperature = 1.5  # type: ignore[attr-defined]  # assigned: now the same settings as ``warmer``
+    assert marker(await ask(llm, "Question", "async")) == "hit"
+    llm.model_kwargs["seed"] = 7  # type: ignore[attr-defined]  # changed in place: another key again
+    assert marker(await ask(llm, "Question", "async")) is None
+    assert requests_to(server) == 3
     other = make_cached(section, provider="anthropic")  # same question, same cache, other provider
     await ask(other, "Question", "async")
     assert requests_to(server, "anthropic") == 1
@@ -210,3 +213,21 @@ async def test_a_global_langchain_cache_does_not_bypass_the_ttl(
         set_llm_cache(previous)
     assert requests_to(server) == 2
     assert llm.cache_stats == CacheStats(hits=1, misses=2, stores=2)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_each_hit_is_an_answer_of_its_own(
+    mode: str, server: ProviderServer, section: dict[str, Any], make_cached: Callable[..., CachedChatModel]
+) -> None:
+    # Entries are decoded once and served as copies: what a caller does to one answer never shows in the next.
+    llm = make_cached(section)
+    await ask(llm, "Question", mode)
+    first = await ask(llm, "Question", mode)
+    first.response_metadata["mine"] = True
+    first.additional_kwargs["mine"] = True
+    first.content = "changed by the caller"
+    second = await ask(llm, "Question", mode)
+    assert marker(second) == "hit" and "mine" not in second.response_metadata
+    assert "mine" not in second.additional_kwargs and second.content != "changed by the caller"
+    assert first.id != second.id  # each run's own message id, as LangChain gives a fresh answer
+    assert requests_to(server) == 1

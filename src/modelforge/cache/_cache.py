@@ -95,6 +95,10 @@ def _build_backend(config: CacheConfig, now: Callable[[], float]) -> CacheBacken
     return MemoryBackend(max_entries=config.max_entries, now=now)
 
 
+# How many decoded entries a cache keeps beside its backend (the bytes are compared before one is reused).
+_DECODED_KEPT = 256
+
+
 class ResponseCache:
     """Answers cached as ``config`` says, in ``backend`` (default: built from the config), on ``now``."""
 
@@ -116,6 +120,8 @@ class ResponseCache:
         self._counts = dict.fromkeys((f.name for f in fields(CacheStats)), 0)
         self._lock = threading.Lock()
         self._down_until: float | None = None
+        # The entries decoded lately, with the bytes they came from: a hit on the same bytes reuses them.
+        self._decoded: dict[str, tuple[bytes, CachedAnswer]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -140,9 +146,11 @@ class ResponseCache:
 
     def clear(self) -> None:
         """Forget every cached answer of this cache's namespace (and nothing else)."""
+        self._decoded.clear()
         self.backend.clear()
 
     async def aclear(self) -> None:
+        self._decoded.clear()
         await self.backend.aclear()
 
     def close(self) -> None:
@@ -228,7 +236,18 @@ class ResponseCache:
             self._failed("read", err)
             return None
         self._worked()
-        return None if data is None else decode(data)
+        return None if data is None else self._decode(key, data)
+
+    def _decode(self, key: str, data: bytes) -> CachedAnswer | None:
+        kept = self._decoded.get(key)
+        if kept is not None and kept[0] == data:  # the same bytes (for the memory backend, the same object)
+            return kept[1]
+        answer = decode(data)
+        if answer is not None:
+            if len(self._decoded) >= _DECODED_KEPT:
+                self._decoded.pop(next(iter(self._decoded)), None)
+            self._decoded[key] = (data, answer)
+        return answer
 
     async def alookup(self, key: str) -> CachedAnswer | None:
         if not self._available():
@@ -239,7 +258,7 @@ class ResponseCache:
             self._failed("read", err)
             return None
         self._worked()
-        return None if data is None else decode(data)
+        return None if data is None else self._decode(key, data)
 
     def _encoded_result(self, result: ChatResult) -> _Encoded | None:
         if not result.generations:

@@ -187,7 +187,12 @@ def _marked(message: BaseMessage, marker: str) -> None:
 
 @dataclass(frozen=True)
 class CachedAnswer:
-    """A decoded entry: its kind, times, and the records it rebuilds messages from."""
+    """A decoded entry: its kind, times, and the records it rebuilds messages from.
+
+    The messages are built from the records once and handed out as copies (each answer served has message
+    objects and metadata of its own, as a fresh ``messages_from_dict`` would give), so an entry that answers
+    again and again (``ResponseCache`` keeps decoded entries) does not parse its records every time.
+    """
 
     kind: Literal["result", "stream"]
     created: float
@@ -195,6 +200,21 @@ class CachedAnswer:
     keep_until: float
     records: list[dict[str, Any]]
     llm_output: dict[str, Any] | None = None
+    # Built on first use: the records' messages, and what the metrics priced this answer at.
+    _built: dict[int, BaseMessage] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    _prices: dict[tuple[str, str], Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    def priced(self, key: tuple[str, str], price: Any) -> Any:
+        """``price()``, remembered under ``key`` (provider, model) for this entry."""
+        if key not in self._prices:
+            self._prices[key] = price()
+        return self._prices[key]
+
+    def _message(self, index: int) -> BaseMessage:
+        template = self._built.get(index)
+        if template is None:
+            template = self._built[index] = _message(self.records[index])
+        return _copy(template)
 
     def fresh(self, now: float) -> bool:
         return now < self.expires_at
@@ -206,8 +226,8 @@ class CachedAnswer:
         """The answer as an invoke returns it, marked ``response_metadata[MARKER] = marker``."""
         if self.kind == "result":
             generations = [
-                ChatGeneration(message=_message(record), generation_info=record.get("info"))
-                for record in self.records
+                ChatGeneration(message=self._message(index), generation_info=record.get("info"))
+                for index, record in enumerate(self.records)
             ]
             for generation in generations:
                 _marked(generation.message, marker)
@@ -232,7 +252,10 @@ class CachedAnswer:
         if self.kind == "stream":
             chunks = self._chunks()
         elif len(self.records) == 1:
-            chunks = [_as_chunk(self.records[0])]
+            record = self.records[0]
+            chunks = [
+                ChatGenerationChunk(message=_to_chunk(self._message(0)), generation_info=record.get("info"))
+            ]
         else:
             return None
         if chunks:
@@ -241,8 +264,10 @@ class CachedAnswer:
 
     def _chunks(self) -> list[ChatGenerationChunk]:
         return [
-            ChatGenerationChunk(message=_chunk_message(record), generation_info=record.get("info"))
-            for record in self.records
+            ChatGenerationChunk(
+                message=_as_chunk_message(self._message(index)), generation_info=record.get("info")
+            )
+            for index, record in enumerate(self.records)
         ]
 
 
@@ -250,8 +275,17 @@ def _message(record: Mapping[str, Any]) -> BaseMessage:
     return messages_from_dict([dict(record["message"])])[0]
 
 
-def _chunk_message(record: Mapping[str, Any]) -> AIMessageChunk:
-    message = _message(record)
+def _copy(message: BaseMessage) -> BaseMessage:
+    """A copy of ``message`` with containers of its own at the top level (metadata, kwargs, tool calls)."""
+    copied = message.model_copy()
+    state = copied.__dict__
+    for name, value in message.__dict__.items():
+        if isinstance(value, dict | list):
+            state[name] = value.copy()
+    return copied
+
+
+def _as_chunk_message(message: BaseMessage) -> AIMessageChunk:
     if isinstance(message, AIMessageChunk):
         return message
     return _to_chunk(message)
@@ -277,10 +311,6 @@ def _to_chunk(message: BaseMessage) -> AIMessageChunk:
             for index, call in enumerate(tool_calls)
         ],
     )
-
-
-def _as_chunk(record: Mapping[str, Any]) -> ChatGenerationChunk:
-    return ChatGenerationChunk(message=_to_chunk(_message(record)), generation_info=record.get("info"))
 
 
 def decode(data: bytes) -> CachedAnswer | None:

@@ -25,6 +25,7 @@ Only the hash is stored, so neither the prompt nor any setting can be read back 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import decimal
@@ -36,6 +37,7 @@ import json
 import re
 import types
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
@@ -325,8 +327,35 @@ _digests: dict[tuple[Any, ...], str] = {}
 _DIGESTS_KEPT = 1024
 
 
+# A model without wrappers (every get_llm model) asked again: its settings as they were (containers deep
+# copied) and the digest, reused while its settings compare equal and its pipeline is the same object.
+_by_model: dict[tuple[int, str], tuple[weakref.ref[BaseChatModel], Any, tuple[Any, ...], str]] = {}
+_MODELS_KEPT = 256
+
+
 def identity_digest(model: BaseChatModel, provider: str) -> str:
     """SHA-256 of ``model_identity`` (remembered per distinct identity: models are asked on every call)."""
+    if isinstance(model, DelegatingChatModel):
+        return _identity_digest(model, provider)
+    state = model.__dict__
+    values = tuple(map(state.get, _setting_names(type(model))))
+    pipeline = getattr(getattr(model, "_forge", None), "pipeline", None)
+    kept = _by_model.get((id(model), provider))
+    if kept is not None and kept[0]() is model and kept[1] is pipeline and kept[2] == values:
+        return kept[3]
+    digest = _identity_digest(model, provider)
+    try:
+        # Deep copies: a setting changed in place (``llm.model_kwargs["seed"] = 2``) no longer compares equal.
+        remembered = (weakref.ref(model), pipeline, copy.deepcopy(values), digest)
+    except Exception:  # a setting that cannot be copied (or a model without weak references): not kept
+        return digest
+    if len(_by_model) >= _MODELS_KEPT:
+        _by_model.clear()
+    _by_model[(id(model), provider)] = remembered
+    return digest
+
+
+def _identity_digest(model: BaseChatModel, provider: str) -> str:
     chain, identities, leaf = _chain(model)
     settings = _settings(leaf)
     memo = (

@@ -77,11 +77,18 @@ class CacheStep(Step):
         forge = getattr(leaf, "forge", None)
         return forge.model_alias if forge is not None else ""
 
-    def _hit(self, call: Call, messages: list[BaseMessage], *, stale: bool = False) -> None:
-        """Count an answer served from the cache (a stale one is counted by ``stale_answer`` itself)."""
+    def _hit(
+        self, call: Call, answer: CachedAnswer, messages: list[BaseMessage], *, stale: bool = False
+    ) -> None:
+        """Count an answer served from the cache (a stale one is counted by ``stale_answer`` itself), at the
+        price of its tokens (worked out once per entry)."""
         if not stale:
             self.response_cache.count("hits")
-        metrics.record_cache_hit(self.provider_name, self._metrics_model(call), messages, stale=stale)
+        model = self._metrics_model(call)
+        priced = answer.priced(
+            (self.provider_name, model), lambda: metrics.price_answer(self.provider_name, model, messages)
+        )
+        metrics.record_cache_hit(self.provider_name, model, messages, stale=stale, priced=priced)
 
     def _miss(self, call: Call) -> None:
         self.response_cache.count("misses")
@@ -91,7 +98,7 @@ class CacheStep(Step):
         """The answer of a fresh entry (counted as a hit), or None: the call goes to the provider (a miss)."""
         if found is not None and self.response_cache.fresh(found):
             hit = found.result("hit")
-            self._hit(call, [generation.message for generation in hit.generations])
+            self._hit(call, found, [generation.message for generation in hit.generations])
             return hit
         self._miss(call)
         return None
@@ -102,10 +109,29 @@ class CacheStep(Step):
         if stale is None:
             return None
         served = stale.result("stale")
-        self._hit(call, [generation.message for generation in served.generations], stale=True)
+        self._hit(call, stale, [generation.message for generation in served.generations], stale=True)
         return served
 
     # --- invoke ------------------------------------------------------------------------------------------
+
+    def fresh_hit(self, call: Call) -> ChatResult | None:
+        """The answer of a fresh entry for ``call`` (counted as a hit), or None, counting nothing: the
+        model's fast path, before LangChain prepares a call to the provider (``ManagedChatModel``)."""
+        key = self._key(call)
+        found = None if key is None else self.response_cache.lookup(key)
+        return self._hit_result(call, found)
+
+    async def afresh_hit(self, call: Call) -> ChatResult | None:
+        key = self._key(call)
+        found = None if key is None else await self.response_cache.alookup(key)
+        return self._hit_result(call, found)
+
+    def _hit_result(self, call: Call, found: CachedAnswer | None) -> ChatResult | None:
+        if found is None or not self.response_cache.fresh(found):
+            return None
+        hit = found.result("hit")
+        self._hit(call, found, [generation.message for generation in hit.generations])
+        return hit
 
     def generate(self, call: Call, send: Callable[[Call], ChatResult]) -> ChatResult:
         cache = self.response_cache
@@ -152,7 +178,7 @@ class CacheStep(Step):
         if found is not None and self.response_cache.fresh(found):
             chunks = found.chunks("hit")
             if chunks is not None:
-                self._hit(call, [chunk.message for chunk in chunks])
+                self._hit(call, found, [chunk.message for chunk in chunks])
                 return chunks
         self._miss(call)
         return None
@@ -162,8 +188,8 @@ class CacheStep(Step):
     ) -> list[ChatGenerationChunk] | None:
         stale = self.response_cache.stale_answer(found, err, self.provider_name)
         chunks = None if stale is None else stale.chunks("stale")
-        if chunks is not None:
-            self._hit(call, [chunk.message for chunk in chunks], stale=True)
+        if chunks is not None and stale is not None:
+            self._hit(call, stale, [chunk.message for chunk in chunks], stale=True)
         return chunks
 
     def stream(

@@ -606,14 +606,16 @@ class RetryStep(Step):
                         raise
                     raise translated from err
             else:
-                self._release(ticket, call, tokens=_tokens_of(result), headers=_headers_of(result))
+                if ticket is not None:
+                    self._release(ticket, call, tokens=_tokens_of(result), headers=_headers_of(result))
                 return result
             call.attempts.next(wait)
             time.sleep(wait)
 
     async def agenerate(self, call: Call, send: Callable[[Call], Awaitable[ChatResult]]) -> ChatResult:
         while True:
-            ticket = await self._aadmit(call)
+            # Without a rate limit (or a pooled-transport probe) there is nothing to wait for: no coroutine.
+            ticket = await self._aadmit(call) if self.rate_limit or self.pooled else None
             try:
                 result = await send(call)
             except Exception as err:
@@ -625,7 +627,8 @@ class RetryStep(Step):
                         raise
                     raise translated from err
             else:
-                self._release(ticket, call, tokens=_tokens_of(result), headers=_headers_of(result))
+                if ticket is not None:
+                    self._release(ticket, call, tokens=_tokens_of(result), headers=_headers_of(result))
                 return result
             call.attempts.next(wait)
             await asyncio.sleep(wait)

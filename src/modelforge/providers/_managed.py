@@ -31,8 +31,10 @@ from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.chat_models import _gen_info_and_msg_metadata
 from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.utils.utils import LC_ID_PREFIX
 from pydantic import PrivateAttr, SecretStr
 
 from modelforge._pipeline import Call, Pipeline, Step, batching
@@ -206,6 +208,49 @@ class ManagedChatModel(BaseChatModel):
         call = Call("stream", self, messages, stop, run_manager, kwargs)
         return forge.pipeline.astream(call, self._sdk_astream)
 
+    # A fresh answer in the response cache returns before LangChain prepares a call to the provider, as
+    # LangChain's own cache does (``BaseChatModel._generate_with_cache``); everything else goes that way.
+    def _generate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        step = self._fast_cache(run_manager, kwargs, async_api=False)
+        if step is not None:
+            hit = step.fresh_hit(Call("invoke", self, messages, stop, run_manager, kwargs))
+            if hit is not None:
+                return _as_returned(hit, run_manager)
+        return super()._generate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+    async def _agenerate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        step = self._fast_cache(run_manager, kwargs, async_api=True)
+        if step is not None:
+            hit = await step.afresh_hit(Call("invoke", self, messages, stop, run_manager, kwargs))
+            if hit is not None:
+                return _as_returned(hit, run_manager)
+        return await super()._agenerate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+    def _fast_cache(self, run_manager: Any, kwargs: dict[str, Any], *, async_api: bool) -> Any:
+        """The pipeline's first step when it is a response cache and LangChain would not stream this call
+        (a streamed call replays the entry chunk by chunk through the pipeline), else None."""
+        forge = self._forge
+        step = forge.pipeline.steps[0] if forge is not None and forge.pipeline.steps else None
+        if step is None or not hasattr(step, "fresh_hit") or self.output_version == "v1":
+            return None
+        if self._should_stream(async_api=async_api, run_manager=run_manager, **kwargs):
+            return None
+        if self._should_use_protocol_streaming(async_api=async_api, run_manager=run_manager, **kwargs):
+            return None
+        return step
+
     # The SDK class's own methods: the last step of the pipeline.
     def _sdk_generate(self, call: Call) -> ChatResult:
         return super()._generate(  # type: ignore[safe-super]
@@ -316,6 +361,20 @@ class ManagedChatModel(BaseChatModel):
         if forge is None or forge.rebuild is None:
             return super().__reduce_ex__(protocol)
         return self.__reduce__()
+
+
+def _as_returned(result: ChatResult, run_manager: Any) -> ChatResult:
+    """``result`` as LangChain's ``_generate_with_cache`` hands back what ``_generate`` returned: message ids
+    of the run, each generation's info in its message's metadata, and ``llm_output`` too for one answer."""
+    for index, generation in enumerate(result.generations):
+        message = generation.message
+        if run_manager and message.id is None:
+            message.id = f"{LC_ID_PREFIX}-{run_manager.run_id}-{index}"
+        message.response_metadata = _gen_info_and_msg_metadata(generation)
+    if len(result.generations) == 1 and result.llm_output is not None:
+        first = result.generations[0].message
+        first.response_metadata = {**result.llm_output, **first.response_metadata}
+    return result
 
 
 def _deprecated(old: str, new: str) -> None:
