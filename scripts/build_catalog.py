@@ -2,7 +2,7 @@
 """Build ``src/modelforge/data/models_dev.json.gz``, the offline catalogue bundled with ModelForge.
 
 Reads a models.dev ``api.json`` document (a file, or the live URL), resolves ``base_model`` inheritance,
-keeps only the fields ModelForge uses (see ``modelforge._catalog_data.MODEL_FIELDS``), records the snapshot
+keeps only the fields ModelForge uses (see ``modelforge.catalog._data.MODEL_FIELDS``), records the snapshot
 date and writes compact, key-sorted JSON, gzip-compressed with a fixed mtime so a rebuild from the same input
 gives the same bytes.
 
@@ -25,7 +25,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from modelforge._catalog_data import (  # noqa: E402
+from modelforge.catalog._data import (  # noqa: E402
     MODELS_DEV_URL,
     dump_envelope,
     is_api_json,

@@ -20,7 +20,7 @@ _LAZY: dict[str, str] = {
     "ModelForgeRegistry": "modelforge.registry",
     "ManagedChatModel": "modelforge.managed",
     "EnhancedLLM": "modelforge.enhanced_llm",
-    "ModelsDevClient": "modelforge.modelsdev",
+    "ModelsDevClient": "modelforge.catalog.modelsdev",
     "StreamWrapper": "modelforge.streaming",
     "stream": "modelforge.streaming",
     "stream_events": "modelforge.streaming",
@@ -36,11 +36,11 @@ _LAZY: dict[str, str] = {
     "BatchProgress": "modelforge.batch",
     "BatchResult": "modelforge.batch",
     "CacheStats": "modelforge.cache",
-    "performance_metrics": "modelforge.metrics",
-    "reset_performance_metrics": "modelforge.metrics",
-    "flush_performance_metrics": "modelforge.metrics",
-    "MetricsSnapshot": "modelforge.metrics",
-    "PerformanceStats": "modelforge.metrics",
+    "performance_metrics": "modelforge.telemetry.metrics",
+    "reset_performance_metrics": "modelforge.telemetry.metrics",
+    "flush_performance_metrics": "modelforge.telemetry.metrics",
+    "MetricsSnapshot": "modelforge.telemetry.metrics",
+    "PerformanceStats": "modelforge.telemetry.metrics",
     "with_fallbacks_of": "modelforge.policies.fallback",
     "AllProvidersFailedError": "modelforge.exceptions",
     "ModelForgeError": "modelforge.exceptions",
@@ -124,6 +124,7 @@ if TYPE_CHECKING:
     from modelforge.assistant.templates import PromptTemplate
     from modelforge.batch import BatchProcessor, BatchProgress, BatchResult
     from modelforge.cache import CacheStats
+    from modelforge.catalog.modelsdev import ModelsDevClient
     from modelforge.enhanced_llm import EnhancedLLM
     from modelforge.exceptions import (
         AllProvidersFailedError,
@@ -137,14 +138,6 @@ if TYPE_CHECKING:
         RateLimitError,
     )
     from modelforge.managed import ManagedChatModel, RetryWrapper
-    from modelforge.metrics import (
-        MetricsSnapshot,
-        PerformanceStats,
-        flush_performance_metrics,
-        performance_metrics,
-        reset_performance_metrics,
-    )
-    from modelforge.modelsdev import ModelsDevClient
     from modelforge.policies.fallback import FallbackChatModel, with_fallbacks_of
     from modelforge.policies.ratelimit import RateLimiter, RequestCounter
     from modelforge.policies.retry import ProviderRetryConfig
@@ -156,6 +149,13 @@ if TYPE_CHECKING:
         stream_sync,
         stream_to_file,
         stream_with_callback,
+    )
+    from modelforge.telemetry.metrics import (
+        MetricsSnapshot,
+        PerformanceStats,
+        flush_performance_metrics,
+        performance_metrics,
+        reset_performance_metrics,
     )
 
 

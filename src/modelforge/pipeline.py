@@ -16,8 +16,8 @@ keys the request as the caller wrote it; the optimizer shapes the request once, 
 shape; metrics count one call with all its attempts, and a stream's integrity is judged on what reached
 the caller; each attempt takes its place in the rate limit, and an SDK error becomes a ModelForge error
 once, at the edge, before the retry decision reads it. Observability (callbacks, logger, OpenTelemetry
-spans: ``modelforge.observability``) is a LangChain callback handler, so it sees the call as LangChain
-runs it, around all of this.
+spans: ``modelforge.telemetry.observability``) is a LangChain callback handler, so it sees the call as
+LangChain runs it, around all of this.
 """
 
 from __future__ import annotations

@@ -333,7 +333,7 @@ class ModelForgeRegistry:
 
     def get_available_providers(self, force_refresh: bool = False) -> list[dict[str, Any]]:
         """Providers known to models.dev (bundled catalogue when offline)."""
-        from modelforge.modelsdev import ModelsDevClient
+        from modelforge.catalog.modelsdev import ModelsDevClient
 
         return ModelsDevClient().get_providers(force_refresh=force_refresh)
 
@@ -341,7 +341,7 @@ class ModelForgeRegistry:
         self, provider: str | None = None, force_refresh: bool = False
     ) -> list[dict[str, Any]]:
         """Models known to models.dev, optionally for one provider."""
-        from modelforge.modelsdev import ModelsDevClient
+        from modelforge.catalog.modelsdev import ModelsDevClient
 
         return ModelsDevClient().get_models(provider=provider, force_refresh=force_refresh)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from modelforge import catalog as catalog_module
-from modelforge._catalog_data import load_bundled_envelope, resolve_base_models
 from modelforge.catalog import CATALOG_SNAPSHOT_DATE, Catalog, ModelInfo, find_model_anywhere
+from modelforge.catalog._data import load_bundled_envelope, resolve_base_models
 from modelforge.exceptions import InvalidInputError, ValidationError
 
 from .conftest import model_entry

@@ -160,3 +160,13 @@ def test_a_fallback_chain_is_a_model_of_its_own(configured: dict[str, Any]) -> N
     chain = ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
     assert isinstance(chain, FallbackChatModel)  # it holds several models: docs/migrating.md says so
     assert isinstance(chain.models[0], ChatOpenAI) and isinstance(chain.models[1], ChatAnthropic)
+
+
+@pytest.mark.parametrize("provider", list(FAMILIES))
+def test_repr_shows_header_names_but_never_their_values(provider: str, configured: dict[str, Any]) -> None:
+    configured["providers"][provider]["headers"] = {"X-Api-Key": "hdr-secret-123", "X-Team": "blue"}
+    config.GLOBAL_CONFIG_FILE.write_text(json.dumps(configured))
+    llm = ModelForgeRegistry().get_llm(provider, FAMILIES[provider][1])
+    for text in (repr(llm), str(llm)):
+        assert "hdr-secret-123" not in text and "blue" not in text
+        assert "X-Api-Key" in text

@@ -177,8 +177,8 @@ def test_a_busy_stats_file_is_not_called_damaged(
 ) -> None:
     import sqlite3
 
-    from modelforge import _metrics_store
     from modelforge.exceptions import ConfigurationError
+    from modelforge.telemetry import _store as _metrics_store
 
     # SQLite waits 10 s for another writer's lock before it gives up; a test need not wait that long.
     monkeypatch.setattr(_metrics_store, "_BUSY_TIMEOUT_SECONDS", 0.1)

@@ -158,7 +158,7 @@ def test_modelforge_works_without_opentelemetry() -> None:
     code = (
         "import sys; sys.modules['opentelemetry'] = None\n"
         "import modelforge.observability\n"
-        "from modelforge._otel import make_span_recorder\n"
+        "from modelforge.telemetry._otel import make_span_recorder\n"
         "print(make_span_recorder(None))"
     )
     result = subprocess.run(

@@ -10,8 +10,7 @@ price). ``price_usage`` is the one price computation: the catalogue's entry for 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -19,7 +18,7 @@ from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
 
 from modelforge._chunks import CACHE_MARKER
 from modelforge._token_estimate import tokens_in_text
-from modelforge.catalog import LOCAL_PROVIDERS, Catalog
+from modelforge.catalog.prices import ONE_HOUR_WRITE_MULTIPLIER, Usage, price_usage
 
 __all__ = [
     "ONE_HOUR_WRITE_MULTIPLIER",
@@ -32,20 +31,6 @@ __all__ = [
     "served_from_cache",
     "usage_of",
 ]
-
-# Anthropic bills a write to its one-hour prompt cache at twice the base input price.
-ONE_HOUR_WRITE_MULTIPLIER = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Tokens one call used (``input_tokens`` includes the cached and cache-write ones)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cache_write_1h_tokens: int = 0
 
 
 def _int(value: Any) -> int:
@@ -123,36 +108,3 @@ def identify(llm: BaseChatModel) -> tuple[str, str]:
     provider = str(params.get("ls_provider") or getattr(llm, "_llm_type", "unknown"))
     model = params.get("ls_model_name") or getattr(llm, "model_name", None) or getattr(llm, "model", None)
     return provider, str(model or "")
-
-
-def price_usage(
-    provider: str,
-    model: str,
-    usage: Usage,
-    *,
-    other_names: Sequence[str | None] = (),
-    catalog: Catalog | None = None,
-) -> float | None:
-    """US dollars for ``usage`` at the catalogue's price for exactly ``provider``/``model``.
-
-    0.0 for a local provider; ``None`` when the catalogue has no price. ``other_names`` are further ids the
-    model goes by (the one the provider reported), tried after ``model``.
-    """
-    if provider.strip().lower() in LOCAL_PROVIDERS:
-        return 0.0
-    info = (catalog or Catalog.bundled()).lookup(provider, [model, *other_names])
-    if info is None:
-        return None
-    one_hour = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
-    # One-hour writes are left as plain input here (base price) and topped up to their multiple below.
-    cost = info.cost(
-        usage.input_tokens,
-        usage.output_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens - one_hour,
-    )
-    if cost is None:
-        return None
-    if one_hour and info.input_per_1m is not None:
-        cost += one_hour * info.input_per_1m * (ONE_HOUR_WRITE_MULTIPLIER - 1) / 1_000_000
-    return cost

@@ -54,7 +54,8 @@ from modelforge.assistant._cost_usage import (
     served_from_cache,
     usage_of,
 )
-from modelforge.catalog import BATCH_API_DISCOUNT, Catalog
+from modelforge.catalog import Catalog
+from modelforge.catalog.prices import BATCH_API_DISCOUNT
 from modelforge.exceptions import (
     InvalidInputError,
     ModelForgeError,

@@ -64,7 +64,7 @@ class FallbackProvider(ChatProvider):
             circuit_breakers=circuit_breakers,
         )
         if logger is not None or callbacks is not None or tracing:
-            from modelforge.observability import observe
+            from modelforge.telemetry.observability import observe
 
             llm = observe(
                 llm,

@@ -19,7 +19,7 @@ Everything is built by ``ModelForgeRegistry.get_llm``: retry, rate limits, the r
 to the last user message; ``response_format`` runs the validation loop (``modelforge.assistant.structured``,
 separate from transport retries); a ``compression`` config compresses long prompts first (the report is
 ``last_compression``); ``logger`` / ``callbacks`` / ``tracing`` observe every call
-(``modelforge.observability``). Sync twins: ``chat_sync``, ``stream_sync``, ``batch_chat_sync``.
+(``modelforge.telemetry.observability``). Sync twins: ``chat_sync``, ``stream_sync``, ``batch_chat_sync``.
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def create_provider(
 
     ``cache_ttl`` turns the response cache on for that many seconds (``enable_cache`` as in ``get_llm``);
     ``compression`` compresses long prompts before they are sent; ``logger``, ``callbacks``, ``tracing``
-    observe every call (see ``modelforge.observability``).
+    observe every call (see ``modelforge.telemetry.observability``).
     """
     from modelforge.registry import ModelForgeRegistry
 
@@ -291,7 +291,7 @@ def create_provider(
     )
     llm_type = _llm_type(registry, provider_name)
     if logger is not None or callbacks is not None or tracing is not False:
-        from modelforge.observability import observe
+        from modelforge.telemetry.observability import observe
 
         llm = observe(
             llm,

@@ -16,7 +16,7 @@ submitted" (look again with ``resume_batch``), "part not identified" (a provider
 other requests: their results are ignored) or "no result reported" — and none is ever left out. Item
 ``custom_id``s are unique to the job (``custom_id``). Job files are written in a thread
 (``asyncio.to_thread``), never on the event loop. A job's first complete collection is counted in
-``modelforge.metrics`` (items, cost at the batch price and at the live price).
+``modelforge.telemetry.metrics`` (items, cost at the batch price and at the live price).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from modelforge import metrics
 from modelforge._token_estimate import tokens_for_chars
 from modelforge.batch._backend import (
     BatchBackend,
@@ -55,6 +54,7 @@ from modelforge.batch._jobs import (
 from modelforge.batch._results import BatchProgress, BatchResult, ProgressCallback, anotify
 from modelforge.exceptions import InvalidInputError, ModelForgeError, ProviderError
 from modelforge.sections.batch import JobLimits
+from modelforge.telemetry import metrics
 
 __all__ = ["ApiJob", "plan_parts"]
 

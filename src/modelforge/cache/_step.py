@@ -18,7 +18,7 @@ serves costs no rate-limit budget, no retry and no provider call:
 The key (``modelforge.cache._keys``) covers the model, its settings, the steps that shape its requests
 (the optimizer's ``cache_identity()``), the messages and the call's options; a request holding something
 that cannot be keyed reliably goes to the provider uncached. Hits (with the tokens and catalogue price of
-the answer served: the money saved) and misses are also counted in ``modelforge.metrics``.
+the answer served: the money saved) and misses are also counted in ``modelforge.telemetry.metrics``.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from typing import Any, cast
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from modelforge import metrics
 from modelforge._pipeline import Call, Step
 from modelforge.cache._cache import ResponseCache
 from modelforge.cache._entry import CachedAnswer, chunk_record
 from modelforge.cache._keys import UncacheableRequest, cache_key, identity_digest
 from modelforge.delegating import innermost
+from modelforge.telemetry import metrics
 
 __all__ = ["CacheStep"]
 

@@ -1,8 +1,8 @@
 """``modelforge models``: list, search and describe models from the models.dev catalogue.
 
-Data comes from ``modelforge.modelsdev.ModelsDevClient``: the cache or a fresh download when models.dev
-can be reached, the snapshot bundled with ModelForge when not. Every listing says which, and the date of
-its prices (US dollars per million tokens), on stderr so ``--format json`` output stays parseable.
+Data comes from ``modelforge.catalog.modelsdev.ModelsDevClient``: the cache or a fresh download when
+models.dev can be reached, the snapshot bundled with ModelForge when not. Every listing says which, and the
+date of its prices (US dollars per million tokens), on stderr so ``--format json`` output stays parseable.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ _SOURCES = {
 
 
 def _client() -> Any:
-    from modelforge.modelsdev import ModelsDevClient
+    from modelforge.catalog.modelsdev import ModelsDevClient
 
     return ModelsDevClient()
 

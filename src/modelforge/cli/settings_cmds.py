@@ -69,7 +69,7 @@ def telemetry(action: str, local: bool) -> None:
 def stats(action: str, local: bool) -> None:
     """Turn the saving of performance stats (`modelforge stats`) on or off, or show its state."""
     from modelforge.config import get_config_path, get_settings
-    from modelforge.metrics import ENV_SWITCH, SETTING, recording_enabled
+    from modelforge.telemetry.metrics import ENV_SWITCH, SETTING, recording_enabled
 
     path = get_config_path(local=local)
     action = action.lower()

@@ -1,6 +1,6 @@
 """``modelforge stats``: the performance counters every ModelForge process saved, per provider.
 
-Reads the stats file (``modelforge.metrics``: ``~/.cache/model-forge/stats.sqlite3`` or
+Reads the stats file (``modelforge.telemetry.metrics``: ``~/.cache/model-forge/stats.sqlite3`` or
 ``$MODELFORGE_STATS_FILE``) and prints one row per provider and a total: calls and failures, retry success
 rate, rate-limit waits, stream throughput and time to first chunk, the response cache's hit rate and the
 money it saved, and the provider batch APIs' items and savings. ``--json`` prints the counters and rates as
@@ -19,7 +19,7 @@ import click
 from modelforge.cli._output import echo_json, note, print_table
 
 if TYPE_CHECKING:
-    from modelforge.metrics import PerformanceStats
+    from modelforge.telemetry.metrics import PerformanceStats
 
 __all__ = ["stats_command"]
 
@@ -44,7 +44,7 @@ _COLUMNS = (
 @click.option("--reset", is_flag=True, help="Empty the stats file.")
 def stats_command(as_json: bool, provider: str | None, reset: bool) -> None:
     """Show the performance metrics ModelForge recorded: retries, streams, rate limits, cache, batch API."""
-    from modelforge.metrics import (
+    from modelforge.telemetry.metrics import (
         performance_metrics,
         recording_enabled,
         reset_performance_metrics,

@@ -11,7 +11,8 @@ reservation back and lets the limiter tighten from the provider's ``x-ratelimit-
 or across processes through Redis) slows down; the headers of successful answers tighten it too where the
 SDK exposes them (the OpenAI-compatible families).
 
-An admission that had to wait is counted for the provider in ``modelforge.metrics`` (rate-limit waits).
+An admission that had to wait is counted for the provider in ``modelforge.telemetry.metrics``
+(rate-limit waits).
 
 Input tokens are estimated at four characters a token plus a few per message (``modelforge._token_estimate``):
 no tokenizer is loaded on the hot path, and the settle afterwards corrects the count with the provider's own.
@@ -27,10 +28,11 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
-from modelforge import _send_marks, metrics
+from modelforge import _send_marks
 from modelforge._token_estimate import tokens_in_messages
 from modelforge.exceptions import RateLimitError
 from modelforge.policies.ratelimit import RateLimitConfig, RateLimiter, Reservation
+from modelforge.telemetry import metrics
 
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "Admission", "estimate_tokens", "limiter_for"]
 
@@ -72,7 +74,7 @@ class Admission:
     ) -> Admission:
         """The admission of an attempt about to run in this context: sets its send mark, which the pooled
         transports stamp when its request goes out (``release`` takes it down). The reservation's wait is
-        counted for ``provider`` (default: the limiter's key) in ``modelforge.metrics``."""
+        counted for ``provider`` (default: the limiter's key) in ``modelforge.telemetry.metrics``."""
         if reservation.waited >= metrics.MIN_WAIT_SECONDS:
             metrics.record_rate_limit_wait(provider or limiter.config.key, reservation.waited)
         return cls(limiter, reservation, input_tokens, _send_marks.begin())

@@ -1,13 +1,13 @@
-"""The step that holds streams to their end and counts every provider call in ``modelforge.metrics``.
+"""The step that holds streams to their end and counts every provider call in metrics.
 
 A stream that stops without the provider's finish reason (cut before its terminator), or breaks after text
 arrived (a dropped connection, a malformed chunk), raises ``StreamInterruptedError`` carrying the text
 received so far; a timeout carries it as ``partial_text``. A stream the caller stopped early did not fail.
 
 Every call's outcome and attempts, and every stream's chunks, tokens and timing, are counted in
-``modelforge.metrics`` (``performance_metrics()``, ``modelforge stats``). The step sits above the retry step
-(``modelforge.pipeline``), so it counts a call once, with all its attempts, and below the response cache,
-so a cache hit is counted as a hit and not as a provider call.
+``modelforge.telemetry.metrics`` (``performance_metrics()``, ``modelforge stats``). The step sits above
+the retry step (``modelforge.pipeline``), so it counts a call once, with all its attempts, and below the
+response cache, so a cache hit is counted as a hit and not as a provider call.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import cast
 
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from modelforge import metrics
 from modelforge._chunks import chunk_text, finish_reason_of
 from modelforge._pipeline import Call, Step
 from modelforge._token_estimate import tokens_for_chars
@@ -29,13 +28,14 @@ from modelforge.exceptions import (
     NetworkTimeoutError,
     StreamInterruptedError,
 )
+from modelforge.telemetry import metrics
 
 __all__ = ["StreamIntegrityStep"]
 
 
 class _StreamWatch:
     """Follows one stream: the text so far, whether the provider said it finished, and (for
-    ``modelforge.metrics``) its chunks, reported output tokens and when the first chunk came."""
+    ``modelforge.telemetry.metrics``) its chunks, reported output tokens and when the first chunk came."""
 
     __slots__ = ("chunks", "finished", "first_at", "output_tokens", "parts", "provider")
 

@@ -14,9 +14,9 @@ last step is the SDK class's own method. A model built without a pipeline behave
 class.
 
 Pickling never carries credentials: the model pickles as "provider, alias, the options ``get_llm`` was
-given and the settings changed since" and is rebuilt on the other side from that side's config and
-credential store, by the function the registry attached (this module cannot import the registry: it is a
-layer above).
+given and the plain settings changed since" (numbers, strings, booleans; never a key, header or client) and
+is rebuilt on the other side from that side's config and credential store, by the function the registry
+attached (this module cannot import the registry: it is a layer above).
 
 LangChain 1.x removed ``predict``, ``__call__`` and ``call_as_llm`` from chat models; 2.3.0 code still
 calls them, so they work here with a ``DeprecationWarning`` that names the replacement.
@@ -64,8 +64,6 @@ class ForgeState:
     options: dict[str, Any] = field(default_factory=dict)
     # Plain settings as built, so a pickle carries only what the user changed since.
     built: dict[str, Any] = field(default_factory=dict)
-    # Set once a call has shown that the SDK sends through the pooled transport.
-    send_checked: bool = False
 
 
 def plain_settings(model: BaseChatModel) -> dict[str, Any]:
@@ -140,6 +138,13 @@ class ManagedChatModel(BaseChatModel):
         sdk = type(self).sdk_class()
         described["id"] = [*sdk.__module__.split("."), sdk.__name__]
         return described
+
+    def __repr_args__(self) -> Any:
+        """The SDK class's repr, with header values hidden: a header may carry a key (``X-Api-Key``,
+        ``Authorization``), and a repr ends up in logs and tracebacks."""
+        for name, value in super().__repr_args__():
+            sent_as_headers = name is not None and ("header" in name.lower() or name == "default_metadata")
+            yield name, _headers_hidden(value) if sent_as_headers else _nested_hidden(value)
 
     # --- calls go through the pipeline -------------------------------------------------------------------
 
@@ -375,6 +380,28 @@ def _as_returned(result: ChatResult, run_manager: Any) -> ChatResult:
         first = result.generations[0].message
         first.response_metadata = {**result.llm_output, **first.response_metadata}
     return result
+
+
+def _headers_hidden(value: Any) -> Any:
+    """Headers with their values replaced (names kept: they say what is sent); ``ChatGoogleGenerativeAI``
+    keeps them as ``default_metadata``, pairs of name and value."""
+    if isinstance(value, dict):
+        return {key: "***" for key in value}
+    if isinstance(value, tuple | list):
+        return type(value)(
+            (item[0], "***") if isinstance(item, tuple | list) and len(item) == 2 else item for item in value
+        )
+    return value
+
+
+def _nested_hidden(value: Any) -> Any:
+    """``value`` with the headers inside a mapping hidden (``ChatOllama.client_kwargs["headers"]``)."""
+    if isinstance(value, dict) and any(isinstance(k, str) and "header" in k.lower() for k in value):
+        return {
+            key: _headers_hidden(item) if isinstance(key, str) and "header" in key.lower() else item
+            for key, item in value.items()
+        }
+    return value
 
 
 def _deprecated(old: str, new: str) -> None:

@@ -29,7 +29,8 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 
 from modelforge._chunks import CACHE_MARKER
 from modelforge._token_estimate import tokens_for_chars
-from modelforge.catalog import LOCAL_PROVIDERS, Catalog, ModelInfo
+from modelforge.catalog import Catalog
+from modelforge.catalog.prices import calculate_cost, price_with_source
 
 __all__ = [
     "ModelMetrics",
@@ -244,50 +245,6 @@ def _estimate(prompt_chars: int, completion_chars: int) -> TokenUsage:
     """A rough count (about four characters a token) for providers that report no usage."""
     prompt, completion = max(tokens_for_chars(prompt_chars), 1), max(tokens_for_chars(completion_chars), 1)
     return TokenUsage(prompt, completion, prompt + completion)
-
-
-def price_with_source(
-    provider: str, model: str, usage: TokenUsage, actual_model: str | None, catalog: Catalog | None
-) -> tuple[float, dict[str, Any]]:
-    """The cost of ``usage`` and the metadata that says where the price came from."""
-    if provider.strip().lower() in LOCAL_PROVIDERS:
-        return 0.0, {"pricing": "local"}
-    catalog = catalog or Catalog.bundled()
-    info = catalog.lookup(provider, [model, actual_model])
-    meta: dict[str, Any] = {"pricing_snapshot_date": catalog.snapshot_date}
-    if info is not None:
-        meta.update(
-            context_length=info.context_length,
-            max_output_tokens=info.max_output_tokens,
-            supports_function_calling=info.supports_function_calling,
-            supports_vision=info.supports_vision,
-        )
-    cost = _cost(info, usage)
-    if info is None or cost is None:
-        return 0.0, {**meta, "pricing": "unknown"}
-    meta.update(pricing="models.dev", pricing_model=f"{info.provider}/{info.model}")
-    if info.provider == "github-copilot":
-        meta["pricing_note"] = "GitHub Copilot is subscription-based; the cost is for reference only"
-    return cost, meta
-
-
-def _cost(info: ModelInfo | None, usage: TokenUsage) -> float | None:
-    if info is None:
-        return None
-    return info.cost(
-        usage.prompt_tokens,
-        usage.completion_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-    )
-
-
-def calculate_cost(provider: str, model: str, usage: TokenUsage, *, catalog: Catalog | None = None) -> float:
-    """USD for ``usage`` at the catalogue's price for exactly ``provider``/``model``; 0.0 when unknown."""
-    if provider.strip().lower() in LOCAL_PROVIDERS:
-        return 0.0
-    cost = _cost((catalog or Catalog.bundled()).lookup(provider, [model]), usage)
-    return cost if cost is not None else 0.0
 
 
 def format_metrics(metrics: ModelMetrics) -> str:

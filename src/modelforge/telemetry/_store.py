@@ -18,8 +18,8 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from modelforge._metrics_snapshot import MAX_COUNTERS
 from modelforge.exceptions import ConfigurationError
+from modelforge.telemetry._snapshot import MAX_COUNTERS
 
 __all__ = ["Stored", "clear", "merge", "read", "stats_path"]
 

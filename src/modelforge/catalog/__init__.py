@@ -28,12 +28,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from modelforge._catalog_data import MODELS_DEV_URL, is_api_json, load_bundled_envelope, resolve_base_models
-from modelforge._model_info import CAPABILITIES, ModelInfo, ProviderInfo, normalise_capabilities
+from modelforge.catalog._data import MODELS_DEV_URL, is_api_json, load_bundled_envelope, resolve_base_models
+from modelforge.catalog._model_info import CAPABILITIES, ModelInfo, ProviderInfo, normalise_capabilities
 from modelforge.exceptions import InvalidInputError
 
 __all__ = [
-    "BATCH_API_DISCOUNT",
     "CAPABILITIES",
     "CATALOG_SNAPSHOT_DATE",
     "LOCAL_PROVIDERS",
@@ -47,9 +46,6 @@ CATALOG_SNAPSHOT_DATE: str  # resolved on first access by the module ``__getattr
 
 # Providers that run models locally: no catalogue entry and no price.
 LOCAL_PROVIDERS = frozenset({"ollama", "local"})
-
-# What OpenAI's and Anthropic's batch APIs take off the live price.
-BATCH_API_DISCOUNT = 0.5
 
 # ModelForge provider names (and LangChain ``llm_type`` spellings) whose models.dev id differs.
 _PROVIDER_ALIASES: dict[str, str | None] = {
@@ -119,7 +115,7 @@ class Catalog:
         self._source = source
         self._by_model: dict[str, tuple[str, ...]] | None = None
         # ModelInfo is frozen and the catalogue never changes: each entry is built once (prices are read
-        # on every priced call, e.g. each response-cache hit counted in modelforge.metrics).
+        # on every priced call, e.g. each response-cache hit counted in modelforge.telemetry.metrics).
         self._infos: dict[tuple[str, str], ModelInfo] = {}
         self._found: dict[tuple[str, tuple[str | None, ...]], ModelInfo | None] = {}  # ``lookup``'s answers
 
@@ -134,7 +130,7 @@ class Catalog:
 
     @classmethod
     def from_envelope(cls, envelope: Mapping[str, Any]) -> Catalog:
-        """A catalogue from the bundled-file / cache-file envelope (see ``modelforge._catalog_data``)."""
+        """A catalogue from the bundled-file / cache-file envelope (see ``modelforge.catalog._data``)."""
         return cls(
             envelope["providers"],
             snapshot_date=envelope.get("snapshot_date"),

@@ -1,8 +1,8 @@
 """The events of provider calls and how they reach a user's callbacks and logger.
 
-``ProviderEvent`` is what every callback receives (see ``modelforge.observability`` for when each kind is
-sent). ``resolve_callbacks`` turns what a user passed as ``callbacks=`` into listeners once, up front, so bad
-input fails at once with ``InvalidInputError``:
+``ProviderEvent`` is what every callback receives (see ``modelforge.telemetry.observability`` for when
+each kind is sent). ``resolve_callbacks`` turns what a user passed as ``callbacks=`` into listeners once,
+up front, so bad input fails at once with ``InvalidInputError``:
 
 * an object with ``on_<kind>`` methods (a ``ProviderCallbacks``, or any object) gets the matching method;
 * a plain function or method named ``on_<kind>`` (``def on_request(event)``) gets that kind only;

@@ -1,0 +1,144 @@
+"""Prices: what a call's tokens cost at the catalogue's price, computed in one place.
+
+Every price is the catalogue's entry for exactly the model (``Catalog.lookup``: no substring guessing) and
+``ModelInfo.cost`` (input, output, cache reads and cache writes at their own prices). Local providers
+(``ollama``, ``local``) cost 0.0; a model the catalogue does not price is ``None`` (unknown), or 0.0 where
+2.3.0's ``calculate_cost`` promised a number.
+
+* ``calculate_cost(provider, model, usage)``: 2.3.0's function (also importable from
+  ``modelforge.telemetry``);
+* ``price_with_source(...)``: the cost and where the price came from, for ``TelemetryCallback``, the
+  observability events and the metrics;
+* ``price_usage(provider, model, Usage(...))``: ``CostTracker``'s price, with Anthropic's one-hour cache
+  writes at twice the input price;
+* ``BATCH_API_DISCOUNT``: what OpenAI's and Anthropic's batch APIs take off the live price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from modelforge.catalog import LOCAL_PROVIDERS, Catalog, ModelInfo
+
+__all__ = [
+    "BATCH_API_DISCOUNT",
+    "ONE_HOUR_WRITE_MULTIPLIER",
+    "TokenCounts",
+    "Usage",
+    "calculate_cost",
+    "price_usage",
+    "price_with_source",
+]
+
+# What OpenAI's and Anthropic's batch APIs take off the live price.
+BATCH_API_DISCOUNT = 0.5
+
+
+class TokenCounts(Protocol):
+    """The token counts a price needs (``modelforge.telemetry.TokenUsage`` has them)."""
+
+    @property
+    def prompt_tokens(self) -> int: ...
+
+    @property
+    def completion_tokens(self) -> int: ...
+
+    @property
+    def cache_read_tokens(self) -> int: ...
+
+    @property
+    def cache_write_tokens(self) -> int: ...
+
+
+# Anthropic bills a write to its one-hour prompt cache at twice the base input price.
+ONE_HOUR_WRITE_MULTIPLIER = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one call used (``input_tokens`` includes the cached and cache-write ones)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+
+
+def price_with_source(
+    provider: str, model: str, usage: TokenCounts, actual_model: str | None, catalog: Catalog | None
+) -> tuple[float, dict[str, Any]]:
+    """The cost of ``usage`` and the metadata that says where the price came from."""
+    if provider.strip().lower() in LOCAL_PROVIDERS:
+        return 0.0, {"pricing": "local"}
+    catalog = catalog or Catalog.bundled()
+    info = catalog.lookup(provider, [model, actual_model])
+    meta: dict[str, Any] = {"pricing_snapshot_date": catalog.snapshot_date}
+    if info is not None:
+        meta.update(
+            context_length=info.context_length,
+            max_output_tokens=info.max_output_tokens,
+            supports_function_calling=info.supports_function_calling,
+            supports_vision=info.supports_vision,
+        )
+    cost = _cost(info, usage)
+    if info is None or cost is None:
+        return 0.0, {**meta, "pricing": "unknown"}
+    meta.update(pricing="models.dev", pricing_model=f"{info.provider}/{info.model}")
+    if info.provider == "github-copilot":
+        meta["pricing_note"] = "GitHub Copilot is subscription-based; the cost is for reference only"
+    return cost, meta
+
+
+def _cost(info: ModelInfo | None, usage: TokenCounts) -> float | None:
+    if info is None:
+        return None
+    return info.cost(
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+    )
+
+
+def calculate_cost(provider: str, model: str, usage: TokenCounts, *, catalog: Catalog | None = None) -> float:
+    """USD for ``usage`` at the catalogue's price for exactly ``provider``/``model``; 0.0 when unknown."""
+    if provider.strip().lower() in LOCAL_PROVIDERS:
+        return 0.0
+    cost = _cost((catalog or Catalog.bundled()).lookup(provider, [model]), usage)
+    return cost if cost is not None else 0.0
+
+
+def price_usage(
+    provider: str,
+    model: str,
+    usage: Usage,
+    *,
+    other_names: Sequence[str | None] = (),
+    catalog: Catalog | None = None,
+) -> float | None:
+    """US dollars for ``usage`` at the catalogue's price for exactly ``provider``/``model``.
+
+    0.0 for a local provider; ``None`` when the catalogue has no price. ``other_names`` are further ids the
+    model goes by (the one the provider reported), tried after ``model``.
+    """
+    if provider.strip().lower() in LOCAL_PROVIDERS:
+        return 0.0
+    info = (catalog or Catalog.bundled()).lookup(provider, [model, *other_names])
+    if info is None:
+        return None
+    one_hour = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
+    # One-hour writes are left as plain input here (base price) and topped up to their multiple below.
+    cost = info.cost(
+        usage.input_tokens,
+        usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens - one_hour,
+    )
+    if cost is None:
+        return None
+    if one_hour and info.input_per_1m is not None:
+        cost += one_hour * info.input_per_1m * (ONE_HOUR_WRITE_MULTIPLIER - 1) / 1_000_000
+    return cost
