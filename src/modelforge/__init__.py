@@ -18,7 +18,7 @@ __version__ = "3.0.0"
 
 _LAZY: dict[str, str] = {
     "ModelForgeRegistry": "modelforge.registry",
-    "ManagedChatModel": "modelforge.managed",
+    "ManagedChatModel": "modelforge.providers._managed",
     "EnhancedLLM": "modelforge.enhanced_llm",
     "ModelsDevClient": "modelforge.catalog.modelsdev",
     "StreamWrapper": "modelforge.streaming",
@@ -28,7 +28,7 @@ _LAZY: dict[str, str] = {
     "stream_to_file": "modelforge.streaming",
     "stream_with_callback": "modelforge.streaming",
     "ProviderRetryConfig": "modelforge.policies.retry",
-    "RetryWrapper": "modelforge.managed",
+    "RetryWrapper": "modelforge.policies.retry",
     "RateLimiter": "modelforge.policies.ratelimit",
     "RequestCounter": "modelforge.policies.ratelimit",
     "FallbackChatModel": "modelforge.policies.fallback",
@@ -137,10 +137,10 @@ if TYPE_CHECKING:
         ProviderError,
         RateLimitError,
     )
-    from modelforge.managed import ManagedChatModel, RetryWrapper
     from modelforge.policies.fallback import FallbackChatModel, with_fallbacks_of
     from modelforge.policies.ratelimit import RateLimiter, RequestCounter
-    from modelforge.policies.retry import ProviderRetryConfig
+    from modelforge.policies.retry import ProviderRetryConfig, RetryWrapper
+    from modelforge.providers._managed import ManagedChatModel
     from modelforge.registry import ModelForgeRegistry
     from modelforge.streaming import (
         StreamWrapper,

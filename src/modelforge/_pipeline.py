@@ -149,6 +149,11 @@ class Step:
     def astream(self, call: Call, send: AsyncStreamSend) -> AsyncIterator[ChatGenerationChunk]:
         return send(call)
 
+    def recipe(self) -> tuple[str, Any] | None:
+        """How a pickled model gets this step back: ``(kind, picklable data)``, or None for a step the
+        registry builds from the config anyway."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -188,15 +193,6 @@ class Pipeline:
         self._agenerate = _chain(self.steps, "agenerate")
         self._stream = _chain(self.steps, "stream")
         self._astream = _chain(self.steps, "astream")
-
-    def with_step(self, step: Step, *, before: type[Step] | None = None) -> Pipeline:
-        """A pipeline with ``step`` added: before the first step of type ``before``, else last."""
-        steps = list(self.steps)
-        at = next(
-            (i for i, s in enumerate(steps) if before is not None and isinstance(s, before)), len(steps)
-        )
-        steps.insert(at, step)
-        return Pipeline(steps)
 
     def find(self, kind: type[Any]) -> Any:
         """The first step of type ``kind``, or None."""

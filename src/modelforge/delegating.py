@@ -156,6 +156,11 @@ class PipelineChatModel(DelegatingChatModel):
 
     pipeline: Pipeline = Field(default_factory=Pipeline)
 
+    def current_pipeline(self) -> Pipeline:
+        """The steps for the next call (subclasses build them from their fields, so an assignment such as
+        ``wrapper.config = ...`` takes effect at once)."""
+        return self.pipeline
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -164,7 +169,7 @@ class PipelineChatModel(DelegatingChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         call = Call("invoke", self.wrapped_llm, messages, stop, run_manager, kwargs)
-        return self.pipeline.generate(call, _send_generate)
+        return self.current_pipeline().generate(call, _send_generate)
 
     async def _agenerate(
         self,
@@ -174,7 +179,7 @@ class PipelineChatModel(DelegatingChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         call = Call("invoke", self.wrapped_llm, messages, stop, run_manager, kwargs)
-        return await self.pipeline.agenerate(call, _send_agenerate)
+        return await self.current_pipeline().agenerate(call, _send_agenerate)
 
     def _stream(
         self,
@@ -184,7 +189,7 @@ class PipelineChatModel(DelegatingChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         call = Call("stream", self.wrapped_llm, messages, stop, run_manager, kwargs)
-        return self.pipeline.stream(call, _send_stream)
+        return self.current_pipeline().stream(call, _send_stream)
 
     def _astream(
         self,
@@ -194,7 +199,7 @@ class PipelineChatModel(DelegatingChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         call = Call("stream", self.wrapped_llm, messages, stop, run_manager, kwargs)
-        return self.pipeline.astream(call, _send_astream)
+        return self.current_pipeline().astream(call, _send_astream)
 
 
 def _send_generate(call: Call) -> ChatResult:

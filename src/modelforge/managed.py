@@ -8,7 +8,24 @@ in ``modelforge.policies.retry``.
 
 from __future__ import annotations
 
-from modelforge.policies.retry import RETRY_EVENT, RetryWrapper
+from modelforge._pipeline import CallAttempts, in_batch
+from modelforge.delegating import DelegatingChatModel
+from modelforge.policies.retry import (
+    RETRY_EVENT,
+    ProviderRetryConfig,
+    ProviderRetryPolicy,
+    RetryWrapper,
+)
 from modelforge.providers._managed import ManagedChatModel, managed_of
 
-__all__ = ["RETRY_EVENT", "ManagedChatModel", "RetryWrapper", "managed_of"]
+__all__ = [
+    "RETRY_EVENT",
+    "CallAttempts",
+    "DelegatingChatModel",
+    "ManagedChatModel",
+    "ProviderRetryConfig",
+    "ProviderRetryPolicy",
+    "RetryWrapper",
+    "in_batch",
+    "managed_of",
+]

@@ -58,6 +58,8 @@ class ModelForgeRegistry:
         enable_optimizations: bool | None = None,
     ) -> None:
         self.verbose = verbose
+        # Where a pickled model of this registry is rebuilt from (None: the config files as found then).
+        self._source: dict[str, Any] = {"config_path": str(config_path)} if config_path is not None else {}
         self._loaded: LoadedConfig = load_config(config_path)
         self.config_path: Path | None = self._loaded.path
         if enable_optimizations is None:
@@ -93,6 +95,9 @@ class ModelForgeRegistry:
             enable_optimizations = bool(validated.settings.get("enable_optimizations", False))
         registry.enable_optimizations = enable_optimizations
         registry._api_keys = {}
+        # A pickled model is rebuilt from this config, without what may hold a secret (legacy auth_data,
+        # headers); keys come from the other side's environment or credential store.
+        registry._source = {"config": _without_secrets(validated)}
         for name, key in (api_keys or {}).items():
             if key:
                 register_secret(key)
@@ -163,13 +168,8 @@ class ModelForgeRegistry:
                     llm_type=family.llm_type,
                     pipeline=pipeline,
                     retry=retry,
-                    pooled=request.pool_limits().enabled,
                     rebuild=_rebuild_model,
-                    options={
-                        "enable_cache": enable_cache,
-                        "cache_ttl": cache_ttl,
-                        "enable_optimizations": enable_optimizations,
-                    },
+                    options=dict(self._source),
                 )
             )
             if callbacks is not None:
@@ -378,12 +378,46 @@ class ModelForgeRegistry:
         return config is not None and model_alias in config.models
 
 
+def _without_secrets(config: ModelForgeConfig) -> dict[str, Any]:
+    data = config.model_dump(exclude_none=True)
+    for provider in data.get("providers", {}).values():
+        provider.pop("auth_data", None)
+        provider.pop("headers", None)
+    return data
+
+
 def _rebuild_model(
     provider_name: str, model_alias: str, options: dict[str, Any], settings: dict[str, Any]
 ) -> BaseChatModel:
-    """A pickled ``get_llm`` model, built again from this process's config and credentials, with the
-    settings that were changed on it (``ManagedChatModel.__reduce_ex__``)."""
-    llm = ModelForgeRegistry().get_llm(provider_name, model_alias, enhanced=False, **options)
+    """A pickled ``get_llm`` model built again in this process (``ManagedChatModel.__reduce__``): from the
+    registry's config file (or the config given in code, secrets left out), the model alone (a fallback
+    chain pickles its members one by one), with the steps its pipeline had (``options["steps"]``: its
+    response cache and optimizer, however they were added) and the settings changed on it."""
+    from modelforge.policies.fallback_config import no_fallbacks
+
+    if "config" in options:
+        registry = ModelForgeRegistry.from_config(options["config"])
+    else:
+        registry = ModelForgeRegistry(config_path=options.get("config_path"))
+    with no_fallbacks():
+        llm = registry.get_llm(
+            provider_name, model_alias, enhanced=False, enable_cache=False, enable_optimizations=False
+        )
+    for kind, recipe in options.get("steps", ()):
+        llm = _with_recipe(llm, provider_name, kind, recipe)
     for name, value in settings.items():
         setattr(llm, name, value)
+    return llm
+
+
+def _with_recipe(llm: BaseChatModel, provider_name: str, kind: str, recipe: Any) -> BaseChatModel:
+    from modelforge.cache import CacheStep, add_cache_step
+    from modelforge.optimizers import add_optimizer_step, optimizer_for
+
+    if kind == "cache":
+        return add_cache_step(llm, CacheStep(provider_name, recipe))
+    if kind == "optimizer":
+        config, llm_type, model_name = recipe
+        optimizer = optimizer_for(llm_type, config, provider_name=provider_name, model_name=model_name)
+        return llm if optimizer is None else add_optimizer_step(llm, optimizer)
     return llm

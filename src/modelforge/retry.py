@@ -6,13 +6,17 @@ decisions, a provider's ``retry`` section, the pipeline step and these decorator
 
 from __future__ import annotations
 
-# The random module the backoff draws from, under the name 2.3.0 tests patch (``modelforge.retry._random``).
+# Modules 2.3.0 code patches through this one (``modelforge.retry._random``, ``modelforge.retry.time.sleep``).
+import asyncio  # noqa: F401
 import random as _random  # noqa: F401
+import time  # noqa: F401
 
 from modelforge.policies.retry import (
     DEFAULT_RETRY_ERRORS,
+    ErrorTypes,
     RetryDecision,
     RetryPolicy,
+    SleepFn,
     aretry_with_backoff,
     retry_on_error,
     retry_with_backoff,
@@ -20,8 +24,10 @@ from modelforge.policies.retry import (
 
 __all__ = [
     "DEFAULT_RETRY_ERRORS",
+    "ErrorTypes",
     "RetryDecision",
     "RetryPolicy",
+    "SleepFn",
     "aretry_with_backoff",
     "retry_on_error",
     "retry_with_backoff",

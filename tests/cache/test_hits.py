@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel
 
 from modelforge.cache import CachedChatModel, CacheStats
@@ -225,9 +225,71 @@ async def test_each_hit_is_an_answer_of_its_own(
     first = await ask(llm, "Question", mode)
     first.response_metadata["mine"] = True
     first.additional_kwargs["mine"] = True
+    first.response_metadata["token_usage"]["completion_tokens"] = 999  # nested, too
     first.content = "changed by the caller"
     second = await ask(llm, "Question", mode)
     assert marker(second) == "hit" and "mine" not in second.response_metadata
+    assert second.response_metadata["token_usage"]["completion_tokens"] != 999
     assert "mine" not in second.additional_kwargs and second.content != "changed by the caller"
     assert first.id != second.id  # each run's own message id, as LangChain gives a fresh answer
     assert requests_to(server) == 1
+
+
+async def test_a_miss_reads_the_backend_once(
+    server: ProviderServer, make_cached: Callable[..., CachedChatModel]
+) -> None:
+    llm: Any = make_cached({"namespace": "reads-once"})
+    backend = llm.response_cache.backend
+    reads: list[str] = []
+    original = backend.get
+
+    def counted(key: str) -> Any:  # the real backend, its reads counted
+        reads.append(key)
+        return original(key)
+
+    backend.get = counted
+    try:
+        await ask(llm, "Once", "sync")
+        assert len(reads) == 1, "the fast path's lookup is handed to the cache step"
+        await ask(llm, "Once", "sync")
+        assert len(reads) == 2 and requests_to(server) == 1
+    finally:
+        del backend.get
+
+
+def test_lookups_from_many_threads_never_fail(server: ProviderServer) -> None:
+    # The decoded-entry memo is shared: many threads filling and evicting it at once (a thread-pooled batch).
+    import sys
+    import threading
+
+    from modelforge.cache import ResponseCache
+    from modelforge.cache._cache import _DECODED_KEPT
+    from modelforge.sections.cache import CacheConfig
+
+    cache = ResponseCache(CacheConfig.from_config({"namespace": "threads"}, enable=True))
+    answer = AIMessage(content="x", response_metadata={"finish_reason": "stop"})
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    keys = [f"threads:{index}" for index in range(_DECODED_KEPT * 2)]
+    for key in keys:
+        cache.store_result(key, ChatResult(generations=[ChatGeneration(message=answer)]))
+    failures: list[BaseException] = []
+
+    def look() -> None:
+        try:
+            for key in keys:
+                assert cache.lookup(key) is not None
+        except BaseException as err:
+            failures.append(err)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=look) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []

@@ -170,3 +170,69 @@ def test_repr_shows_header_names_but_never_their_values(provider: str, configure
     for text in (repr(llm), str(llm)):
         assert "hdr-secret-123" not in text and "blue" not in text
         assert "X-Api-Key" in text
+
+
+def test_a_fallback_member_pickles_as_itself_and_the_chain_as_a_chain(
+    configured: dict[str, Any], server: ProviderServer
+) -> None:
+    configured["providers"]["openai"]["fallbacks"] = ["anthropic"]
+    config.GLOBAL_CONFIG_FILE.write_text(json.dumps(configured))
+    chain = ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
+    assert isinstance(chain, FallbackChatModel)
+    primary = chain.models[0]
+    primary.temperature = 0.5  # type: ignore[attr-defined]
+    member = pickle.loads(pickle.dumps(primary))
+    assert type(member) is type(primary) and member.temperature == 0.5
+    copy = pickle.loads(pickle.dumps(chain))
+    assert [type(model) for model in copy.models] == [type(model) for model in chain.models]
+
+
+def test_models_of_other_registries_pickle_back_to_their_config(
+    tmp_path: Any, configured: dict[str, Any], server: ProviderServer
+) -> None:
+    path = tmp_path / "elsewhere.json"
+    path.write_text(json.dumps(configured))
+    config.GLOBAL_CONFIG_FILE.unlink()  # only the file given to the registry knows the providers
+    from_file = ModelForgeRegistry(config_path=path).get_llm("openai", "gpt-4o-mini")
+    assert pickle.loads(pickle.dumps(from_file)).invoke("hi").text
+    in_code = ModelForgeRegistry.from_config(
+        {
+            "providers": {
+                "openai": {**configured["providers"]["openai"], "headers": {"X-Api-Key": "hdr-secret-9"}}
+            }
+        }
+    ).get_llm("openai", "gpt-4o-mini")
+    data = pickle.dumps(in_code)
+    assert b"hdr-secret-9" not in data  # headers may hold keys: they stay behind
+    assert pickle.loads(data).invoke("hi").text
+
+
+def test_settings_changed_in_place_and_added_steps_survive_pickling(server: ProviderServer) -> None:
+    from modelforge.cache import cache_of, with_cache
+
+    llm: Any = with_cache(ModelForgeRegistry().get_llm("openai", "gpt-4o-mini"), "openai", True)
+    llm.model_kwargs["seed"] = 7
+    llm.stop = ["END"]
+    copy = pickle.loads(pickle.dumps(llm))
+    assert copy.model_kwargs == {"seed": 7} and copy.stop == ["END"]
+    assert cache_of(copy) is cache_of(llm)  # the same shared cache, rebuilt from its configuration
+    copy.invoke("hi")
+    assert last_body(server, "openai")["seed"] == 7
+
+
+def test_the_calls_langchain_removed_take_callbacks_as_they_did(server: ProviderServer) -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Ends(BaseCallbackHandler):
+        count = 0
+
+        def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+            Ends.count += 1
+
+    llm: Any = ModelForgeRegistry().get_llm("openai", "gpt-4o-mini")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        llm.predict("hi", callbacks=[Ends()])
+        llm("hi", callbacks=[Ends()], tags=["old"])
+        llm.call_as_llm("hi", callbacks=[Ends()])
+    assert Ends.count == 3

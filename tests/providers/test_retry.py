@@ -227,3 +227,21 @@ def test_families_bring_sensible_defaults(server: ProviderServer, monkeypatch: p
         ]
     }
     assert attempts == {"anthropic": 4, "ollama": 2, "openai": 6}, "family defaults, the config wins"
+
+
+def test_a_retry_wrapper_follows_its_settings_as_they_change(server: ProviderServer) -> None:
+    from langchain_openai import ChatOpenAI
+
+    from modelforge.policies.retry import ProviderRetryConfig, RetryWrapper
+    from tests.conftest import OPENAI_KEY
+
+    raw = ChatOpenAI(
+        model="gpt-4o-mini",
+        base_url=server.openai_base_url,
+        api_key=OPENAI_KEY,  # type: ignore[arg-type]
+        max_retries=0,
+    )
+    wrapper = RetryWrapper(wrapped_llm=raw, config=ProviderRetryConfig(max_attempts=1))
+    wrapper.config = ProviderRetryConfig(max_attempts=3, initial_wait=0.01, max_wait=0.02)
+    server.script(Fault(status=503), Fault(status=503), Reply(text="third time"))
+    assert wrapper.invoke("hi").text == "third time"

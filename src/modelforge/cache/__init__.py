@@ -65,6 +65,7 @@ __all__ = [
     "ResponseCache",
     "SQLiteBackend",
     "aclose_caches",
+    "add_cache_step",
     "cache_for",
     "cache_of",
     "close_caches",
@@ -111,21 +112,28 @@ def with_cache(
         cache = cache_for(config, provider=provider_name)
     else:
         cache = ResponseCache(config, provider=provider_name, now=now)
-    # First: an answer from the cache costs no optimizer work, no rate-limit budget and no retry.
+    if isinstance(llm, ManagedChatModel) and llm.forge_or_none() is not None:
+        return add_cache_step(llm, CacheStep(provider_name, cache))
+    return CachedChatModel(
+        wrapped_llm=llm,
+        provider_name=provider_name,
+        response_cache=cache,
+        callbacks=getattr(llm, "callbacks", None),
+    )
+
+
+def add_cache_step(llm: BaseChatModel, step: CacheStep) -> BaseChatModel:
+    """A copy of a ``get_llm`` model with ``step`` first in its pipeline (in place of a cache it had): an
+    answer from the cache costs no optimizer work, no rate-limit budget and no retry."""
     cached = with_step(
         llm,
-        CacheStep(provider_name, cache),
+        step,
         position=lambda steps: 0,
-        wrap=lambda model, step: CachedChatModel(
-            wrapped_llm=model,
-            provider_name=provider_name,
-            response_cache=cache,
-            callbacks=getattr(model, "callbacks", None),
-        ),
+        wrap=lambda model, step: model,
+        replaces=CacheStep,
     )
-    if isinstance(cached, ManagedChatModel):
-        # Not LangChain's cache as well (``set_llm_cache``): it would answer past our ttl and counters.
-        cached.cache = False
+    # Not LangChain's cache as well (``set_llm_cache``): it would answer past our ttl and counters.
+    cached.cache = False
     return cached
 
 

@@ -146,11 +146,13 @@ class ResponseCache:
 
     def clear(self) -> None:
         """Forget every cached answer of this cache's namespace (and nothing else)."""
-        self._decoded.clear()
+        with self._lock:
+            self._decoded.clear()
         self.backend.clear()
 
     async def aclear(self) -> None:
-        self._decoded.clear()
+        with self._lock:
+            self._decoded.clear()
         await self.backend.aclear()
 
     def close(self) -> None:
@@ -244,9 +246,10 @@ class ResponseCache:
             return kept[1]
         answer = decode(data)
         if answer is not None:
-            if len(self._decoded) >= _DECODED_KEPT:
-                self._decoded.pop(next(iter(self._decoded)), None)
-            self._decoded[key] = (data, answer)
+            with self._lock:  # batches look up from many threads at once
+                while len(self._decoded) >= _DECODED_KEPT:
+                    self._decoded.pop(next(iter(self._decoded)))
+                self._decoded[key] = (data, answer)
         return answer
 
     async def alookup(self, key: str) -> CachedAnswer | None:

@@ -26,10 +26,12 @@ import dataclasses
 import datetime
 import enum
 import json
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from langchain_core.language_models.chat_models import _gen_info_and_msg_metadata
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -203,6 +205,7 @@ class CachedAnswer:
     # Built on first use: the records' messages, and what the metrics priced this answer at.
     _built: dict[int, BaseMessage] = dataclasses.field(default_factory=dict, repr=False, compare=False)
     _prices: dict[tuple[str, str], Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    _results: dict[str, bytes] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def priced(self, key: tuple[str, str], price: Any) -> Any:
         """``price()``, remembered under ``key`` (provider, model) for this entry."""
@@ -223,39 +226,54 @@ class CachedAnswer:
         return now < self.keep_until
 
     def result(self, marker: str) -> ChatResult:
-        """The answer as an invoke returns it, marked ``response_metadata[MARKER] = marker``."""
+        """The answer as an invoke returns it, marked ``response_metadata[MARKER] = marker``: a copy of its
+        own each time (built once, then cloned through pickle, faster than building it again; the bytes are
+        this process's own, never read from a backend)."""
+        blob = self._results.get(marker)
+        if blob is None:
+            blob = pickle.dumps(self._result(marker), protocol=pickle.HIGHEST_PROTOCOL)
+            self._results[marker] = blob
+        answer: ChatResult = pickle.loads(blob)
+        return answer
+
+    def _result(self, marker: str) -> ChatResult:
         if self.kind == "result":
             generations = [
-                ChatGeneration(message=self._message(index), generation_info=record.get("info"))
+                ChatGeneration(message=self._message(index), generation_info=_deep(record.get("info")))
                 for index, record in enumerate(self.records)
             ]
-            for generation in generations:
-                _marked(generation.message, marker)
-            return ChatResult(generations=generations, llm_output=self.llm_output)
-        merged: ChatGenerationChunk | None = None
-        for chunk in self._chunks():
-            # As LangChain does for a streamed invoke: each chunk's info joins its message's metadata.
-            metadata = chunk.message.response_metadata
-            chunk.message.response_metadata = {**(chunk.generation_info or {}), **metadata}
-            merged = chunk if merged is None else merged + chunk
-        if merged is None:
-            message: BaseMessage = AIMessage(content="")
-            info = None
+            result = ChatResult(generations=generations, llm_output=_deep(self.llm_output))
         else:
-            message = message_chunk_to_message(merged.message)
-            info = merged.generation_info
-        _marked(message, marker)
-        return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
+            merged: ChatGenerationChunk | None = None
+            for chunk in self._chunks():
+                # As LangChain does for a streamed invoke: each chunk's info joins its message's metadata.
+                metadata = chunk.message.response_metadata
+                chunk.message.response_metadata = {**(chunk.generation_info or {}), **metadata}
+                merged = chunk if merged is None else merged + chunk
+            if merged is None:
+                message: BaseMessage = AIMessage(content="")
+                info = None
+            else:
+                message = message_chunk_to_message(merged.message)
+                info = merged.generation_info
+            result = ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
+        # As LangChain hands an answer back: each generation's info in its message's metadata, and the
+        # llm_output too for a single answer (done here, once per entry).
+        for generation in result.generations:
+            generation.message.response_metadata = _gen_info_and_msg_metadata(generation)
+            _marked(generation.message, marker)
+        if len(result.generations) == 1 and result.llm_output:
+            only = result.generations[0].message
+            only.response_metadata = {**result.llm_output, **only.response_metadata}
+        return result
 
     def chunks(self, marker: str) -> list[ChatGenerationChunk] | None:
         """The answer as a stream replays it (the first chunk marked), or None if it cannot stream (n > 1)."""
         if self.kind == "stream":
             chunks = self._chunks()
         elif len(self.records) == 1:
-            record = self.records[0]
-            chunks = [
-                ChatGenerationChunk(message=_to_chunk(self._message(0)), generation_info=record.get("info"))
-            ]
+            info = _deep(self.records[0].get("info"))
+            chunks = [ChatGenerationChunk(message=_to_chunk(self._message(0)), generation_info=info)]
         else:
             return None
         if chunks:
@@ -265,7 +283,7 @@ class CachedAnswer:
     def _chunks(self) -> list[ChatGenerationChunk]:
         return [
             ChatGenerationChunk(
-                message=_as_chunk_message(self._message(index)), generation_info=record.get("info")
+                message=_as_chunk_message(self._message(index)), generation_info=_deep(record.get("info"))
             )
             for index, record in enumerate(self.records)
         ]
@@ -276,13 +294,23 @@ def _message(record: Mapping[str, Any]) -> BaseMessage:
 
 
 def _copy(message: BaseMessage) -> BaseMessage:
-    """A copy of ``message`` with containers of its own at the top level (metadata, kwargs, tool calls)."""
+    """A copy of ``message`` whose containers (metadata, kwargs, tool calls and their arguments, usage) are
+    its own, all the way down: what one caller does to its answer never shows in the next."""
     copied = message.model_copy()
     state = copied.__dict__
     for name, value in message.__dict__.items():
         if isinstance(value, dict | list):
-            state[name] = value.copy()
+            state[name] = _deep(value)
     return copied
+
+
+def _deep(value: Any) -> Any:
+    """A copy of plain data (dicts and lists all the way down; other values are immutable here)."""
+    if isinstance(value, dict):
+        return {key: _deep(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_deep(item) for item in value]
+    return value
 
 
 def _as_chunk_message(message: BaseMessage) -> AIMessageChunk:

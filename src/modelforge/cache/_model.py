@@ -31,9 +31,8 @@ class CachedChatModel(PipelineChatModel):
     # Not LangChain's cache as well (``set_llm_cache``): it would answer past our ttl and around our counters.
     cache: BaseCache | bool | None = False
 
-    def model_post_init(self, context: Any) -> None:
-        super().model_post_init(context)
-        self.pipeline = Pipeline([CacheStep(self.provider_name, self.response_cache)])
+    def current_pipeline(self) -> Pipeline:
+        return Pipeline([CacheStep(self.provider_name, self.response_cache)])
 
     @property
     def cache_stats(self) -> CacheStats:

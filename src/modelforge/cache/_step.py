@@ -24,6 +24,7 @@ the answer served: the money saved) and misses are also counted in ``modelforge.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from typing import Any, cast
@@ -42,6 +43,12 @@ __all__ = ["CacheStep"]
 
 logger = logging.getLogger("modelforge.cache._model")
 
+# The lookup a model's fast path made for a call that missed, handed to this step's ``generate`` of the same
+# call (matched by its messages list), so a miss reads the backend once.
+_handed: contextvars.ContextVar[tuple[list[BaseMessage], str | None, CachedAnswer | None] | None] = (
+    contextvars.ContextVar("modelforge_cache_handed", default=None)
+)
+
 
 class CacheStep(Step):
     """Answers from ``response_cache`` when it can, stores what the provider answered (module docstring)."""
@@ -54,6 +61,10 @@ class CacheStep(Step):
 
     def __repr__(self) -> str:
         return f"CacheStep(provider={self.provider_name!r}, cache={self.response_cache!r})"
+
+    def recipe(self) -> tuple[str, Any]:
+        # The cache pickles as its configuration (a Redis URL without its password) and comes back shared.
+        return ("cache", self.response_cache)
 
     def _key(self, call: Call) -> str | None:
         """The request's cache key, or None when it holds something that cannot be keyed reliably (a live
@@ -96,12 +107,10 @@ class CacheStep(Step):
 
     def _fresh_result(self, call: Call, found: CachedAnswer | None) -> ChatResult | None:
         """The answer of a fresh entry (counted as a hit), or None: the call goes to the provider (a miss)."""
-        if found is not None and self.response_cache.fresh(found):
-            hit = found.result("hit")
-            self._hit(call, found, [generation.message for generation in hit.generations])
-            return hit
-        self._miss(call)
-        return None
+        hit = self.hit(call, found)
+        if hit is None:
+            self._miss(call)
+        return hit
 
     def _stale_result(self, call: Call, found: CachedAnswer | None, err: Exception) -> ChatResult | None:
         """The stale answer served because the provider failed with ``err``, or None (then ``err`` stands)."""
@@ -114,31 +123,49 @@ class CacheStep(Step):
 
     # --- invoke ------------------------------------------------------------------------------------------
 
-    def fresh_hit(self, call: Call) -> ChatResult | None:
-        """The answer of a fresh entry for ``call`` (counted as a hit), or None, counting nothing: the
-        model's fast path, before LangChain prepares a call to the provider (``ManagedChatModel``)."""
+    def peek(self, call: Call) -> tuple[str | None, CachedAnswer | None]:
+        """The call's key and the entry found under it (counting nothing): the model's fast path, before
+        LangChain prepares a call to the provider (``ManagedChatModel._generate_with_cache``)."""
         key = self._key(call)
-        found = None if key is None else self.response_cache.lookup(key)
-        return self._hit_result(call, found)
+        return key, (None if key is None else self.response_cache.lookup(key))
 
-    async def afresh_hit(self, call: Call) -> ChatResult | None:
+    async def apeek(self, call: Call) -> tuple[str | None, CachedAnswer | None]:
         key = self._key(call)
-        found = None if key is None else await self.response_cache.alookup(key)
-        return self._hit_result(call, found)
+        return key, (None if key is None else await self.response_cache.alookup(key))
 
-    def _hit_result(self, call: Call, found: CachedAnswer | None) -> ChatResult | None:
+    def hit(self, call: Call, found: CachedAnswer | None) -> ChatResult | None:
+        """The answer of ``found`` when it is fresh (counted as a hit), else None (nothing counted)."""
         if found is None or not self.response_cache.fresh(found):
             return None
-        hit = found.result("hit")
-        self._hit(call, found, [generation.message for generation in hit.generations])
-        return hit
+        answer = found.result("hit")
+        self._hit(call, found, [generation.message for generation in answer.generations])
+        return answer
+
+    @contextlib.contextmanager
+    def handing_over(self, call: Call, key: str | None, found: CachedAnswer | None) -> Iterator[None]:
+        """Inside: this call's ``generate`` takes ``key`` and ``found`` instead of reading the backend again
+        (the fast path missed; LangChain goes on to ``_generate`` with the same messages)."""
+        token = _handed.set((call.messages, key, found))
+        try:
+            yield
+        finally:
+            _handed.reset(token)
+
+    def _looked_up(self, call: Call) -> tuple[str | None, CachedAnswer | None, bool]:
+        """The key and entry the fast path handed over for this call, and whether it did."""
+        handed = _handed.get()
+        if handed is not None and handed[0] is call.messages:
+            return handed[1], handed[2], True
+        return None, None, False
 
     def generate(self, call: Call, send: Callable[[Call], ChatResult]) -> ChatResult:
         cache = self.response_cache
-        key = self._key(call)
+        key, found, handed = self._looked_up(call)
+        if not handed:
+            key = self._key(call)
+            found = None if key is None else cache.lookup(key)
         if key is None:
             return send(call)
-        found = cache.lookup(key)
         hit = self._fresh_result(call, found)
         if hit is not None:
             return hit
@@ -154,10 +181,12 @@ class CacheStep(Step):
 
     async def agenerate(self, call: Call, send: Callable[[Call], Awaitable[ChatResult]]) -> ChatResult:
         cache = self.response_cache
-        key = self._key(call)
+        key, found, handed = self._looked_up(call)
+        if not handed:
+            key = self._key(call)
+            found = None if key is None else await cache.alookup(key)
         if key is None:
             return await send(call)
-        found = await cache.alookup(key)
         hit = self._fresh_result(call, found)
         if hit is not None:
             return hit

@@ -51,6 +51,7 @@ __all__ = [
     "PreparedCall",
     "RequestOptimizer",
     "aclose_context_caches",
+    "add_optimizer_step",
     "close_context_caches",
     "optimize",
     "optimizer_for",
@@ -71,13 +72,20 @@ def optimize(llm: BaseChatModel, request: ModelRequest, llm_type: str) -> BaseCh
     )
     if optimizer is None:
         return llm
+    if isinstance(llm, ManagedChatModel) and llm.forge_or_none() is not None:
+        return add_optimizer_step(llm, optimizer)
+    return OptimizedChatModel(wrapped_llm=llm, optimizer=optimizer, callbacks=getattr(llm, "callbacks", None))
+
+
+def add_optimizer_step(llm: BaseChatModel, optimizer: RequestOptimizer) -> BaseChatModel:
+    """A copy of a ``get_llm`` model with ``optimizer`` in its pipeline, after its response cache (in place
+    of an optimizer it had)."""
     return with_step(
         llm,
         OptimizeStep(optimizer),
         position=_after_the_cache,
-        wrap=lambda model, step: OptimizedChatModel(
-            wrapped_llm=model, optimizer=optimizer, callbacks=getattr(model, "callbacks", None)
-        ),
+        wrap=lambda model, step: model,
+        replaces=OptimizeStep,
     )
 
 

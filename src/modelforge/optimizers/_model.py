@@ -26,9 +26,8 @@ class OptimizedChatModel(PipelineChatModel):
 
     optimizer: RequestOptimizer
 
-    def model_post_init(self, context: Any) -> None:
-        super().model_post_init(context)
-        self.pipeline = Pipeline([OptimizeStep(self.optimizer)])
+    def current_pipeline(self) -> Pipeline:
+        return Pipeline([OptimizeStep(self.optimizer)])
 
     def __repr__(self) -> str:
         return f"OptimizedChatModel({self.optimizer!r})"

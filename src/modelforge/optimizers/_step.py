@@ -57,6 +57,10 @@ class OptimizeStep(Step):
     def __repr__(self) -> str:
         return f"OptimizeStep({self.optimizer!r})"
 
+    def recipe(self) -> tuple[str, Any]:
+        optimizer = self.optimizer
+        return ("optimizer", (optimizer.config, optimizer.llm_type, optimizer.model_name))
+
     def cache_identity(self) -> dict[str, Any]:
         """The optimizer's effective settings as plain JSON data (``seed``, ``json_mode``, the minimum
         cacheable lengths, ``keep_alive``...), for the response cache to put in its key: a cached answer is

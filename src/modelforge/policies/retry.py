@@ -754,6 +754,5 @@ class RetryWrapper(PipelineChatModel):
 
     config: ProviderRetryConfig = ProviderRetryConfig()
 
-    def model_post_init(self, context: Any) -> None:
-        super().model_post_init(context)
-        self.pipeline = Pipeline([RetryStep(config=self.config, notify=False)])
+    def current_pipeline(self) -> Pipeline:
+        return Pipeline([RetryStep(config=self.config, notify=False)])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from typing import cast
 
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
@@ -143,10 +143,12 @@ class StreamIntegrityStep(Step):
     ) -> Iterator[ChatGenerationChunk]:
         watch = _StreamWatch(self.provider)
         failed = False
+        source = cast(Generator[ChatGenerationChunk, None, None], send(call))
         try:
-            for chunk in send(call):
-                watch.see(chunk)
-                yield chunk
+            with contextlib.closing(source):  # an early exit closes the inner stream too
+                for chunk in source:
+                    watch.see(chunk)
+                    yield chunk
             watch.check_end()
         except Exception as err:
             failed = True

@@ -27,15 +27,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.language_models.chat_models import _gen_info_and_msg_metadata
 from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import RunnableConfig
 from langchain_core.utils.utils import LC_ID_PREFIX
-from pydantic import PrivateAttr, SecretStr
+from pydantic import PrivateAttr
 
 from modelforge._pipeline import Call, Pipeline, Step, batching
 
@@ -56,27 +56,55 @@ class ForgeState:
     pipeline: Pipeline
     # The provider's retry section with the family's defaults (the batch code retries with it too).
     retry: dict[str, Any] = field(default_factory=dict)
-    # Built over ModelForge's pooled transport (the provider's connection_pool is on).
-    pooled: bool = False
     # ``rebuild(provider_name, model_alias, options, settings)`` -> a model like this one (the registry's).
     rebuild: Callable[..., Any] | None = None
     # The get_llm options this model was built with (cache, optimizations), for ``rebuild``.
     options: dict[str, Any] = field(default_factory=dict)
     # Plain settings as built, so a pickle carries only what the user changed since.
     built: dict[str, Any] = field(default_factory=dict)
+    # The pipeline's first step when it is a response cache (the fast path of a hit), else None.
+    cache_first: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        first = self.pipeline.steps[0] if self.pipeline.steps else None
+        self.cache_first = first if hasattr(first, "handing_over") else None
 
 
 def plain_settings(model: BaseChatModel) -> dict[str, Any]:
-    """The model's fields that are plain values and never a credential, header or client."""
+    """The model's settings that are plain data (numbers, strings, lists and mappings of them), never a
+    credential, header or client: by their field name, and inside a mapping by its keys."""
     settings: dict[str, Any] = {}
     for name in type(model).model_fields:
-        lowered = name.lower()
-        if any(part in lowered for part in _NEVER_PICKLED):
+        if _secret_name(name):
             continue
-        value = getattr(model, name, None)
-        if isinstance(value, _PLAIN) and not isinstance(value, SecretStr):
+        value = _plain_data(getattr(model, name, None))
+        if value is not _NOT_PLAIN:
             settings[name] = value
     return settings
+
+
+_NOT_PLAIN = object()
+
+
+def _secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(part in lowered for part in _NEVER_PICKLED)
+
+
+def _plain_data(value: Any, depth: int = 0) -> Any:
+    """A copy of ``value`` when it is plain data, else ``_NOT_PLAIN`` (mapping keys that name a secret are
+    left out)."""
+    if isinstance(value, _PLAIN):
+        return value
+    if depth > 8:
+        return _NOT_PLAIN
+    if isinstance(value, list | tuple):
+        items = [_plain_data(item, depth + 1) for item in value]
+        return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else type(value)(items)
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        kept = {key: _plain_data(item, depth + 1) for key, item in value.items() if not _secret_name(key)}
+        return _NOT_PLAIN if any(item is _NOT_PLAIN for item in kept.values()) else kept
+    return _NOT_PLAIN
 
 
 class ManagedChatModel(BaseChatModel):
@@ -92,6 +120,10 @@ class ManagedChatModel(BaseChatModel):
         built without ``get_llm``, so ``getattr(llm, "forge", None)`` tells)."""
         if self._forge is None:
             raise AttributeError(f"this {type(self).__name__} was not built by ModelForgeRegistry.get_llm")
+        return self._forge
+
+    def forge_or_none(self) -> ForgeState | None:
+        """What ModelForge attached, or None for a model built without ``get_llm``."""
         return self._forge
 
     def attach(self, state: ForgeState) -> None:
@@ -214,7 +246,8 @@ class ManagedChatModel(BaseChatModel):
         return forge.pipeline.astream(call, self._sdk_astream)
 
     # A fresh answer in the response cache returns before LangChain prepares a call to the provider, as
-    # LangChain's own cache does (``BaseChatModel._generate_with_cache``); everything else goes that way.
+    # LangChain's own cache does (``BaseChatModel._generate_with_cache``: a hit is returned whole, its v2
+    # stream events replayed); everything else goes that way.
     def _generate_with_cache(
         self,
         messages: list[BaseMessage],
@@ -222,12 +255,17 @@ class ManagedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        step = self._fast_cache(run_manager, kwargs, async_api=False)
-        if step is not None:
-            hit = step.fresh_hit(Call("invoke", self, messages, stop, run_manager, kwargs))
-            if hit is not None:
-                return _as_returned(hit, run_manager)
-        return super()._generate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+        step = self._fast_cache()
+        if step is None:
+            return super()._generate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+        call = Call("invoke", self, messages, stop, run_manager, kwargs)
+        key, found = step.peek(call)
+        hit = step.hit(call, found)
+        if hit is not None:
+            self._replay_v2_events_for_cache_hit(hit.generations, run_manager=run_manager, **kwargs)
+            return _as_returned(hit, run_manager)
+        with step.handing_over(call, key, found):  # a miss: the cache step does not read the backend again
+            return super()._generate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
 
     async def _agenerate_with_cache(
         self,
@@ -236,23 +274,25 @@ class ManagedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        step = self._fast_cache(run_manager, kwargs, async_api=True)
-        if step is not None:
-            hit = await step.afresh_hit(Call("invoke", self, messages, stop, run_manager, kwargs))
-            if hit is not None:
-                return _as_returned(hit, run_manager)
-        return await super()._agenerate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+        step = self._fast_cache()
+        if step is None:
+            return await super()._agenerate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+        call = Call("invoke", self, messages, stop, run_manager, kwargs)
+        key, found = await step.apeek(call)
+        hit = step.hit(call, found)
+        if hit is not None:
+            await self._areplay_v2_events_for_cache_hit(hit.generations, run_manager=run_manager, **kwargs)
+            return _as_returned(hit, run_manager)
+        with step.handing_over(call, key, found):
+            return await super()._agenerate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
 
-    def _fast_cache(self, run_manager: Any, kwargs: dict[str, Any], *, async_api: bool) -> Any:
-        """The pipeline's first step when it is a response cache and LangChain would not stream this call
-        (a streamed call replays the entry chunk by chunk through the pipeline), else None."""
+    def _fast_cache(self) -> Any:
+        """The pipeline's first step when it is a response cache (and LangChain would not convert the answer
+        to content blocks, ``output_version="v1"``), else None. As with LangChain's own cache, a fresh
+        answer is returned before LangChain considers streaming the call."""
         forge = self._forge
-        step = forge.pipeline.steps[0] if forge is not None and forge.pipeline.steps else None
-        if step is None or not hasattr(step, "fresh_hit") or self.output_version == "v1":
-            return None
-        if self._should_stream(async_api=async_api, run_manager=run_manager, **kwargs):
-            return None
-        if self._should_use_protocol_streaming(async_api=async_api, run_manager=run_manager, **kwargs):
+        step = None if forge is None else forge.cache_first
+        if step is None or self.output_version == "v1":
             return None
         return step
 
@@ -332,12 +372,14 @@ class ManagedChatModel(BaseChatModel):
     def predict(self, text: str, *, stop: Sequence[str] | None = None, **kwargs: Any) -> str:
         """Deprecated (removed from LangChain 1.x): ``llm.invoke(text).text``."""
         _deprecated("predict(text)", "invoke(text).text")
-        return self.invoke(text, stop=list(stop) if stop else None, **kwargs).text
+        config, kwargs = _config_of(kwargs)
+        return self.invoke(text, config, stop=list(stop) if stop else None, **kwargs).text
 
     def call_as_llm(self, message: str, stop: list[str] | None = None, **kwargs: Any) -> str:
         """Deprecated (removed from LangChain 1.x): ``llm.invoke(message).text``."""
         _deprecated("call_as_llm(message)", "invoke(message).text")
-        return self.invoke(message, stop=stop, **kwargs).text
+        config, kwargs = _config_of(kwargs)
+        return self.invoke(message, config, stop=stop, **kwargs).text
 
     def __call__(
         self, messages: list[BaseMessage] | str, stop: list[str] | None = None, **kwargs: Any
@@ -346,7 +388,8 @@ class ManagedChatModel(BaseChatModel):
         _deprecated("llm(messages)", "invoke(messages)")
         if isinstance(messages, str):
             messages = [HumanMessage(content=messages)]
-        return self.invoke(messages, stop=stop, **kwargs)
+        config, kwargs = _config_of(kwargs)
+        return self.invoke(messages, config, stop=stop, **kwargs)
 
     # --- pickling ------------------------------------------------------------------------------------------
 
@@ -359,7 +402,9 @@ class ManagedChatModel(BaseChatModel):
             for name, value in plain_settings(self).items()
             if name not in forge.built or forge.built[name] != value
         }
-        return (forge.rebuild, (forge.provider_name, forge.model_alias, dict(forge.options), changed))
+        recipes = [recipe for step in forge.pipeline.steps if (recipe := step.recipe()) is not None]
+        options = {**forge.options, "steps": recipes}
+        return (forge.rebuild, (forge.provider_name, forge.model_alias, options, changed))
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         forge = self._forge
@@ -369,16 +414,12 @@ class ManagedChatModel(BaseChatModel):
 
 
 def _as_returned(result: ChatResult, run_manager: Any) -> ChatResult:
-    """``result`` as LangChain's ``_generate_with_cache`` hands back what ``_generate`` returned: message ids
-    of the run, each generation's info in its message's metadata, and ``llm_output`` too for one answer."""
-    for index, generation in enumerate(result.generations):
-        message = generation.message
-        if run_manager and message.id is None:
-            message.id = f"{LC_ID_PREFIX}-{run_manager.run_id}-{index}"
-        message.response_metadata = _gen_info_and_msg_metadata(generation)
-    if len(result.generations) == 1 and result.llm_output is not None:
-        first = result.generations[0].message
-        first.response_metadata = {**result.llm_output, **first.response_metadata}
+    """``result`` (a cached answer, its metadata already merged as LangChain merges it: see
+    ``CachedAnswer.result``) with the run's message ids, as ``_generate_with_cache`` hands answers back."""
+    if run_manager:
+        for index, generation in enumerate(result.generations):
+            if generation.message.id is None:
+                generation.message.id = f"{LC_ID_PREFIX}-{run_manager.run_id}-{index}"
     return result
 
 
@@ -402,6 +443,17 @@ def _nested_hidden(value: Any) -> Any:
             for key, item in value.items()
         }
     return value
+
+
+# What the 0.x calls took as keyword arguments and ``invoke`` takes in its config.
+_CONFIG_KEYS = ("callbacks", "tags", "metadata", "run_name")
+
+
+def _config_of(kwargs: dict[str, Any]) -> tuple[RunnableConfig | None, dict[str, Any]]:
+    """``kwargs`` of a 0.x call split into ``invoke``'s config and the model's own options."""
+    config = {key: kwargs[key] for key in _CONFIG_KEYS if kwargs.get(key) is not None}
+    rest = {key: value for key, value in kwargs.items() if key not in _CONFIG_KEYS}
+    return (cast(RunnableConfig, config) if config else None), rest
 
 
 def _deprecated(old: str, new: str) -> None:
@@ -434,6 +486,7 @@ def with_step(
     *,
     position: Callable[[tuple[Step, ...]], int],
     wrap: Callable[[BaseChatModel, Step], BaseChatModel],
+    replaces: type[Step] | None = None,
 ) -> BaseChatModel:
     """``llm`` with ``step`` added to its calls: a ModelForge-built model comes back as a copy of its own
     class whose pipeline has ``step`` at ``position(steps)``; any other model comes back as
@@ -442,7 +495,7 @@ def with_step(
     if not isinstance(llm, ManagedChatModel) or llm._forge is None:
         return wrap(llm, step)
     forge = llm._forge
-    steps = list(forge.pipeline.steps)
+    steps = [s for s in forge.pipeline.steps if replaces is None or not isinstance(s, replaces)]
     steps.insert(position(tuple(steps)), step)
     copy = llm.model_copy()
     copy._forge = replace(forge, pipeline=Pipeline(steps))

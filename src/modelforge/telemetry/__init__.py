@@ -29,7 +29,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 
 from modelforge._chunks import CACHE_MARKER
 from modelforge._token_estimate import tokens_for_chars
-from modelforge.catalog import Catalog
+from modelforge.catalog import LOCAL_PROVIDERS, Catalog, ModelInfo  # noqa: F401  (2.3.0 read them here)
 from modelforge.catalog.prices import calculate_cost, price_with_source
 
 __all__ = [
