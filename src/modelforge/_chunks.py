@@ -86,5 +86,8 @@ def chunk_text(chunk: object) -> str:
 def restart_of(chunk: object) -> Mapping[str, Any] | None:
     """The restart notice a chunk carries (a fallback took over after text was delivered), if any."""
     metadata = getattr(chunk, "response_metadata", None)
-    info = metadata.get(RESTART_KEY) if isinstance(metadata, Mapping) else None
-    return info if isinstance(info, Mapping) else None
+    if type(metadata) is dict:  # the usual case, without an ABC check per chunk
+        info = metadata.get(RESTART_KEY)
+    else:
+        info = metadata.get(RESTART_KEY) if isinstance(metadata, Mapping) else None
+    return info if info is not None and isinstance(info, Mapping) else None

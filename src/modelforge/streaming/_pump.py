@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 __all__ = ["END", "FLUSH", "ChunkPump", "PumpTimeout"]
@@ -58,9 +58,18 @@ class ChunkPump:
     """Hands out ``source``'s chunks one at a time under time limits; always ``aclose()`` it."""
 
     def __init__(
-        self, source: AsyncIterator[Any], *, deadline: float | None = None, idle_timeout: float | None = None
+        self,
+        source: AsyncIterator[Any],
+        *,
+        deadline: float | None = None,
+        idle_timeout: float | None = None,
+        timeout_error: Callable[[str], BaseException] = PumpTimeout,
     ) -> None:
         self._source = source
+        # What a timeout raises, given its kind ("idle" or "total"): ``PumpTimeout`` unless the owner says.
+        self._timeout_error = timeout_error
+        # Chunks handed out so far.
+        self.chunks = 0
         self._loop = asyncio.get_running_loop()
         self.started_at = self._pull_started_at = self._loop.time()
         self._deadline = None if deadline is None else self.started_at + deadline
@@ -111,7 +120,7 @@ class ChunkPump:
         if expiry is not None:
             when, kind = expiry
             if self._pull_started_at >= when:
-                raise PumpTimeout(kind)
+                raise self._timeout_error(kind)
             self._arm(when)
         return expiry
 
@@ -120,41 +129,42 @@ class ChunkPump:
         self._disarm()
 
     async def next_chunk(self, flush_at: float | None = None) -> Any:
-        """The next chunk, or ``END``; raises the source's error or ``PumpTimeout``.
+        """The next chunk, or ``END``; raises the source's error or the timeout error.
 
         With ``flush_at`` (a time on the loop's clock), returns ``FLUSH`` when no chunk has come by then.
         """
         if self._step is None:
             expiry = self._begin_pull()
-            if flush_at is None:
-                return await self._pull_here(expiry is not None)
+            if flush_at is None:  # the fast path: pull in the consumer's own task, in this frame
+                task = asyncio.current_task() if expiry is not None else None
+                self._waiter = task
+                try:
+                    chunk = await anext(self._source, END)
+                except asyncio.CancelledError:
+                    self._ended()
+                    fired, self._fired = self._fired, None
+                    if fired is None or task is None or task.uncancel() > 0:
+                        raise  # cancelled from outside, not (only) by our timer
+                    raise self._timeout_error(fired) from None
+                except BaseException:
+                    self._ended()
+                    raise
+                finally:
+                    self._waiter = None
+                if self._fired is not None and task is not None:  # the chain swallowed our cancellation
+                    self._fired = None
+                    task.uncancel()
+                if chunk is END:
+                    self._ended()
+                else:
+                    self.chunks += 1
+                return chunk
             self._step = asyncio.ensure_future(anext(self._source, END))
             if expiry is not None:
                 self._waiter = self._step
-        return await self._wait_for_step(flush_at)
-
-    async def _pull_here(self, limited: bool) -> Any:
-        """Pull in the consumer's own task (the fast path)."""
-        task = asyncio.current_task() if limited else None
-        self._waiter = task
-        try:
-            chunk = await anext(self._source, END)
-        except asyncio.CancelledError:
-            self._ended()
-            fired, self._fired = self._fired, None
-            if fired is None or task is None or task.uncancel() > 0:
-                raise  # cancelled from outside, not (only) by our timer
-            raise PumpTimeout(fired) from None
-        except BaseException:
-            self._ended()
-            raise
-        finally:
-            self._waiter = None
-        if self._fired is not None and task is not None:  # the chain swallowed our timer's cancellation
-            self._fired = None
-            task.uncancel()
-        if chunk is END:
-            self._ended()
+        chunk = await self._wait_for_step(flush_at)
+        if chunk is not END and chunk is not FLUSH:
+            self.chunks += 1
         return chunk
 
     async def _wait_for_step(self, flush_at: float | None) -> Any:
@@ -175,7 +185,7 @@ class ChunkPump:
             self._ended()
         if step.cancelled():  # only our timer or aclose() cancel a pull
             if fired is not None:
-                raise PumpTimeout(fired)
+                raise self._timeout_error(fired)
             raise asyncio.CancelledError()
         return step.result()  # raises the source's error
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from modelforge.exceptions import InvalidInputError, NetworkTimeoutError
-from modelforge.streaming._pump import END, FLUSH, ChunkPump, PumpTimeout
+from modelforge.streaming._pump import END, FLUSH, ChunkPump
 from modelforge.validation import InputValidator
 
 __all__ = ["END", "FLUSH", "Limits", "StreamSession", "check_prompt", "model_of", "provider_of"]
@@ -95,23 +95,21 @@ class StreamSession:
         self.limits = limits
         self.provider = provider
         self.url = url
-        self.chunks = 0
         self._pump = ChunkPump(
             llm.astream(prompt, config=config, **kwargs),
             deadline=limits.timeout,
             idle_timeout=limits.idle_timeout,
+            timeout_error=self._timeout_error,
         )
+        # ``await session.next_chunk(flush_at=None)``: the next chunk, or ``END``; raises the model's error
+        # or ``NetworkTimeoutError``. With ``flush_at`` (loop time): ``FLUSH`` if no chunk came by then (ask
+        # again for the chunk). The pump's own method, so a chunk costs no extra frame.
+        self.next_chunk: Callable[..., Awaitable[Any]] = self._pump.next_chunk
 
-    async def next_chunk(self, flush_at: float | None = None) -> Any:
-        """The next chunk, or ``END``; raises the model's error or ``NetworkTimeoutError``. With
-        ``flush_at`` (loop time): ``FLUSH`` if no chunk came by then (ask again for the chunk)."""
-        try:
-            chunk = await self._pump.next_chunk(flush_at)
-        except PumpTimeout as timeout:
-            raise self._timeout_error(timeout.kind) from None
-        if chunk is not END and chunk is not FLUSH:
-            self.chunks += 1
-        return chunk
+    @property
+    def chunks(self) -> int:
+        """Chunks received so far."""
+        return self._pump.chunks
 
     async def aclose(self) -> None:
         await self._pump.aclose()
