@@ -3,8 +3,9 @@
 Run by ``benchmarks/overhead.py`` as ``<python> _overhead_worker.py ARM BASE_URL`` (never imports
 ModelForge at module level: the LiteLLM and 2.3.0 arms run in their own virtual environments). ARM is
 
-* ``modelforge`` / ``mf23``: ``ModelForgeRegistry().get_llm()`` from the config file in ``$HOME`` (the
-  parent writes it; the key is in ``MODELFORGE_OPENAI_API_KEY``), then ``await llm.ainvoke(prompt)``;
+* ``modelforge`` / ``mf23`` / ``baseline``: ``ModelForgeRegistry().get_llm()`` from the config file in
+  ``$HOME`` (the parent writes it; the key is in ``MODELFORGE_OPENAI_API_KEY``), then
+  ``await llm.ainvoke(prompt)`` (``baseline``: an earlier ModelForge, for ``against_commit.py``);
 * ``chatopenai``: a bare ``ChatOpenAI(model=..., base_url=..., api_key=...)``, ``await llm.ainvoke(prompt)``;
 * ``litellm``: ``await litellm.acompletion(model="openai/gpt-4o-mini", messages=..., api_base=...,
   api_key=...)``.
@@ -38,7 +39,7 @@ def _text(answer: Any) -> str:
 
 def make_call(arm: str, base_url: str) -> Callable[[], Awaitable[Any]]:
     key = os.environ.get("MODELFORGE_OPENAI_API_KEY", "sk-bench-not-a-secret")
-    if arm in ("modelforge", "mf23"):
+    if arm in ("modelforge", "mf23", "baseline"):
         from modelforge.registry import ModelForgeRegistry
 
         with warnings.catch_warnings():  # 2.3.0's FutureWarning about its ``enhanced`` default

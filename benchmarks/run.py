@@ -18,7 +18,8 @@ included). It
    and each benchmark's own printed lines under ``benchmarks/results/logs/``.
 
 ``--only overhead,startup`` runs some of them (script names without ``.py``). Exit status: 0 when every
-benchmark ran and every target was met, else 1.
+benchmark ran and every target was met, else 1. Not run here, because it needs a tree to compare with:
+``against_commit.py``, this checkout's per-call overhead against an earlier commit's.
 """
 
 from __future__ import annotations

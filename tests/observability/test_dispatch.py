@@ -171,3 +171,28 @@ def test_logger_gets_one_line_per_event_without_secrets_or_prompts(
         "openai/gpt-4o-mini" in lines[2][1] and "10 in / 5 out tokens" in lines[2][1] and "$" in lines[2][1]
     )
     assert "HTTP 503" in lines[1][1]
+
+
+def test_a_logger_adapter_adds_its_context_and_a_quiet_logger_gets_nothing(
+    server: ProviderServer, registry: ModelForgeRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Events are logged without logging's stack search (a plain Logger), but an adapter still runs its
+    process() and a logger set above a level gets no record of it."""
+    adapter = logging.LoggerAdapter(logging.getLogger("my_app.adapted"), {"tenant": "acme"})
+    quiet = logging.getLogger("my_app.quiet")
+    quiet.setLevel(logging.WARNING)
+    server.script(Reply(text="ok", usage=Usage(10, 5)), Reply(text="ok", usage=Usage(10, 5)))
+    with caplog.at_level(logging.DEBUG, logger="my_app.adapted"):
+        model(registry, logger=adapter).invoke("hi")
+        model(registry, logger=quiet).invoke("hi")
+    adapted = [record for record in caplog.records if record.name == "my_app.adapted"]
+    assert [record.levelname for record in adapted] == ["DEBUG", "INFO"]
+    assert all(getattr(record, "tenant", None) == "acme" for record in adapted)
+    assert not [record for record in caplog.records if record.name == "my_app.quiet"]
+    plain = logging.getLogger("my_app.plain")
+    with caplog.at_level(logging.INFO, logger="my_app.plain"):
+        server.script(Reply(text="ok", usage=Usage(10, 5)))
+        model(registry, logger=plain).invoke("hi")
+    (record,) = [record for record in caplog.records if record.name == "my_app.plain"]
+    assert record.levelname == "INFO" and "10 in / 5 out tokens" in record.getMessage()
+    assert record.pathname.endswith("_events.py") and record.funcName == "emit"

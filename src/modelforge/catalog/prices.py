@@ -7,8 +7,8 @@ Every price is the catalogue's entry for exactly the model (``Catalog.lookup``: 
 
 * ``calculate_cost(provider, model, usage)``: 2.3.0's function (also importable from
   ``modelforge.telemetry``);
-* ``price_with_source(...)``: the cost and where the price came from, for ``TelemetryCallback``, the
-  observability events and the metrics;
+* ``price_with_source(...)``: the cost and where the price came from, for ``TelemetryCallback`` and the
+  metrics; ``price_counts(...)``: the same cost alone (``None`` when unknown), for the observability events;
 * ``price_usage(provider, model, Usage(...))``: ``CostTracker``'s price, with Anthropic's one-hour cache
   writes at twice the input price;
 * ``BATCH_API_DISCOUNT``: what OpenAI's and Anthropic's batch APIs take off the live price.
@@ -28,6 +28,7 @@ __all__ = [
     "TokenCounts",
     "Usage",
     "calculate_cost",
+    "price_counts",
     "price_usage",
     "price_with_source",
 ]
@@ -90,6 +91,15 @@ def price_with_source(
     if info.provider == "github-copilot":
         meta["pricing_note"] = "GitHub Copilot is subscription-based; the cost is for reference only"
     return cost, meta
+
+
+def price_counts(
+    provider: str, model: str, usage: TokenCounts, actual_model: str | None, catalog: Catalog | None
+) -> float | None:
+    """``price_with_source``'s cost without its metadata: ``None`` when the catalogue has no price."""
+    if provider.strip().lower() in LOCAL_PROVIDERS:
+        return 0.0
+    return _cost((catalog or Catalog.bundled()).lookup(provider, [model, actual_model]), usage)
 
 
 def _cost(info: ModelInfo | None, usage: TokenCounts) -> float | None:

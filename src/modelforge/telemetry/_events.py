@@ -344,7 +344,7 @@ class Dispatcher:
     def emit(self, event: ProviderEvent) -> None:
         if self.log is not None:
             try:
-                self.log.log(_LEVELS[event.kind], "%s", event)
+                _log_event(self.log, event)
             except Exception as err:  # a broken user handler must not break the call
                 logger.warning("Logging a %s event failed: %s", event.kind, describe_error(err))
         for listener in self.listeners:
@@ -359,6 +359,19 @@ class Dispatcher:
             return
         if inspect.iscoroutine(result):
             _schedule(listener, result)
+
+
+def _log_event(log: logging.Logger | logging.LoggerAdapter[Any], event: ProviderEvent) -> None:
+    """``log.log(level, "%s", event)`` without ``logging``'s search of the stack for the caller.
+
+    That search (about a third of a log call's cost) would only find this module, the same for every
+    event, so the record names it directly; the message is still formatted only if a handler formats it.
+    """
+    level = _LEVELS[event.kind]
+    if isinstance(log, logging.LoggerAdapter):  # its process() adds its context: let it log as it would
+        log.log(level, "%s", event)
+    elif log.isEnabledFor(level):
+        log.handle(log.makeRecord(log.name, level, __file__, _EMIT_LINE, "%s", (event,), None, "emit"))
 
 
 def _warn(listener: Listener, err: BaseException) -> None:
@@ -382,3 +395,6 @@ def _schedule(listener: Listener, coro: Coroutine[Any, Any, Any]) -> None:
     task = loop.create_task(_guarded(listener, coro))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
+
+
+_EMIT_LINE = Dispatcher.emit.__code__.co_firstlineno  # where a logged event's record says it came from

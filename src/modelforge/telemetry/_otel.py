@@ -160,6 +160,14 @@ def make_span_recorder(tracing: bool | None, tracer_provider: Any = None) -> Spa
     return SpanRecorder(provider.get_tracer("modelforge", __version__))
 
 
+# A request option (as ``request_options`` names it) -> its span attribute.
+_REQUEST_OPTIONS = (
+    ("max_tokens", "gen_ai.request.max_tokens"),
+    ("temperature", "gen_ai.request.temperature"),
+    ("top_p", "gen_ai.request.top_p"),
+)
+
+
 def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """Attributes OpenTelemetry accepts: no None, sequences as lists of str/int/float/bool."""
     out: dict[str, Any] = {}
@@ -178,40 +186,49 @@ def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class SpanRecorder:
-    """Starts, annotates and ends the spans of chat calls (one ``tracer`` per observed model)."""
+    """Starts, annotates and ends the spans of chat calls (one ``tracer`` per observed model).
 
-    __slots__ = ("tracer",)
+    What never changes between the calls of one model (its name, provider and server) is cleaned once, in
+    ``base_attributes``; a call adds only its own options.
+    """
+
+    __slots__ = ("kind", "tracer")
 
     def __init__(self, tracer: Any) -> None:
-        self.tracer = tracer
-
-    def start(
-        self,
-        *,
-        model: str,
-        provider_name: str,
-        provider: str,
-        request: Mapping[str, Any],
-        server: tuple[str, int | None] | None,
-        streamed: bool,
-    ) -> Any:
-        """A started CLIENT span (a child of the caller's current span); it is not made current."""
         from opentelemetry.trace import SpanKind
 
-        attributes = {
+        self.tracer = tracer
+        self.kind = SpanKind.CLIENT
+
+    @staticmethod
+    def base_attributes(
+        *, model: str, provider_name: str, provider: str, server: tuple[str, int | None] | None
+    ) -> dict[str, Any]:
+        """The attributes every span of one model starts with."""
+        attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": provider_name,
             "gen_ai.system": provider_name,
             "gen_ai.request.model": model,
-            "gen_ai.request.max_tokens": request.get("max_tokens"),
-            "gen_ai.request.temperature": request.get("temperature"),
-            "gen_ai.request.top_p": request.get("top_p"),
             "modelforge.provider": provider,
-            "modelforge.streamed": streamed or None,
         }
         if server is not None:
             attributes["server.address"], attributes["server.port"] = server
-        return self.tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=_clean(attributes))
+        return _clean(attributes)
+
+    def start(self, name: str, base: Mapping[str, Any], request: Mapping[str, Any], streamed: bool) -> Any:
+        """A started CLIENT span (a child of the caller's current span); it is not made current.
+
+        ``base``: from ``base_attributes``; ``request``: the call's options (``request_options``).
+        """
+        attributes = dict(base)
+        for option, key in _REQUEST_OPTIONS:
+            value = request.get(option)
+            if isinstance(value, int | float):
+                attributes[key] = value
+        if streamed:
+            attributes["modelforge.streamed"] = True
+        return self.tracer.start_span(name, kind=self.kind, attributes=attributes)
 
     @staticmethod
     def add_event(span: Any, name: str, attributes: Mapping[str, Any]) -> None:

@@ -60,10 +60,11 @@ from langchain_core.outputs import ChatGenerationChunk, LLMResult
 
 from modelforge._chunks import FALLBACK_KEY, RESTART_KEY, RETRY_EVENT, finish_reason_of
 from modelforge.catalog import Catalog
+from modelforge.catalog.prices import price_counts
 from modelforge.delegating import ModelChain
 from modelforge.delegating import member_label as _member_label
 from modelforge.exceptions import ModelForgeError
-from modelforge.telemetry import TokenUsage, cache_served, price_with_source, usage_from_result
+from modelforge.telemetry import TokenUsage, cache_served, usage_from_result
 from modelforge.telemetry._events import (
     EVENT_KINDS,
     Dispatcher,
@@ -104,6 +105,7 @@ class _Run:
     started: float
     streamed: bool
     request: dict[str, Any]
+    run_id: str = ""
     span: Any = None
     first_token_ms: float | None = None
     fallback_sent: bool = False
@@ -135,7 +137,9 @@ class ObservabilityHandler(BaseCallbackHandler):
         self._dispatch = Dispatcher(resolve_callbacks(callbacks), logger)
         self._spans: SpanRecorder | None = make_span_recorder(tracing, tracer_provider)
         self._catalog = catalog
-        self._target = Target(semconv_provider(provider, None), None)
+        self._span_name = f"chat {model}"
+        self._span_base: dict[str, Any] = {}
+        self._set_target(Target(semconv_provider(provider, None), None))
         self._members: dict[str, Target] = {}  # fallback member label -> what it is
         self._runs: dict[UUID, _Run] = {}
         self._children: dict[UUID, tuple[UUID, str | None]] = {}  # child run -> (outer run, member label)
@@ -143,11 +147,18 @@ class ObservabilityHandler(BaseCallbackHandler):
     def learn(self, llm: BaseChatModel) -> None:
         """Read the provider family and server of ``llm`` (and of its fallback members) for the spans."""
         first = llm.models[0] if isinstance(llm, ModelChain) else llm
-        self._target = target_of(self.provider, first)
+        self._set_target(target_of(self.provider, first))
         if isinstance(llm, ModelChain):
             for member in llm.models:
                 label = _member_label(member)
                 self._members[label] = target_of(label.split("/", 1)[0], member)
+
+    def _set_target(self, target: Target) -> None:
+        self._target = target
+        if self._spans is not None:
+            self._span_base = SpanRecorder.base_attributes(
+                model=self.model, provider_name=target.system, provider=self.provider, server=target.server
+            )
 
     # --- LangChain hooks ---------------------------------------------------------------------------------
 
@@ -164,19 +175,12 @@ class ObservabilityHandler(BaseCallbackHandler):
     ) -> None:
         if self.adopt_child(run_id, parent_run_id, None):
             return
-        run = _Run(time.perf_counter(), started_by_stream(), {})
+        run = _Run(time.perf_counter(), started_by_stream(), {}, str(run_id))
         run.request = request_options(messages, invocation_params or {}, metadata or {})
         self._runs[run_id] = run
         if self._spans is not None:
-            run.span = self._spans.start(
-                model=self.model,
-                provider_name=self._target.system,
-                provider=self.provider,
-                request=run.request,
-                server=self._target.server,
-                streamed=run.streamed,
-            )
-        self._emit("request", run_id, run, details=dict(run.request))
+            run.span = self._spans.start(self._span_name, self._span_base, run.request, run.streamed)
+        self._emit("request", run, details=dict(run.request))
 
     def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
         run = self._runs.get(run_id)
@@ -187,7 +191,7 @@ class ObservabilityHandler(BaseCallbackHandler):
         metadata = getattr(getattr(chunk, "message", None), "response_metadata", None) or {}
         notice = metadata.get(RESTART_KEY) or metadata.get(FALLBACK_KEY)
         if isinstance(notice, Mapping) and not run.fallback_sent:
-            self._fallback(run_id, run, fallback_details(notice, restarted=RESTART_KEY in metadata))
+            self._fallback(run, fallback_details(notice, restarted=RESTART_KEY in metadata))
 
     def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
         if name != RETRY_EVENT or not isinstance(data, Mapping):
@@ -203,7 +207,7 @@ class ObservabilityHandler(BaseCallbackHandler):
             details["member"] = member
         if run.span is not None:
             SpanRecorder.add_event(run.span, "modelforge.retry", details)
-        self._emit("retry", outer, run, details=details)
+        self._emit("retry", run, details=details)
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         if self._children.pop(run_id, None) is not None:
@@ -232,7 +236,7 @@ class ObservabilityHandler(BaseCallbackHandler):
                 details["attempts"] = error.details["attempts"]
         if run.span is not None:
             SpanRecorder.fail(run.span, error, describe_error(error), {"modelforge.duration_ms": duration})
-        self._emit("error", run_id, run, duration_ms=duration, error=error, details=details)
+        self._emit("error", run, duration_ms=duration, error=error, details=details)
 
     # --- children (fallback members) ---------------------------------------------------------------------
 
@@ -261,7 +265,7 @@ class ObservabilityHandler(BaseCallbackHandler):
         )
         notice = metadata.get(FALLBACK_KEY) or metadata.get(RESTART_KEY)
         if isinstance(notice, Mapping) and not run.fallback_sent:
-            self._fallback(run_id, run, fallback_details(notice, restarted=FALLBACK_KEY not in metadata))
+            self._fallback(run, fallback_details(notice, restarted=FALLBACK_KEY not in metadata))
         usage, actual_model = usage_from_result(response)
         served_by = notice.get("provider") if isinstance(notice, Mapping) else None
         cache = cache_served(response)
@@ -284,22 +288,22 @@ class ObservabilityHandler(BaseCallbackHandler):
             details["aborted"] = True
         if cache is not None:
             details["cache"] = cache
-            self._emit("cache_hit", run_id, run, streamed=streamed, details={"cache": cache}, **measures)
+            self._emit("cache_hit", run, streamed=streamed, details={"cache": cache}, **measures)
         if run.span is not None:
             answered_by = self._members.get(served_by) if served_by else None
             attributes = response_attributes(
                 metadata, message_id, actual_model, measures, details, answered_by
             )
             SpanRecorder.succeed(run.span, attributes)
-        self._emit("response", run_id, run, streamed=streamed, details=details, **measures)
+        self._emit("response", run, streamed=streamed, details=details, **measures)
 
-    def _fallback(self, run_id: UUID, run: _Run, details: dict[str, Any]) -> None:
+    def _fallback(self, run: _Run, details: dict[str, Any]) -> None:
         run.fallback_sent = True
         if run.span is not None:
             failed = [f"{item.get('provider')}: {item.get('error')}" for item in details["failed"]]
             attributes = {"served_by": details.get("served_by"), "failed": failed}
             SpanRecorder.add_event(run.span, "modelforge.fallback", attributes)
-        self._emit("fallback", run_id, run, details=details)
+        self._emit("fallback", run, details=details)
 
     def _cost(self, usage: TokenUsage | None, actual_model: str | None, served_by: Any) -> float | None:
         if usage is None:
@@ -308,16 +312,15 @@ class ObservabilityHandler(BaseCallbackHandler):
         if isinstance(served_by, str) and served_by:  # priced as the model that answered
             provider, _, alias = served_by.partition("/")
             model = alias or actual_model or model
-        cost, pricing = price_with_source(provider, model, usage, actual_model, self._catalog)
-        return None if pricing.get("pricing") == "unknown" else cost
+        return price_counts(provider, model, usage, actual_model, self._catalog)
 
-    def _emit(self, kind: EventKind, run_id: UUID, run: _Run, **fields: Any) -> None:
+    def _emit(self, kind: EventKind, run: _Run, **fields: Any) -> None:
         fields.setdefault("streamed", run.streamed)
         event = ProviderEvent(
             kind=kind,
             provider=self.provider,
             model=self.model,
-            run_id=str(run_id),
+            run_id=run.run_id,
             timestamp=time.time(),
             **fields,
         )
