@@ -12,10 +12,11 @@ with identical code on both sides its two ModelForge arms differed by up to 0.08
 change to ModelForge itself moves the figure by less than that, so this benchmark runs each arm in many
 fresh processes, one at a time, in rotating order: this checkout's ``get_llm()`` model, the other tree's
 (its ``src/`` first on ``PYTHONPATH``, in this environment, so only ModelForge's code differs) and a bare
-``ChatOpenAI``, each process with a warm-up then 2,000 ``ainvoke`` calls against one OpenAI-compatible
-``ProviderServer`` in a child process (``_overhead_worker.py``, as ``overhead.py`` uses it). It prints,
-over the processes, the median CPU per call and the median of the processes' median wall times, and what
-each ModelForge adds over the bare ``ChatOpenAI``.
+``ChatOpenAI``. Each process warms up, then makes 2,000 ``ainvoke`` calls of a plain ``get_llm()`` model
+(no cache, no observers: ``observability.py`` and ``_cache_bench.py`` measure those) against one
+OpenAI-compatible ``ProviderServer`` in a child process (``_overhead_worker.py``, as ``overhead.py`` uses
+it). It prints, over the processes, the median CPU per call and the median of the processes' median wall
+times, and what each ModelForge adds over the bare ``ChatOpenAI``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling helper modules
 from _records import Record, add_common_arguments, write_records
@@ -65,22 +67,33 @@ def one_process(arm: Arm, base_url: str, env: dict[str, str], home: Path) -> Non
         cwd=home,
     )
     assert child.stdin is not None and child.stdout is not None
+    answers = (json.loads(line) for line in child.stdout if line.startswith("{"))
+
+    def answer(what: str) -> dict[str, Any]:
+        found = next(answers, None)
+        if found is None:
+            raise SystemExit(f"{arm.label}: the worker exited {what} (exit code {child.wait()})")
+        if "error" in found:
+            raise SystemExit(f"{arm.label}: {found['error']} ({what})")
+        return cast(dict[str, Any], found)
+
     try:
-        answers = (json.loads(line) for line in child.stdout if line.startswith("{"))
-        ready = next(answers)
+        ready = answer("while starting")
         if ready.get("answer") != REPLY:
             raise SystemExit(f"{arm.label}: unexpected first answer {ready}")
         for count in (WARMUP, CALLS):
             child.stdin.write(f"{count}\n")
             child.stdin.flush()
-            result = next(answers)
-            if "error" in result:
-                raise SystemExit(f"{arm.label}: {result['error']}")
+            result = answer(f"during {count} calls")
         arm.cpu_ms.append(result["cpu"] / CALLS * 1000)
         arm.wall_ms.append(statistics.median(result["wall"]) * 1000)
     finally:
         child.stdin.close()
-        child.wait(timeout=30)
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def main() -> int:
@@ -93,7 +106,7 @@ def main() -> int:
     baseline = args.baseline_src.resolve()
     if not (baseline / "modelforge" / "__init__.py").is_file():
         parser.error(f"{baseline}: no modelforge package there (pass the tree's src/ folder)")
-    processes = 4 if args.quick else 9
+    processes = 3 if args.quick else 9  # a multiple of the arms: each order of the rotation as often
     arms = [
         Arm("ModelForge (this checkout)", "modelforge", THIS_SOURCE),
         Arm(f"ModelForge ({baseline})", "baseline", baseline),
@@ -128,6 +141,17 @@ def main() -> int:
         )
     cpu_change, wall_change = ours.cpu() - theirs.cpu(), ours.wall() - theirs.wall()
     print(f"this checkout against {baseline}: CPU {cpu_change:+.3f} ms per call, wall {wall_change:+.3f} ms")
+    records.append(
+        Record(
+            "against_commit",
+            "CPU per call, this checkout against the other tree",
+            ours.cpu(),
+            theirs.label,
+            theirs.cpu(),
+            "ms",
+            note=f"wall {wall_change:+.3f} ms (medians of the processes' medians)",
+        )
+    )
     write_records(args.json, records)
     return 0
 

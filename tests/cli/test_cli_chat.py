@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -71,6 +72,11 @@ def chat_server(
     return server
 
 
+def _terminal_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @pytest.fixture
 def spawn(chat_server: ProviderServer) -> Iterator[Callable[..., pexpect.spawn]]:
     """Start ``modelforge chat ARGS...`` in a pseudo-terminal (wide, so rich tables do not wrap)."""
@@ -85,6 +91,9 @@ def spawn(chat_server: ProviderServer) -> Iterator[Callable[..., pexpect.spawn]]
             encoding="utf-8",
             timeout=15,
             dimensions=(40, 200),
+            # A test run started in the background (`nohup cmd &`) ignores SIGINT and SIGHUP, and so would
+            # the chat: give it the dispositions a terminal user's shell gives it.
+            preexec_fn=_terminal_signals,
         )
         child.logfile_read = transcript
         children.append(child)

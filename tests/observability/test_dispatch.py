@@ -195,4 +195,28 @@ def test_a_logger_adapter_adds_its_context_and_a_quiet_logger_gets_nothing(
         model(registry, logger=plain).invoke("hi")
     (record,) = [record for record in caplog.records if record.name == "my_app.plain"]
     assert record.levelname == "INFO" and "10 in / 5 out tokens" in record.getMessage()
-    assert record.pathname.endswith("_events.py") and record.funcName == "emit"
+    assert record.pathname.endswith("_events.py") and record.funcName == "_log_event"
+
+
+def test_a_logger_subclass_logs_through_its_own_log_method(
+    server: ProviderServer, registry: ModelForgeRegistry
+) -> None:
+    """A Logger subclass may add context in _log; the fast path must not bypass it."""
+
+    class TenantLogger(logging.Logger):
+        def _log(self, level: int, msg: object, args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+            kwargs["extra"] = {"tenant": "acme"}
+            super()._log(level, msg, args, **kwargs)
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    tenant_logger = TenantLogger("my_app.tenant", logging.INFO)
+    tenant_logger.addHandler(Keep())
+    server.script(Reply(text="ok", usage=Usage(10, 5)))
+    model(registry, logger=tenant_logger).invoke("hi")
+    assert [record.levelname for record in records] == ["INFO"]
+    assert getattr(records[0], "tenant", None) == "acme"

@@ -362,16 +362,19 @@ class Dispatcher:
 
 
 def _log_event(log: logging.Logger | logging.LoggerAdapter[Any], event: ProviderEvent) -> None:
-    """``log.log(level, "%s", event)`` without ``logging``'s search of the stack for the caller.
+    """``log.log(level, "%s", event)``; for a plain ``logging.Logger``, without its search of the stack.
 
     That search (about a third of a log call's cost) would only find this module, the same for every
-    event, so the record names it directly; the message is still formatted only if a handler formats it.
+    event, so the record names this function directly; the message is still formatted only if a handler
+    formats it. Adapters, ``Logger`` subclasses (which may override ``log`` or ``_log``) and other
+    logger-like objects are called as they expect.
     """
     level = _LEVELS[event.kind]
-    if isinstance(log, logging.LoggerAdapter):  # its process() adds its context: let it log as it would
+    if type(log) not in _PLAIN_LOGGERS:
         log.log(level, "%s", event)
     elif log.isEnabledFor(level):
-        log.handle(log.makeRecord(log.name, level, __file__, _EMIT_LINE, "%s", (event,), None, "emit"))
+        assert isinstance(log, logging.Logger)
+        log.handle(log.makeRecord(log.name, level, _SOURCE, _LOG_LINE, "%s", (event,), None, "_log_event"))
 
 
 def _warn(listener: Listener, err: BaseException) -> None:
@@ -397,4 +400,6 @@ def _schedule(listener: Listener, coro: Coroutine[Any, Any, Any]) -> None:
     task.add_done_callback(_pending.discard)
 
 
-_EMIT_LINE = Dispatcher.emit.__code__.co_firstlineno  # where a logged event's record says it came from
+# Loggers whose records _log_event may build itself, and where those records say they came from.
+_PLAIN_LOGGERS = (logging.Logger, logging.RootLogger)
+_SOURCE, _LOG_LINE = _log_event.__code__.co_filename, _log_event.__code__.co_firstlineno

@@ -102,10 +102,10 @@ _STOPPED = (GeneratorExit, asyncio.CancelledError)
 
 @dataclass
 class _Run:
+    run_id: str
     started: float
     streamed: bool
     request: dict[str, Any]
-    run_id: str = ""
     span: Any = None
     first_token_ms: float | None = None
     fallback_sent: bool = False
@@ -175,7 +175,7 @@ class ObservabilityHandler(BaseCallbackHandler):
     ) -> None:
         if self.adopt_child(run_id, parent_run_id, None):
             return
-        run = _Run(time.perf_counter(), started_by_stream(), {}, str(run_id))
+        run = _Run(str(run_id), time.perf_counter(), started_by_stream(), {})
         run.request = request_options(messages, invocation_params or {}, metadata or {})
         self._runs[run_id] = run
         if self._spans is not None:
@@ -215,7 +215,7 @@ class ObservabilityHandler(BaseCallbackHandler):
         run = self._runs.pop(run_id, None)
         if run is None:
             return
-        self._finish(run_id, run, response, aborted=False)
+        self._finish(run, response, aborted=False)
 
     def on_llm_error(
         self, error: BaseException, *, run_id: UUID, response: LLMResult | None = None, **kwargs: Any
@@ -226,7 +226,7 @@ class ObservabilityHandler(BaseCallbackHandler):
         if run is None:
             return
         if isinstance(error, _STOPPED):  # the caller stopped the stream: not a provider failure
-            self._finish(run_id, run, response or LLMResult(generations=[]), aborted=True)
+            self._finish(run, response or LLMResult(generations=[]), aborted=True)
             return
         duration = (time.perf_counter() - run.started) * 1000
         details: dict[str, Any] = {"error_type": type(error).__name__}
@@ -257,7 +257,7 @@ class ObservabilityHandler(BaseCallbackHandler):
 
     # --- events ------------------------------------------------------------------------------------------
 
-    def _finish(self, run_id: UUID, run: _Run, response: LLMResult, *, aborted: bool) -> None:
+    def _finish(self, run: _Run, response: LLMResult, *, aborted: bool) -> None:
         duration = (time.perf_counter() - run.started) * 1000
         metadata, message_id = answer_metadata(response)
         streamed = run.streamed or any(
