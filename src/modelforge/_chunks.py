@@ -3,11 +3,12 @@
 ``chunk_text`` is the answer text of a chunk (a plain string, or the ``text`` blocks of Anthropic-style
 content lists; reasoning and tool-call blocks are not text). ``finish_reason_of`` reads the provider's
 finish/stop reason from a chunk's ``response_metadata`` (``finish_reason`` for OpenAI and Gemini,
-``stop_reason`` for Anthropic, ``done_reason``/``done`` for Ollama) and normalises it to ``stop``,
-``tool_calls``, ``length`` or ``content_filter`` (others pass through lower-cased). A stream whose chunks
-never carried one did not finish. ``restart_of`` reads the notice a fallback model sends when it takes over
-a stream after text was delivered. The marker keys and the retry event's name are here too, so whoever
-reads them (observers, cost trackers) needs nothing of the code that writes them.
+``stop_reason`` for Anthropic, ``done_reason``/``done`` for Ollama, the response's ``status`` for OpenAI's
+Responses API: ``completed``, or ``incomplete`` with its ``incomplete_details``) and normalises it to
+``stop``, ``tool_calls``, ``length`` or ``content_filter`` (others pass through lower-cased). A stream
+whose chunks never carried one did not finish. ``restart_of`` reads the notice a fallback model sends when
+it takes over a stream after text was delivered. The marker keys and the retry event's name are here too,
+so whoever reads them (observers, cost trackers) needs nothing of the code that writes them.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ _FINISH_NAMES = {
 }
 
 
+# The Responses API's incomplete_details.reason -> the normalised finish reason.
+_INCOMPLETE_NAMES = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
 def finish_reason_of(metadata: Mapping[str, Any]) -> str | None:
     """The normalised finish reason in a chunk's ``response_metadata``, or None if it carries none."""
     for key in _FINISH_KEYS:
@@ -64,6 +69,13 @@ def finish_reason_of(metadata: Mapping[str, Any]) -> str | None:
             return _FINISH_NAMES.get(lowered, lowered)
     if metadata.get("done") is True:  # Ollama's last line
         return "stop"
+    status = metadata.get("status")  # the Responses API's last event (response.completed / .incomplete)
+    if status == "completed":
+        return "stop"
+    if status == "incomplete":
+        details = metadata.get("incomplete_details")
+        reason = details.get("reason") if isinstance(details, Mapping) else None
+        return _INCOMPLETE_NAMES.get(str(reason), "length")
     return None
 
 

@@ -61,6 +61,27 @@ class ModelConfig(_Strict):
     max_tokens: int | None = Field(default=None, gt=0)
     timeout: float | None = Field(default=None, gt=0)
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    # OpenAI-compatible providers: "responses" sends the model's calls to the Responses API (/v1/responses),
+    # "chat" to Chat Completions; unset, langchain-openai chooses (the Responses API for the models and
+    # features that need it). ``use_responses_api`` is langchain-openai's own name for the same switch.
+    api: Literal["chat", "responses"] | None = None
+    use_responses_api: bool | None = None
+
+    @field_validator("use_responses_api")
+    @classmethod
+    def _one_api_switch(cls, value: bool | None, info: Any) -> bool | None:
+        api = info.data.get("api")
+        if value is not None and api is not None and value != (api == "responses"):
+            raise ValueError(
+                f"api: {api} and use_responses_api: {str(value).lower()} disagree; set only one of them"
+            )
+        return value
+
+    def responses_api(self) -> bool | None:
+        """True: the Responses API; False: Chat Completions; None: langchain-openai's own choice."""
+        if self.api is not None:
+            return self.api == "responses"
+        return self.use_responses_api
 
 
 class ProviderConfig(_Strict):

@@ -146,6 +146,13 @@ class ModelForgeRegistry:
         )
         if self.verbose:
             logger.info("Building %s/%s (%s)", provider_name, model_alias, family.llm_type)
+        if model.responses_api() is not None and not family.speaks_openai:
+            raise ConfigurationError(
+                f"Model '{provider_name}/{model_alias}' sets api / use_responses_api, which only "
+                f"OpenAI-compatible providers have (this provider is {family.llm_type})",
+                error_code="RESPONSES_API_UNSUPPORTED",
+                suggestion=f"Remove api / use_responses_api from the model's entry under '{provider_name}'",
+            )
         try:
             built = family.build(request)
         except ImportError as err:

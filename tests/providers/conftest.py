@@ -30,6 +30,8 @@ class FamilyCase:
 
 CASES = [
     FamilyCase("openai", "gpt-4o-mini", {"MODELFORGE_OPENAI_API_KEY": OPENAI_KEY}),
+    # The same provider's Responses API (``api: responses``), as langchain-openai sends it.
+    FamilyCase("openai_responses", "gpt-5.5", {"MODELFORGE_OPENAI_RESPONSES_API_KEY": OPENAI_KEY}),
     FamilyCase("anthropic", "claude-sonnet-4-6", {"MODELFORGE_ANTHROPIC_API_KEY": ANTHROPIC_KEY}),
     FamilyCase("ollama", "qwen3:1.7b", {}, errors_carry_headers=False),
     FamilyCase("google", "gemini-2.5-flash", {"MODELFORGE_GOOGLE_API_KEY": GOOGLE_KEY}),
@@ -51,7 +53,8 @@ def openai_section(server: ProviderServer, **settings: Any) -> dict[str, Any]:
 
 
 def provider_config(server: ProviderServer) -> dict[str, Any]:
-    """A config with all six families, each against ``server``, with SDK retries off."""
+    """A config with all six families (and OpenAI's Responses API), each against ``server``, with SDK
+    retries off."""
     no_retry = {"max_attempts": 1}
     return {
         "providers": {
@@ -60,6 +63,13 @@ def provider_config(server: ProviderServer) -> dict[str, Any]:
                 "base_url": server.openai_base_url,
                 "auth_strategy": "api_key",
                 "models": {"gpt-4o-mini": {"api_model_name": "gpt-4o-mini"}},
+                "retry": no_retry,
+            },
+            "openai_responses": {
+                "llm_type": "openai_compatible",
+                "base_url": server.openai_base_url,
+                "auth_strategy": "api_key",
+                "models": {"gpt-5.5": {"api": "responses"}},
                 "retry": no_retry,
             },
             "anthropic": {

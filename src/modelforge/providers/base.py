@@ -120,6 +120,8 @@ class ProviderFamily(ABC):
     default_base_url: ClassVar[str | None] = None
     # The family's retry settings when the provider's ``retry`` section does not set them.
     retry_defaults: ClassVar[dict[str, Any]] = {}
+    # Built on langchain-openai's ChatOpenAI (so a model may choose the Responses API).
+    speaks_openai: ClassVar[bool] = False
 
     @abstractmethod
     def build(self, request: ModelRequest) -> BaseChatModel:

@@ -39,6 +39,7 @@ _sources_lock = threading.Lock()
 class GitHubCopilotFamily(ProviderFamily):
     """Copilot chat models, authenticated by GitHub OAuth and a refreshed Copilot token."""
 
+    speaks_openai = True
     llm_type = "github_copilot"
     pip_package = "langchain-openai"
     default_base_url = COPILOT_BASE_URL

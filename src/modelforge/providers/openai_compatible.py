@@ -1,5 +1,8 @@
 """OpenAI and every server that speaks its chat-completions protocol (OpenRouter, vLLM, llama.cpp, ...).
 
+A model's ``api: responses`` (or ``use_responses_api: true``) sends its calls to OpenAI's Responses API
+instead; unset, langchain-openai picks it for the models and features that need it.
+
 Built as ``ManagedChatOpenAI``, a ``langchain_openai.ChatOpenAI``. A key is required only when the
 provider's ``auth_strategy`` is ``api_key`` (the default for api.openai.com and OpenRouter); a self-hosted
 server with no auth strategy gets a placeholder key, because the OpenAI SDK refuses to start without one.
@@ -49,6 +52,9 @@ def build_chat_openai(
     extra: dict[str, Any] = {}
     if request.model.model_kwargs:
         extra["model_kwargs"] = dict(request.model.model_kwargs)
+    responses_api = request.model.responses_api()
+    if responses_api is not None:
+        extra["use_responses_api"] = responses_api
     pooled = request.http_clients(
         base_url or OPENAI_BASE_URL,
         api_key,
@@ -82,6 +88,7 @@ def build_chat_openai(
 class OpenAICompatibleFamily(ProviderFamily):
     """OpenAI's chat-completions protocol, against any base URL."""
 
+    speaks_openai = True
     llm_type = "openai_compatible"
     pip_package = "langchain-openai"
     default_base_url = OPENAI_BASE_URL

@@ -40,8 +40,9 @@ What a test can set and read on the server:
 
 * ``script(*items)`` / ``script_remaining``: FIFO answers for every chat endpoint, whatever the protocol:
   ``Reply`` (text, tool calls, usage, finish reason, chunking, latency and stream faults), ``Fault``
-  (an HTTP error in the protocol's error format) or ``Disconnect`` (same as ``Fault(status=0)``: accept,
-  then drop the connection without answering). ``default_reply`` answers when the queue is empty.
+  (an HTTP error in the protocol's error format), ``Disconnect`` (same as ``Fault(status=0)``: accept,
+  then drop the connection without answering) or ``Recorded`` (a real provider's recorded response body,
+  replayed byte for byte). ``default_reply`` answers when the queue is empty.
 * ``responder``: consulted when the script queue is empty, for every chat request and every line of a
   batch job: a function of the request (a ``RecordedRequest`` whose ``json`` is the parsed chat body)
   returning a ``Reply`` / ``Fault`` / ``Disconnect``, or ``None`` for ``default_reply``. It runs on the
@@ -95,6 +96,7 @@ from modelforge.testing.script import (
     Disconnect,
     Fault,
     ProtocolName,
+    Recorded,
     RecordedRequest,
     Reply,
     ServerLimits,
@@ -110,6 +112,7 @@ __all__ = [
     "Fault",
     "ProtocolName",
     "ProviderServer",
+    "Recorded",
     "RecordedRequest",
     "Reply",
     "ServerLimits",

@@ -1,8 +1,9 @@
 """Anthropic Messages wire format (``POST /v1/messages``).
 
 Non-streamed: a ``message`` object with ``text`` / ``tool_use`` content blocks. Streamed: SSE ``event:`` +
-``data:`` pairs — ``message_start`` (with ``usage.input_tokens``), ``ping``, ``content_block_start`` /
-``content_block_delta`` (``text_delta``, ``input_json_delta`` fragments) / ``content_block_stop`` per block,
+``data:`` pairs — ``message_start`` (with ``usage.input_tokens``), ``content_block_start`` / ``ping`` (after
+the first block's start, as recorded from the API) / ``content_block_delta`` (``text_delta``,
+``input_json_delta`` fragments) / ``content_block_stop`` per block,
 ``message_delta`` (``stop_reason``; ``usage`` with ``output_tokens`` and, as the API now sends, the
 ``input_tokens``) and ``message_stop``. Errors are ``{"type": "error", "error": {"type", "message"}}``;
 529 is ``overloaded_error``.
@@ -193,13 +194,11 @@ class AnthropicProtocol(ChatProtocol):
     def stream_open(self, reply: Reply, chat: ChatRequest, usage: Usage) -> list[bytes]:
         message = self._message(chat, reply, [], None)
         message["usage"] = self._usage(self._cached(chat), usage.input_tokens, 1)
-        events = [
-            _event("message_start", {"type": "message_start", "message": message}),
-            _event("ping", {"type": "ping"}),
-        ]
+        events = [_event("message_start", {"type": "message_start", "message": message})]
         if self._has_text_block(reply):
             start = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
             events.append(_event("content_block_start", start))
+        events.append(_event("ping", {"type": "ping"}))  # after the first block's start, as the API sends it
         return events
 
     def stream_text(self, text: str, chat: ChatRequest) -> bytes:

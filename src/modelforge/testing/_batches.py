@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from modelforge.testing._chat import ChatProtocol, WireError
 from modelforge.testing._common import default_message, dumps, new_id
 from modelforge.testing._http import Exchange
-from modelforge.testing.script import Disconnect, Fault, RecordedRequest, Usage
+from modelforge.testing.script import Disconnect, Fault, Recorded, RecordedRequest, Usage
 
 if TYPE_CHECKING:
     from modelforge.testing.server import ProviderServer
@@ -266,6 +266,8 @@ class BatchService:
         if isinstance(item, Fault):
             status = item.status
             return status, json.loads(proto.error_body(status, item.message or default_message(status)))
+        if isinstance(item, Recorded):
+            return item.status, json.loads(item.body)
         if item.model:
             chat.model = item.model
         usage = item.usage or Usage(chat.prompt_tokens, item.estimated_output_tokens())

@@ -20,6 +20,7 @@ from modelforge.testing.script import (
     Disconnect,
     Fault,
     ProtocolName,
+    Recorded,
     RecordedRequest,
     Reply,
     ScriptItem,
@@ -171,6 +172,9 @@ async def serve_chat(
     base_headers = {**proto.response_headers(chat), **limit_headers}
     if isinstance(item, Fault):
         await _send_fault(ex, proto, item, base_headers)
+        return
+    if isinstance(item, Recorded):
+        await ex.respond(item.status, item.body, {**base_headers, **item.headers}, item.media_type())
         return
     if not await ex.sleep(item.latency):
         return

@@ -9,7 +9,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from modelforge.testing import _anthropic, _gemini, _ollama, _openai
+from modelforge.testing import _anthropic, _gemini, _ollama, _openai, _responses
 from modelforge.testing._batches import BatchService, Handler
 from modelforge.testing._batches_anthropic import AnthropicBatches
 from modelforge.testing._batches_openai import OpenAIBatches
@@ -73,12 +73,14 @@ class Router:
         self._host = host
         self._github = github
         self.openai = _openai.OpenAIProtocol(lambda: server.require_api_key)
+        self.responses = _responses.ResponsesProtocol(lambda: server.require_api_key)
         self.copilot = _openai.CopilotProtocol(github.copilot_token_valid)
         self.anthropic = _anthropic.AnthropicProtocol(lambda: server.require_api_key, server.caches)
         self.gemini = _gemini.GeminiProtocol(lambda: server.require_api_key, server.caches)
         self.ollama = _ollama.OllamaProtocol(lambda: server.ollama_models)
         self._routes: dict[tuple[str, str], Route] = {
             ("POST", "/v1/chat/completions"): self._chat(self.openai),
+            ("POST", "/v1/responses"): self._chat(self.responses),
             ("GET", "/v1/models"): self._v1_models,
             ("POST", "/v1/messages"): self._chat(self.anthropic),
             ("POST", "/api/chat"): self._chat(self.ollama),

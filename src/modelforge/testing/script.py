@@ -8,6 +8,7 @@ Owns the protocol-neutral value types of :mod:`modelforge.testing`:
 * ``Fault``: an HTTP error answer rendered in the protocol's error body format.
 * ``Disconnect``: accept the request, then drop the connection without answering (``Fault(status=0)``
   means the same).
+* ``Recorded``: answer with bytes recorded from a real provider (a replayed HTTP response body).
 * ``ServerLimits``: server-side requests/tokens per minute enforcement.
 * ``DeviceFlowScript`` / ``DevicePoll``: how the GitHub OAuth device flow answers, and each poll seen.
 * ``RecordedRequest``: every request the server received.
@@ -27,6 +28,7 @@ __all__ = [
     "Disconnect",
     "Fault",
     "ProtocolName",
+    "Recorded",
     "RecordedRequest",
     "Reply",
     "ScriptItem",
@@ -155,7 +157,28 @@ class Disconnect:
     latency: float = 0.0
 
 
-ScriptItem: TypeAlias = Reply | Fault | Disconnect
+@dataclass
+class Recorded:
+    """Answer with a real provider's recorded response body, byte for byte (a replay).
+
+    ``content_type`` defaults to ``text/event-stream`` for a body that starts as a server-sent event
+    stream (``event:`` or ``data:``), else ``application/json``. The request is still authorised, counted
+    and recorded as any other; whether it asked for a stream does not change what is sent.
+    """
+
+    body: bytes
+    status: int = 200
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def media_type(self) -> str:
+        if self.content_type is not None:
+            return self.content_type
+        start = self.body.lstrip()[:6]
+        return "text/event-stream" if start.startswith((b"event:", b"data:")) else "application/json"
+
+
+ScriptItem: TypeAlias = Reply | Fault | Disconnect | Recorded
 
 
 @dataclass

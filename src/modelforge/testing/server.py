@@ -31,6 +31,7 @@ from modelforge.testing.script import (
     Disconnect,
     Fault,
     ProtocolName,
+    Recorded,
     RecordedRequest,
     Reply,
     ScriptItem,
@@ -214,10 +215,12 @@ class ProviderServer:
     # -- script and records ----------------------------------------------------------------------------
 
     def script(self, *items: ScriptItem) -> None:
-        """Queue answers (``Reply``, ``Fault``, ``Disconnect``) for the model endpoints, FIFO."""
+        """Queue answers (``Reply``, ``Fault``, ``Disconnect``, ``Recorded``) for the model endpoints."""
         for item in items:
-            if not isinstance(item, Reply | Fault | Disconnect):
-                raise TypeError(f"cannot script {type(item).__name__}; use Reply, Fault or Disconnect")
+            if not isinstance(item, Reply | Fault | Disconnect | Recorded):
+                raise TypeError(
+                    f"cannot script {type(item).__name__}; use Reply, Fault, Disconnect or Recorded"
+                )
         with self._lock:
             self._script.extend(items)
 
@@ -236,9 +239,10 @@ class ProviderServer:
         if responder is not None:
             item = responder(request)
             if item is not None:
-                if not isinstance(item, Reply | Fault | Disconnect):
+                if not isinstance(item, Reply | Fault | Disconnect | Recorded):
                     raise TypeError(
-                        f"the responder returned {type(item).__name__}; use Reply, Fault or Disconnect"
+                        f"the responder returned {type(item).__name__}; use Reply, Fault, Disconnect or "
+                        "Recorded"
                     )
                 return item
         return self.default_reply
