@@ -21,6 +21,9 @@ The transport counts the requests each pool has in flight (until their response 
 ``LoopPools.retire()`` (a key dropped from ``modelforge.pooling``'s table) closes idle pools at once and busy
 ones as soon as their last response is closed, without cutting off an answer being read.
 
+The transport notes the status and headers of every error answer (``modelforge._failed_answers``), for
+SDKs whose exceptions leave the headers out (Ollama), so Retry-After still reaches the retry policy.
+
 The transport also stamps the rate limiter's send mark of the attempt it sends for
 (``modelforge._send_marks``, set by the admission in the caller's thread or task) when the whole request
 has been written to a connection (httpcore's ``trace`` events), so the time spent waiting for a pooled
@@ -43,7 +46,7 @@ from concurrent.futures import Future
 from types import ModuleType
 from typing import Any
 
-from modelforge import _send_marks
+from modelforge import _failed_answers, _send_marks
 
 __all__ = ["LoopPools", "load_flavor", "running_loop", "shared_transport"]
 
@@ -379,6 +382,8 @@ def _transport_class(flavor: ModuleType) -> type:
                 raise
             if mark is not None:
                 mark.stamp()  # no-op when the trace stamped it
+            if response.status_code >= 400:  # for SDKs whose errors drop the headers (Ollama)
+                _failed_answers.note(response.status_code, response.headers.items())
             response.stream = SyncReleasing(response.stream, functools.partial(self.pools.release_sync, pool))
             return response
 
@@ -396,6 +401,8 @@ def _transport_class(flavor: ModuleType) -> type:
                 raise
             if mark is not None:
                 mark.stamp()
+            if response.status_code >= 400:  # for SDKs whose errors drop the headers (Ollama)
+                _failed_answers.note(response.status_code, response.headers.items())
             response.stream = AsyncReleasing(
                 response.stream, functools.partial(self.pools.release_async, pool)
             )

@@ -17,11 +17,13 @@ import gzip
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from modelforge.assistant.costs import CostTracker
 from modelforge.registry import ModelForgeRegistry
 from modelforge.streaming import StreamEnd, StreamError, stream_events
 from modelforge.testing import ProviderServer, Recorded
@@ -247,21 +249,79 @@ def test_a_get_llm_model_reads_the_recorded_answer(server: ProviderServer, answe
 STREAMED = [answer for answer in ANSWERS if answer.streamed]
 
 
-@pytest.mark.parametrize("answer", STREAMED, ids=str)
-def test_stream_events_ends_the_recorded_stream_with_its_text_and_usage(
-    server: ProviderServer, answer: Answer
-) -> None:
-    want = expected(answer)
-    llm = model_for(server, answer)
+def replayed_events(server: ProviderServer, answer: Answer, llm: Any) -> list[Any]:
+    """The ``stream_events`` of ``llm`` answering with the recorded stream."""
     server.script(Recorded(answer.body.encode("utf-8")))
 
     async def run() -> list[Any]:
         return [event async for event in stream_events(llm, "replayed")]
 
-    events = asyncio.run(run())
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("answer", STREAMED, ids=str)
+def test_stream_events_ends_the_recorded_stream_with_its_text_and_usage(
+    server: ProviderServer, answer: Answer
+) -> None:
+    want = expected(answer)
+    events = replayed_events(server, answer, model_for(server, answer))
     errors = [event for event in events if isinstance(event, StreamError)]
     assert not errors, errors[0].error
     (end,) = [event for event in events if isinstance(event, StreamEnd)]
     assert end.text == want.text
     assert end.usage is not None
     assert (end.usage.input_tokens, end.usage.output_tokens) == (want.input_tokens, want.output_tokens)
+
+
+# --- the price of each recorded answer ----------------------------------------------------------------------
+
+
+def _catalogue() -> dict[str, Any]:
+    """The bundled models.dev snapshot, read raw (not through ModelForge's catalogue code)."""
+    raw = resources.files("modelforge.data").joinpath("models_dev.json.gz").read_bytes()
+    return cast(dict[str, Any], json.loads(gzip.decompress(raw))["providers"])
+
+
+CATALOGUE = _catalogue()
+
+
+def catalogue_cost(answer: Answer, want: Expected, reported: str | None) -> float | None:
+    """Usage times the catalogue's prices for the requested model, else for the id the answer reported."""
+    models = CATALOGUE[answer.family]["models"]
+    entry = models.get(answer.model) or models.get(reported or "")
+    prices = (entry or {}).get("cost") or {}
+    if "input" not in prices or "output" not in prices:
+        return None
+    read = prices.get("cache_read", prices["input"])
+    write = prices.get("cache_write", prices["input"])
+    plain = want.input_tokens - want.cache_read_tokens - want.cache_write_tokens
+    dollars = (
+        plain * prices["input"]
+        + want.cache_read_tokens * read
+        + want.cache_write_tokens * write
+        + want.output_tokens * prices["output"]
+    )
+    return dollars / 1_000_000
+
+
+@pytest.mark.parametrize("answer", STREAMED, ids=str)
+def test_the_cost_of_a_recorded_stream_is_the_catalogue_price_everywhere(
+    server: ProviderServer, answer: Answer
+) -> None:
+    """StreamEnd.cost, CostTracker and the catalogue computed here agree to the cent-millionth."""
+    want = expected(answer)
+    llm = model_for(server, answer)
+    (end,) = [event for event in replayed_events(server, answer, llm) if isinstance(event, StreamEnd)]
+    server.script(Recorded(answer.body.encode("utf-8")))
+    chunks = list(llm.stream("replayed"))
+    merged = chunks[0]
+    for chunk in chunks[1:]:
+        merged += chunk
+    tracked = CostTracker(llm).record(merged)
+    reported = merged.response_metadata.get("model_name") or merged.response_metadata.get("model")
+    independent = catalogue_cost(answer, want, reported)
+    if independent is None:
+        assert end.cost is None and not tracked.priced
+        return
+    assert end.cost == pytest.approx(independent, abs=1e-8)
+    assert tracked.cost == pytest.approx(independent, abs=1e-8)

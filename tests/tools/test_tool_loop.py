@@ -73,6 +73,12 @@ def tool_results_sent(provider: str, body: dict[str, Any]) -> list[tuple[str | N
             (part["functionResponse"]["name"], part["functionResponse"]["response"]["output"])
             for part in body["contents"][-1]["parts"]
         ]
+    if provider == "openai_responses":  # function_call_output items in the Responses API's input
+        return [
+            (item["call_id"], item["output"])
+            for item in body["input"]
+            if item.get("type") == "function_call_output"
+        ]
     tool_messages = [m for m in body["messages"] if m["role"] == "tool"]
     if provider == "ollama":  # Ollama's tool messages carry no call id
         return [(None, m["content"]) for m in tool_messages]

@@ -10,7 +10,6 @@ price). ``price_usage`` is the one price computation: the catalogue's entry for 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -18,7 +17,13 @@ from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
 
 from modelforge._chunks import CACHE_MARKER
 from modelforge._token_estimate import tokens_in_text
-from modelforge.catalog.prices import ONE_HOUR_WRITE_MULTIPLIER, Usage, price_usage
+from modelforge.catalog.prices import (
+    ONE_HOUR_WRITE_MULTIPLIER,
+    Usage,
+    price_usage,
+    reported_model_id,
+    usage_from_metadata,
+)
 
 __all__ = [
     "ONE_HOUR_WRITE_MULTIPLIER",
@@ -33,27 +38,11 @@ __all__ = [
 ]
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
 def usage_of(message: BaseMessage | None) -> Usage | None:
     """The usage the provider reported on ``message`` (``usage_metadata``), or None when it sent none."""
-    meta = getattr(message, "usage_metadata", None) if isinstance(message, AIMessage) else None
-    if not isinstance(meta, Mapping):
+    if not isinstance(message, AIMessage):
         return None
-    details = meta.get("input_token_details") or {}
-    five_min = _int(details.get("ephemeral_5m_input_tokens"))
-    one_hour = _int(details.get("ephemeral_1h_input_tokens"))
-    # langchain-anthropic zeroes the generic ``cache_creation`` when it gives the per-TTL counts.
-    writes = _int(details.get("cache_creation")) or five_min + one_hour
-    return Usage(
-        input_tokens=_int(meta.get("input_tokens")),
-        output_tokens=_int(meta.get("output_tokens")),
-        cache_read_tokens=_int(details.get("cache_read")),
-        cache_write_tokens=max(writes, one_hour),
-        cache_write_1h_tokens=one_hour,
-    )
+    return usage_from_metadata(message.usage_metadata)
 
 
 def estimate_tokens(text: str) -> int:
@@ -80,9 +69,7 @@ def served_from_cache(message: BaseMessage | None) -> str | None:
 
 def reported_model(message: BaseMessage | None) -> str | None:
     """The model id the provider said answered, if any."""
-    meta = getattr(message, "response_metadata", None) or {}
-    found = meta.get("model_name") or meta.get("model")
-    return found if isinstance(found, str) else None
+    return reported_model_id(getattr(message, "response_metadata", None))
 
 
 def identify(llm: BaseChatModel) -> tuple[str, str]:

@@ -11,12 +11,18 @@ Every price is the catalogue's entry for exactly the model (``Catalog.lookup``: 
   metrics; ``price_counts(...)``: the same cost alone (``None`` when unknown), for the observability events;
 * ``price_usage(provider, model, Usage(...))``: ``CostTracker``'s price, with Anthropic's one-hour cache
   writes at twice the input price;
-* ``BATCH_API_DISCOUNT``: what OpenAI's and Anthropic's batch APIs take off the live price.
+* ``BATCH_API_DISCOUNT``: what OpenAI's and Anthropic's batch APIs take off the live price;
+* ``usage_from_metadata`` / ``reported_model_id``: a LangChain message's usage and the model id the
+  provider reported, read the same way for every price.
+
+All of them compute with ``_price`` (one formula: cache reads and writes at their own prices, one-hour
+writes at twice the input price) and look the model up with ``Catalog.lookup`` (the configured id first,
+then the id the response reported, so ``-latest`` aliases are priced as the dated model that answered).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +37,8 @@ __all__ = [
     "price_counts",
     "price_usage",
     "price_with_source",
+    "reported_model_id",
+    "usage_from_metadata",
 ]
 
 # What OpenAI's and Anthropic's batch APIs take off the live price.
@@ -84,7 +92,7 @@ def price_with_source(
             supports_function_calling=info.supports_function_calling,
             supports_vision=info.supports_vision,
         )
-    cost = _cost(info, usage)
+    cost = _price(info, usage)
     if info is None or cost is None:
         return 0.0, {**meta, "pricing": "unknown"}
     meta.update(pricing="models.dev", pricing_model=f"{info.provider}/{info.model}")
@@ -99,25 +107,14 @@ def price_counts(
     """``price_with_source``'s cost without its metadata: ``None`` when the catalogue has no price."""
     if provider.strip().lower() in LOCAL_PROVIDERS:
         return 0.0
-    return _cost((catalog or Catalog.bundled()).lookup(provider, [model, actual_model]), usage)
-
-
-def _cost(info: ModelInfo | None, usage: TokenCounts) -> float | None:
-    if info is None:
-        return None
-    return info.cost(
-        usage.prompt_tokens,
-        usage.completion_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-    )
+    return _price((catalog or Catalog.bundled()).lookup(provider, [model, actual_model]), usage)
 
 
 def calculate_cost(provider: str, model: str, usage: TokenCounts, *, catalog: Catalog | None = None) -> float:
     """USD for ``usage`` at the catalogue's price for exactly ``provider``/``model``; 0.0 when unknown."""
     if provider.strip().lower() in LOCAL_PROVIDERS:
         return 0.0
-    cost = _cost((catalog or Catalog.bundled()).lookup(provider, [model]), usage)
+    cost = _price((catalog or Catalog.bundled()).lookup(provider, [model]), usage)
     return cost if cost is not None else 0.0
 
 
@@ -136,9 +133,28 @@ def price_usage(
     """
     if provider.strip().lower() in LOCAL_PROVIDERS:
         return 0.0
-    info = (catalog or Catalog.bundled()).lookup(provider, [model, *other_names])
+    return _price((catalog or Catalog.bundled()).lookup(provider, [model, *other_names]), usage)
+
+
+def _as_usage(counts: Usage | TokenCounts) -> Usage:
+    if isinstance(counts, Usage):
+        return counts
+    return Usage(
+        input_tokens=counts.prompt_tokens,
+        output_tokens=counts.completion_tokens,
+        cache_read_tokens=counts.cache_read_tokens,
+        cache_write_tokens=counts.cache_write_tokens,
+        cache_write_1h_tokens=int(getattr(counts, "cache_write_1h_tokens", 0) or 0),
+    )
+
+
+def _price(info: ModelInfo | None, counts: Usage | TokenCounts) -> float | None:
+    """The one price computation: ``info``'s input, output, cache-read and cache-write prices, with
+    Anthropic's one-hour cache writes at ``ONE_HOUR_WRITE_MULTIPLIER`` times the input price. Reasoning
+    tokens are part of the output tokens (as every provider reports them) and cost the output price."""
     if info is None:
         return None
+    usage = _as_usage(counts)
     one_hour = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
     # One-hour writes are left as plain input here (base price) and topped up to their multiple below.
     cost = info.cost(
@@ -152,3 +168,34 @@ def price_usage(
     if one_hour and info.input_per_1m is not None:
         cost += one_hour * info.input_per_1m * (ONE_HOUR_WRITE_MULTIPLIER - 1) / 1_000_000
     return cost
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def usage_from_metadata(meta: Mapping[str, Any] | None) -> Usage | None:
+    """A message's LangChain ``usage_metadata`` as a ``Usage`` (None when there is none): cache reads, and
+    cache writes with their one-hour part (langchain-anthropic gives per-TTL counts and zeroes the generic
+    ``cache_creation`` then)."""
+    if not isinstance(meta, Mapping):
+        return None
+    details = meta.get("input_token_details") or {}
+    five_min = _count(details.get("ephemeral_5m_input_tokens"))
+    one_hour = _count(details.get("ephemeral_1h_input_tokens"))
+    writes = _count(details.get("cache_creation")) or five_min + one_hour
+    return Usage(
+        input_tokens=_count(meta.get("input_tokens")),
+        output_tokens=_count(meta.get("output_tokens")),
+        cache_read_tokens=_count(details.get("cache_read")),
+        cache_write_tokens=max(writes, one_hour),
+        cache_write_1h_tokens=one_hour,
+    )
+
+
+def reported_model_id(metadata: Mapping[str, Any] | None) -> str | None:
+    """The model id an answer's ``response_metadata`` says answered (``model_name`` or ``model``), if any."""
+    if not isinstance(metadata, Mapping):
+        return None
+    found = metadata.get("model_name") or metadata.get("model")
+    return found if isinstance(found, str) and found else None

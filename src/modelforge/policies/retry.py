@@ -60,11 +60,11 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from modelforge import _send_marks
-from modelforge._chunks import RETRY_EVENT
+from modelforge._chunks import RETRY_EVENT, finish_reason_of
 from modelforge._pipeline import Call, CallAttempts, Pipeline, Step, in_batch
 from modelforge._secrets import mask_secrets
 from modelforge.delegating import PipelineChatModel, innermost
-from modelforge.exceptions import ModelForgeError, NetworkTimeoutError, RateLimitError
+from modelforge.exceptions import ModelForgeError, NetworkTimeoutError, RateLimitError, StreamInterruptedError
 from modelforge.providers import ProviderFamily, get_family
 from modelforge.sections.retry import OPERATIONS, ProviderRetryConfig
 
@@ -444,9 +444,13 @@ class RetryStep(Step):
         rate_limit: Mapping[str, Any] | None = None,
         pooled: bool = False,
         notify: bool = True,
+        require_finish: bool = True,
     ) -> None:
         self.provider = provider
         self.family = family
+        # False: a stream that ends with nothing and no finish reason is not a failure (a model that never
+        # reports one); True: it is retried as one (nothing reached the caller).
+        self.require_finish = require_finish
         self.alias = alias
         self.retry = dict(retry or {})
         self.config = config
@@ -637,7 +641,7 @@ class RetryStep(Step):
         self, call: Call, send: Callable[[Call], Iterator[ChatGenerationChunk]]
     ) -> Iterator[ChatGenerationChunk]:
         while True:
-            yielded = False
+            start = _HeldStart(self._provider_of(call), self.require_finish)
             ticket = self._admit(call)
             used: int | None = None
             headers: dict[str, str] | None = None
@@ -645,10 +649,13 @@ class RetryStep(Step):
             inner = send(call)
             try:
                 for chunk in inner:
-                    yielded = True
                     used = _add_tokens(used, chunk.message)
                     headers = headers or _message_headers(chunk.message)
-                    yield chunk
+                    if start.open:
+                        yield chunk
+                    else:
+                        yield from start.take(chunk)
+                yield from start.end()
                 released = True
                 self._release(ticket, call, tokens=used, headers=headers)
                 return
@@ -656,7 +663,7 @@ class RetryStep(Step):
                 translated = self.translate(err, call)
                 released = True
                 self._release(ticket, call, error=translated)
-                wait = None if yielded else self._next_wait(translated, call)
+                wait = None if start.open else self._next_wait(translated, call)
                 if wait is None:
                     if translated is err:
                         raise
@@ -675,7 +682,7 @@ class RetryStep(Step):
         self, call: Call, send: Callable[[Call], AsyncIterator[ChatGenerationChunk]]
     ) -> AsyncIterator[ChatGenerationChunk]:
         while True:
-            yielded = False
+            start = _HeldStart(self._provider_of(call), self.require_finish)
             ticket = await self._aadmit(call)
             used: int | None = None
             headers: dict[str, str] | None = None
@@ -683,10 +690,15 @@ class RetryStep(Step):
             inner = cast(AsyncGenerator[ChatGenerationChunk, None], send(call))
             try:
                 async for chunk in inner:
-                    yielded = True
                     used = _add_tokens(used, chunk.message)
                     headers = headers or _message_headers(chunk.message)
-                    yield chunk
+                    if start.open:
+                        yield chunk
+                    else:
+                        for passed in start.take(chunk):
+                            yield passed
+                for passed in start.end():
+                    yield passed
                 released = True
                 self._release(ticket, call, tokens=used, headers=headers)
                 return
@@ -694,7 +706,7 @@ class RetryStep(Step):
                 translated = self.translate(err, call)
                 released = True
                 self._release(ticket, call, error=translated)
-                wait = None if yielded else self._next_wait(translated, call)
+                wait = None if start.open else self._next_wait(translated, call)
                 if wait is None:
                     if translated is err:
                         raise
@@ -707,6 +719,46 @@ class RetryStep(Step):
                     await aclose()
             call.attempts.next(wait)
             await asyncio.sleep(wait)
+
+
+class _HeldStart:
+    """The start of one stream attempt: chunks that carry nothing for the caller yet (the provider's opening
+    metadata, usage) are held back until the first chunk with content, so an attempt that fails before any
+    content (an error event, a cut connection, an end without a finish reason) can be retried with nothing
+    delivered twice (not even the prompt's usage). ``open`` once content has passed."""
+
+    __slots__ = ("finished", "held", "open", "provider", "require_finish")
+
+    def __init__(self, provider: str, require_finish: bool = True) -> None:
+        self.provider = provider
+        self.require_finish = require_finish
+        self.held: list[ChatGenerationChunk] = []
+        self.open = False
+        self.finished = False
+
+    def take(self, chunk: ChatGenerationChunk) -> list[ChatGenerationChunk]:
+        """The chunks to pass on now that ``chunk`` arrived (none while the stream says nothing yet)."""
+        message = chunk.message
+        if not self.finished:
+            self.finished = bool(
+                (chunk.generation_info and finish_reason_of(chunk.generation_info) is not None)
+                or (message.response_metadata and finish_reason_of(message.response_metadata) is not None)
+            )
+        if message.content or getattr(message, "tool_call_chunks", None):
+            self.open = True
+            passed, self.held = [*self.held, chunk], []
+            return passed
+        self.held.append(chunk)
+        return []
+
+    def end(self) -> list[ChatGenerationChunk]:
+        """The held chunks of a stream that ended; raises when it ended with nothing and no finish reason."""
+        if self.open or self.finished or not self.require_finish:
+            passed, self.held = self.held, []
+            return passed
+        raise StreamInterruptedError(
+            self.provider, "", reason="it ended before any text, without a finish reason"
+        )
 
 
 def _add_tokens(total: int | None, message: BaseMessage) -> int | None:

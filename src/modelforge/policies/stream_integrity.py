@@ -1,8 +1,10 @@
 """The step that holds streams to their end and counts every provider call in metrics.
 
 A stream that stops without the provider's finish reason (cut before its terminator), or breaks after text
-arrived (a dropped connection, a malformed chunk), raises ``StreamInterruptedError`` carrying the text
-received so far; a timeout carries it as ``partial_text``. A stream the caller stopped early did not fail.
+arrived (a dropped connection, a malformed chunk, an error event such as Anthropic's ``overloaded_error``),
+raises ``StreamInterruptedError`` carrying the text received so far (for an error event, with that
+error's ``retryable`` and ``status_code``, and its code in ``details["provider_error"]``); a timeout
+carries it as ``partial_text``. A stream the caller stopped early did not fail.
 
 Every call's outcome and attempts, and every stream's chunks, tokens and timing, are counted in
 ``modelforge.telemetry.metrics`` (``performance_metrics()``, ``modelforge stats``). The step sits above
@@ -26,6 +28,7 @@ from modelforge.exceptions import (
     MalformedResponseError,
     NetworkConnectionError,
     NetworkTimeoutError,
+    ProviderError,
     StreamInterruptedError,
 )
 from modelforge.telemetry import metrics
@@ -74,6 +77,17 @@ class _StreamWatch:
             return err
         if partial and isinstance(err, NetworkConnectionError | MalformedResponseError):
             return StreamInterruptedError(self.provider, partial, reason=err.message)
+        if partial and isinstance(err, ProviderError):  # an error event after text (e.g. overloaded_error)
+            return StreamInterruptedError(
+                self.provider,
+                partial,
+                reason=f"the provider sent an error: {err.message}",
+                status_code=err.status_code,
+                retryable=err.retryable,
+                retry_after=err.retry_after,
+                request_id=err.request_id,
+                details={"provider_error": err.error_code},
+            )
         return err
 
     def check_end(self) -> None:
@@ -105,9 +119,14 @@ class StreamIntegrityStep(Step):
 
     name = "stream integrity, metrics"
 
-    def __init__(self, provider: str, alias: str) -> None:
+    def __init__(
+        self, provider: str, alias: str, *, record_metrics: bool = True, require_finish: bool = True
+    ) -> None:
         self.provider = provider
         self.alias = alias
+        self.record_metrics = record_metrics  # False: checks only (a model ModelForge did not build)
+        # False: a model that never reports a finish reason (not one of the four SDK families) ends freely.
+        self.require_finish = require_finish
 
     def __repr__(self) -> str:
         return f"StreamIntegrityStep(provider={self.provider!r})"
@@ -124,19 +143,23 @@ class StreamIntegrityStep(Step):
         try:
             result = send(call)
         except Exception:
-            metrics.record_call(self.provider, self._model_key(call), call.attempts.attempt, False)
+            self._count(call, False)
             raise
-        metrics.record_call(self.provider, self._model_key(call), call.attempts.attempt, True)
+        self._count(call, True)
         return result
 
     async def agenerate(self, call: Call, send: Callable[[Call], Awaitable[ChatResult]]) -> ChatResult:
         try:
             result = await send(call)
         except Exception:
-            metrics.record_call(self.provider, self._model_key(call), call.attempts.attempt, False)
+            self._count(call, False)
             raise
-        metrics.record_call(self.provider, self._model_key(call), call.attempts.attempt, True)
+        self._count(call, True)
         return result
+
+    def _count(self, call: Call, ok: bool) -> None:
+        if self.record_metrics:
+            metrics.record_call(self.provider, self._model_key(call), call.attempts.attempt, ok)
 
     def stream(
         self, call: Call, send: Callable[[Call], Iterator[ChatGenerationChunk]]
@@ -149,7 +172,8 @@ class StreamIntegrityStep(Step):
                 for chunk in source:
                     watch.see(chunk)
                     yield chunk
-            watch.check_end()
+            if self.require_finish:
+                watch.check_end()
         except Exception as err:
             failed = True
             raised = watch.failed(err)
@@ -157,7 +181,8 @@ class StreamIntegrityStep(Step):
                 raise
             raise raised from err
         finally:  # a stream the caller stopped early did not fail
-            watch.record(self._model_key(call), call, not failed)
+            if self.record_metrics:
+                watch.record(self._model_key(call), call, not failed)
 
     async def astream(
         self, call: Call, send: Callable[[Call], AsyncIterator[ChatGenerationChunk]]
@@ -170,7 +195,8 @@ class StreamIntegrityStep(Step):
                 async for chunk in source:
                     watch.see(chunk)
                     yield chunk
-            watch.check_end()
+            if self.require_finish:
+                watch.check_end()
         except Exception as err:
             failed = True
             raised = watch.failed(err)
@@ -178,4 +204,5 @@ class StreamIntegrityStep(Step):
                 raise
             raise raised from err
         finally:  # a stream the caller stopped early (or cancelled) did not fail
-            watch.record(self._model_key(call), call, not failed)
+            if self.record_metrics:
+                watch.record(self._model_key(call), call, not failed)

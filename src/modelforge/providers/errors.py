@@ -40,6 +40,7 @@ __all__ = [
     "parse_retry_after",
     "rate_limit_headers",
     "read_stainless_failure",
+    "status_of_stream_error",
     "transport_error",
 ]
 
@@ -228,18 +229,66 @@ def header_dict(headers: Any) -> dict[str, str]:
         return {}
 
 
+# The error types and codes providers send inside a stream that has already answered HTTP 200 (OpenAI's
+# ``data: {"error": ...}``, the Responses API's ``error`` / ``response.failed`` events, Anthropic's
+# ``event: error``, Gemini's error payloads), and the HTTP status each stands for, so a failure that comes
+# mid-stream is typed and retried as the same failure answered up front would be.
+_STREAM_ERROR_STATUS = {
+    # Anthropic (https://docs.anthropic.com/en/api/errors)
+    "overloaded_error": 529,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    # OpenAI Chat Completions and Responses
+    "server_error": 500,
+    "service_unavailable": 503,
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "context_length_exceeded": 400,
+    "invalid_prompt": 400,
+    # Gemini (google.rpc.Code names)
+    "unavailable": 503,
+    "resource_exhausted": 429,
+    "internal": 500,
+    "deadline_exceeded": 504,
+    "invalid_argument": 400,
+}
+
+
+def status_of_stream_error(error_type: str | None, *, default: int = 500) -> int:
+    """The HTTP status an in-stream error of ``error_type`` stands for (``default`` when unknown)."""
+    return _STREAM_ERROR_STATUS.get((error_type or "").strip().lower(), default)
+
+
 def read_stainless_failure(err: BaseException, module_name: str) -> HttpFailure | None:
-    """Read an ``APIStatusError`` of the OpenAI or Anthropic SDK (both share one generated design)."""
-    if type(err).__module__.split(".")[0] != module_name or not hasattr(err, "status_code"):
+    """Read an ``APIStatusError`` of the OpenAI or Anthropic SDK (both share one generated design), or the
+    ``APIError`` / status-200 error they raise for an error event inside a stream (typed by its error type).
+    """
+    if type(err).__module__.split(".")[0] != module_name:
         return None
     response = getattr(err, "response", None)
     body = getattr(err, "body", None)
     error_type = getattr(err, "code", None) or getattr(err, "type", None)
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        error_type = body["error"].get("code") or body["error"].get("type") or error_type
+    inner = body.get("error") if isinstance(body, dict) else None
+    if isinstance(inner, dict):
+        error_type = inner.get("code") or inner.get("type") or error_type
+    elif isinstance(body, dict) and ("message" in body or "type" in body):  # OpenAI's in-stream error body
+        error_type = body.get("code") or body.get("type") or error_type
+    status = getattr(err, "status_code", None)
+    if status is None and not hasattr(err, "request"):  # not an API error at all
+        return None
+    if status is None or int(status) < 400:  # an error event inside a stream that answered 200
+        if not error_type and body is None:
+            return None
+        status = status_of_stream_error(str(error_type) if error_type else None)
     message = getattr(err, "api_message", None) or getattr(err, "message", "") or str(err)
     return HttpFailure(
-        status=int(err.status_code),
+        status=int(status),
         headers=header_dict(getattr(response, "headers", None)),
         message=str(message),
         error_type=str(error_type) if error_type else None,

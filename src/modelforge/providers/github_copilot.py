@@ -24,7 +24,7 @@ from langchain_core.language_models import BaseChatModel
 from modelforge.auth.copilot import COPILOT_HEADERS, DEFAULT_EXCHANGE_URL
 from modelforge.providers.base import ModelRequest, ProviderFamily
 from modelforge.providers.errors import HttpFailure, read_stainless_failure
-from modelforge.providers.openai_compatible import build_chat_openai
+from modelforge.providers.openai_compatible import build_chat_openai, read_responses_stream_failure
 
 if TYPE_CHECKING:
     from modelforge.auth import CopilotTokenSource
@@ -78,4 +78,4 @@ class GitHubCopilotFamily(ProviderFamily):
         return bool(sources)
 
     def read_failure(self, err: BaseException) -> HttpFailure | None:
-        return read_stainless_failure(err, "openai")
+        return read_stainless_failure(err, "openai") or read_responses_stream_failure(err)

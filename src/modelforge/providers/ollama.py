@@ -2,7 +2,9 @@
 
 The server URL comes from the provider's ``base_url``, else ``OLLAMA_HOST``; with neither the registry
 raises ``ConfigurationError`` (``OLLAMA_URL_MISSING``) as 2.3.0 did. ``api_model_name`` is honoured (2.3.0
-sent the alias). Ollama needs no key and its errors carry a status but no headers.
+sent the alias). Ollama needs no key and its errors carry a status but no headers: those of an error answer
+are read from ModelForge's pooled transport (``modelforge._failed_answers``), so a 429's ``Retry-After``
+is honoured.
 """
 
 from __future__ import annotations
@@ -11,18 +13,43 @@ import os
 from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.outputs import ChatResult
 from langchain_ollama import ChatOllama
 
-from modelforge.exceptions import ConfigurationError
+from modelforge import _failed_answers
+from modelforge._pipeline import Call
+from modelforge.exceptions import ConfigurationError, StreamInterruptedError
 from modelforge.providers._managed import ManagedChatModel
 from modelforge.providers.base import ModelRequest, ProviderFamily
-from modelforge.providers.errors import HttpFailure
+from modelforge.providers.errors import HttpFailure, status_of_stream_error
 
 __all__ = ["OLLAMA_OPTION_FIELDS", "ManagedChatOllama", "OllamaFamily", "ollama_base_url"]
 
 
 class ManagedChatOllama(ManagedChatModel, ChatOllama):
-    """``ChatOllama`` with ModelForge's pipeline inside its calls (``modelforge.providers._managed``)."""
+    """``ChatOllama`` with ModelForge's pipeline inside its calls (``modelforge.providers._managed``).
+
+    langchain-ollama answers ``invoke`` by reading Ollama's stream to its end; a stream cut before its
+    ``done: true`` line would come back as a short answer, so such an answer raises
+    ``StreamInterruptedError`` (with the text that arrived), as the same cut does on ``stream``.
+    """
+
+    def _sdk_generate(self, call: Call) -> ChatResult:
+        return self._finished(super()._sdk_generate(call))
+
+    async def _sdk_agenerate(self, call: Call) -> ChatResult:
+        return self._finished(await super()._sdk_agenerate(call))
+
+    def _finished(self, result: ChatResult) -> ChatResult:
+        """``result`` when Ollama's stream behind it reached ``done: true``; else StreamInterruptedError."""
+        for generation in result.generations:
+            info = generation.generation_info or {}
+            if info.get("done") is True or generation.message.response_metadata.get("done") is True:
+                return result
+        text = "".join(generation.text for generation in result.generations)
+        forge = self.forge_or_none()
+        provider = forge.provider_name if forge is not None else "ollama"
+        raise StreamInterruptedError(provider, text, reason="its answer ended before Ollama's done line")
 
 
 DEFAULT_OLLAMA_URL = "http://localhost:11434"
@@ -91,6 +118,8 @@ class OllamaFamily(ProviderFamily):
         if type(err).__name__ != "ResponseError" or not type(err).__module__.startswith("ollama"):
             return None
         status = int(getattr(err, "status_code", -1))
-        if status < 0:
-            return None
-        return HttpFailure(status=status, message=str(getattr(err, "error", err)))
+        message = str(getattr(err, "error", err))
+        if status < 0:  # an {"error": ...} line in a stream that answered 200: the server failed mid-answer
+            return HttpFailure(status=status_of_stream_error(None), message=message)
+        # The SDK's error has no headers: ModelForge's transport kept them (Retry-After, x-ratelimit-*).
+        return HttpFailure(status=status, headers=_failed_answers.take(status), message=message)

@@ -13,6 +13,7 @@ too.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -21,9 +22,14 @@ from langchain_openai import ChatOpenAI
 
 from modelforge.providers._managed import ManagedChatModel
 from modelforge.providers.base import ModelRequest, ProviderFamily
-from modelforge.providers.errors import HttpFailure, read_stainless_failure
+from modelforge.providers.errors import HttpFailure, read_stainless_failure, status_of_stream_error
 
-__all__ = ["ManagedChatOpenAI", "OpenAICompatibleFamily", "read_stainless_failure"]
+__all__ = [
+    "ManagedChatOpenAI",
+    "OpenAICompatibleFamily",
+    "read_responses_stream_failure",
+    "read_stainless_failure",
+]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # Sent when a server needs no key: the SDK insists on a non-empty value.
@@ -85,6 +91,35 @@ def build_chat_openai(
     )
 
 
+# langchain-openai turns the Responses API's in-stream ``error`` event into ValueError("<code>: <message>")
+# and ``response.failed`` into ValueError(str(response.error)), i.e. "code='server_error' message='...'".
+_RESPONSES_STREAM_READER = "_convert_responses_chunk_to_generation_chunk"
+_FAILED_CODE = re.compile(r"code='([A-Za-z_]+)'")
+_ERROR_EVENT = re.compile(r"^([A-Za-z_]+): (.*)$", re.DOTALL)
+
+
+def read_responses_stream_failure(err: BaseException) -> HttpFailure | None:
+    """The failure in a ValueError that langchain-openai raised for a Responses API error event, else None.
+
+    Only a ValueError raised by langchain-openai's Responses stream reader itself counts (its traceback ends
+    there); any other ValueError is left alone.
+    """
+    if type(err) is not ValueError or err.__traceback__ is None:
+        return None
+    frame = err.__traceback__
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    code = frame.tb_frame.f_code
+    if code.co_name != _RESPONSES_STREAM_READER or "langchain_openai" not in code.co_filename:
+        return None
+    text = str(err)
+    failed = _FAILED_CODE.search(text)
+    event = _ERROR_EVENT.match(text)
+    error_type = failed.group(1) if failed else event.group(1) if event else None
+    message = text if failed or event is None else event.group(2)
+    return HttpFailure(status=status_of_stream_error(error_type), message=message, error_type=error_type)
+
+
 class OpenAICompatibleFamily(ProviderFamily):
     """OpenAI's chat-completions protocol, against any base URL."""
 
@@ -101,4 +136,4 @@ class OpenAICompatibleFamily(ProviderFamily):
         )
 
     def read_failure(self, err: BaseException) -> HttpFailure | None:
-        return read_stainless_failure(err, "openai")
+        return read_stainless_failure(err, "openai") or read_responses_stream_failure(err)

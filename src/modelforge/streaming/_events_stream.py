@@ -26,8 +26,10 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
+from modelforge.catalog import LOCAL_PROVIDERS
+from modelforge.catalog.prices import price_usage, usage_from_metadata
 from modelforge.streaming._session import END, Limits, StreamSession, check_prompt, model_of, provider_of
-from modelforge.streaming.events import EventAssembler, StreamEvent, Usage
+from modelforge.streaming.events import EventAssembler, StreamEvent
 
 __all__ = ["stream_events"]
 
@@ -66,7 +68,7 @@ async def _run(
         while (chunk := await session.next_chunk()) is not END:
             for event in assembler.feed(chunk):
                 yield event
-        closing = assembler.finish(cost=await _cost(provider, model_of(llm), assembler.usage()))
+        closing = assembler.finish(cost=await _cost(provider, model_of(llm), assembler))
     except Exception as err:
         closing = [assembler.error(err)]
     finally:
@@ -75,21 +77,17 @@ async def _run(
         yield event
 
 
-async def _cost(provider: str | None, model: str | None, usage: Usage | None) -> float | None:
-    """The price of ``usage`` from the bundled catalogue, or None when the model has no known price.
+async def _cost(provider: str | None, model: str | None, assembler: EventAssembler) -> float | None:
+    """The price of the stream's usage (``modelforge.catalog.prices.price_usage``, as ``CostTracker``
+    prices it: cache reads and writes at their prices, the model id the provider reported as a second
+    name), or None when the model has no known price.
 
     Looked up in a worker thread: the first use reads and indexes the catalogue file (tens of ms)."""
+    usage = usage_from_metadata(assembler.usage_metadata)
     if provider is None or model is None or usage is None:
         return None
-    from modelforge.catalog import LOCAL_PROVIDERS
-
     if provider in LOCAL_PROVIDERS:
         return 0.0
-    return await asyncio.to_thread(_catalogue_cost, provider, model, usage)
-
-
-def _catalogue_cost(provider: str, model: str, usage: Usage) -> float | None:
-    from modelforge.catalog import Catalog
-
-    info = Catalog.bundled().lookup(provider, [model])
-    return None if info is None else info.cost(usage.input_tokens, usage.output_tokens)
+    return await asyncio.to_thread(
+        price_usage, provider, model, usage, other_names=[assembler.reported_model]
+    )

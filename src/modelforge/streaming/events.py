@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
+from langchain_core.messages.ai import UsageMetadata, add_usage
 
 from modelforge._chunks import chunk_text, finish_reason_of, restart_of
+from modelforge.catalog.prices import reported_model_id
 from modelforge.exceptions import ModelForgeError, StreamInterruptedError
 
 __all__ = [
@@ -130,6 +132,8 @@ class EventAssembler:
         self._calls: dict[object, _PendingCall] = {}  # by the provider's own index, in order of arrival
         self._input = self._output = self._total = 0
         self._saw_usage = False
+        self.usage_metadata: UsageMetadata | None = None  # every chunk's, added up (with its token details)
+        self.reported_model: str | None = None  # the model id the provider said answered
 
     @property
     def text(self) -> str:
@@ -155,9 +159,13 @@ class EventAssembler:
             self._input += int(usage.get("input_tokens") or 0)
             self._output += int(usage.get("output_tokens") or 0)
             self._total += int(usage.get("total_tokens") or 0)
-        reason = finish_reason_of(chunk.response_metadata or {})
-        if reason is not None:
-            self.finish_reason = reason
+            self.usage_metadata = add_usage(self.usage_metadata, usage)
+        metadata = chunk.response_metadata
+        if metadata:
+            self.reported_model = reported_model_id(metadata) or self.reported_model
+            reason = finish_reason_of(metadata)
+            if reason is not None:
+                self.finish_reason = reason
         return events
 
     def _fragment(self, fragment: Mapping[str, Any]) -> ToolCallDelta:

@@ -30,7 +30,8 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from modelforge._chunks import CACHE_MARKER
 from modelforge._token_estimate import tokens_for_chars
 from modelforge.catalog import LOCAL_PROVIDERS, Catalog, ModelInfo  # noqa: F401  (2.3.0 read them here)
-from modelforge.catalog.prices import calculate_cost, price_with_source
+from modelforge.catalog.prices import Usage as PriceUsage
+from modelforge.catalog.prices import calculate_cost, price_with_source, usage_from_metadata
 
 __all__ = [
     "ModelMetrics",
@@ -53,6 +54,7 @@ class TokenUsage:
     total_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens written to Anthropic's one-hour cache
 
 
 @dataclass
@@ -199,14 +201,17 @@ def usage_from_result(response: LLMResult) -> tuple[TokenUsage | None, str | Non
 
 
 def _from_usage_metadata(meta: Mapping[str, Any]) -> TokenUsage:
-    prompt, completion = int(meta.get("input_tokens") or 0), int(meta.get("output_tokens") or 0)
-    details = meta.get("input_token_details") or {}
+    # Read as every price reads it (modelforge.catalog.prices.usage_from_metadata): cache writes with
+    # their one-hour part, also when langchain-anthropic gives only per-TTL counts.
+    usage = usage_from_metadata(meta) or PriceUsage()
+    prompt, completion = usage.input_tokens, usage.output_tokens
     return TokenUsage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=int(meta.get("total_tokens") or prompt + completion),
-        cache_read_tokens=int(details.get("cache_read") or 0),
-        cache_write_tokens=int(details.get("cache_creation") or 0),
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
     )
 
 
@@ -238,6 +243,7 @@ def _add(a: TokenUsage | None, b: TokenUsage) -> TokenUsage:
         a.total_tokens + b.total_tokens,
         a.cache_read_tokens + b.cache_read_tokens,
         a.cache_write_tokens + b.cache_write_tokens,
+        a.cache_write_1h_tokens + b.cache_write_1h_tokens,
     )
 
 

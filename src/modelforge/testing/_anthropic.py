@@ -245,6 +245,9 @@ class AnthropicProtocol(ChatProtocol):
     def stream_malformed(self, chat: ChatRequest) -> bytes:
         return b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": {\n\n'
 
+    def stream_error(self, data: bytes, chat: ChatRequest) -> bytes:
+        return b"event: error\ndata: " + data + b"\n\n"
+
     # -- helpers ---------------------------------------------------------------------------------------
 
     @staticmethod

@@ -114,6 +114,14 @@ class ChatProtocol(ABC):
     def stream_malformed(self, chat: ChatRequest) -> bytes:
         """One event, framed like the others, whose JSON does not parse."""
 
+    def stream_error(self, data: bytes, chat: ChatRequest) -> bytes:
+        """The in-stream error event carrying ``data`` (an error body), framed as an SSE ``data:`` line."""
+        return b"data: " + data + b"\n\n"
+
+    def stream_error_data(self, status: int, message: str, chat: ChatRequest) -> bytes:
+        """The data of the in-stream error event for ``status``: by default the protocol's error body."""
+        return self.error_body(status, message)
+
 
 def request_record(ex: Exchange, data: Any, protocol: ProtocolName) -> RecordedRequest:
     """What the responder sees of a chat request: the exchange with its parsed JSON body."""
@@ -250,6 +258,16 @@ async def _stream(
             return True
         if hits(reply.cut_after, sent):
             await ex.finish()
+            return True
+        if hits(reply.error_after, sent):
+            fault = reply.error or Fault(500)
+            if fault.body is not None:
+                data = fault.body.encode("utf-8") if isinstance(fault.body, str) else fault.body
+            else:
+                data = proto.stream_error_data(
+                    fault.status, fault.message or default_message(fault.status), chat
+                )
+            await ex.finish(proto.stream_error(data, chat))
             return True
         return False
 

@@ -174,6 +174,9 @@ class GeminiProtocol(ChatProtocol):
     def stream_malformed(self, chat: ChatRequest) -> bytes:
         return b'data: {"candidates": [{"content": {"parts": [\r\n\r\n'
 
+    def stream_error(self, data: bytes, chat: ChatRequest) -> bytes:
+        return b"data: " + data + b"\r\n\r\n"
+
     # -- helpers ---------------------------------------------------------------------------------------
 
     @staticmethod

@@ -144,6 +144,9 @@ class OllamaProtocol(ChatProtocol):
     def stream_malformed(self, chat: ChatRequest) -> bytes:
         return b'{"model": "' + chat.model.encode() + b'", "message": {"role": \n'
 
+    def stream_error(self, data: bytes, chat: ChatRequest) -> bytes:
+        return data + b"\n"  # {"error": "..."} as one line of the stream, as Ollama sends it
+
     # -- helpers ---------------------------------------------------------------------------------------
 
     @staticmethod

@@ -186,6 +186,22 @@ class ResponsesProtocol(ChatProtocol):
         events.append(self._event(request, kind, response=final))
         return events
 
+    def stream_error(self, data: bytes, chat: ChatRequest) -> bytes:
+        return b"event: error\ndata: " + data + b"\n\n"
+
+    def stream_error_data(self, status: int, message: str, chat: ChatRequest) -> bytes:
+        """The ``error`` event: the error's code and message at the top level, numbered like the others."""
+        error = json.loads(self._chat.error_body(status, message))["error"]
+        request = cast(_ResponsesRequest, chat)
+        body = {
+            "type": "error",
+            "code": error.get("code") or error.get("type"),
+            "message": message,
+            "param": None,
+            "sequence_number": request.next_sequence(),
+        }
+        return dumps(body)
+
     def stream_malformed(self, chat: ChatRequest) -> bytes:
         return (
             b'event: response.output_text.delta\ndata: {"type": "response.output_text.delta", "delta": \n\n'

@@ -92,6 +92,9 @@ class Reply:
       ``server_disconnects``).
     * ``cut_after``: end the HTTP response cleanly without the protocol's finish/terminator events.
     * ``malformed_after``: send one event whose JSON does not parse, then go on normally.
+    * ``error_after``: send the protocol's in-stream error event for ``error`` (default ``Fault(500)``; its
+      status picks the error type, e.g. 529 is Anthropic's ``overloaded_error``; a ``body`` is sent as the
+      event's data unchanged), then end the response, as a provider does when it fails mid-answer.
 
     For a non-streamed answer the same faults apply to the whole body: stall / disconnect before any
     byte of the response, ``cut_after`` sends the first half of the JSON body (the HTTP framing is
@@ -109,6 +112,8 @@ class Reply:
     disconnect_after: int | None = None
     cut_after: int | None = None
     malformed_after: int | None = None
+    error_after: int | None = None
+    error: Fault | None = None
     headers: dict[str, str] = field(default_factory=dict)
     model: str | None = None
 
