@@ -5,7 +5,8 @@ Ollama's client raises ``ResponseError(error, status_code)`` without the respons
 pooled transport (``modelforge._pool_transport``) notes the status and headers of every answer of 400 and
 above in the calling thread's or task's context (``note``): the SDK call runs there, so the caller sees it.
 The provider family reads them back when it translates that error (``take``), only for the same status,
-and clears them, so a later failure never borrows an earlier one's headers.
+and clears them; the retry step clears them before every attempt (``forget``), so a failure never borrows
+the headers of an earlier request's (another provider's, or one that did not go through the transport).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterable
 
-__all__ = ["note", "take"]
+__all__ = ["forget", "note", "take"]
 
 _last: contextvars.ContextVar[tuple[int, dict[str, str]] | None] = contextvars.ContextVar(
     "modelforge_failed_answer", default=None
@@ -32,3 +33,9 @@ def take(status: int) -> dict[str, str]:
         return {}
     _last.set(None)
     return found[1]
+
+
+def forget() -> None:
+    """Clear what was noted in this context (before an attempt)."""
+    if _last.get() is not None:
+        _last.set(None)

@@ -91,3 +91,27 @@ async def test_a_whole_stream_is_unchanged_and_not_counted(server: ProviderServe
     server.script(Reply(text=TEXT))
     assert await collect(foreign(server, "openai")) == TEXT
     assert metrics.performance_metrics() == before
+
+
+async def test_the_models_own_callbacks_and_settings_still_apply() -> None:
+    """The checks read the model's public stream: its callbacks fire, disable_streaming is honoured, and a
+    model that cannot stream answers in one piece, as LangChain's astream does."""
+    from langchain_core.callbacks import BaseCallbackHandler
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel, GenericFakeChatModel
+
+    class Runs(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.events: list[str] = []
+
+        def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+            self.events.append("start")
+
+        def on_llm_end(self, *args: Any, **kwargs: Any) -> None:
+            self.events.append("end")
+
+    runs = Runs()
+    streaming = GenericFakeChatModel(messages=iter(["one two"]), callbacks=[runs])
+    assert await collect(streaming) == "one two"
+    assert runs.events == ["start", "end"]
+    whole = FakeListChatModel(responses=["in one piece"], disable_streaming=True)
+    assert await collect(whole) == "in one piece"

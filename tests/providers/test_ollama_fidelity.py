@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from modelforge.exceptions import StreamInterruptedError
+from modelforge.exceptions import RateLimitError, StreamInterruptedError
 from modelforge.registry import ModelForgeRegistry
 from modelforge.testing import Fault, ProviderServer, Reply
+from tests.conftest import OPENAI_KEY
 from tests.providers.conftest import provider_config
 
 
@@ -48,3 +49,33 @@ async def test_a_cut_invoke_is_retried_as_nothing_reached_the_caller(server: Pro
     llm = ollama(server, max_attempts=2, initial_wait=0.01, max_wait=0.01)
     assert (await llm.ainvoke("count")).text == "one two three four"
     assert len(chat_times(server)) == 2
+
+
+def test_an_earlier_requests_retry_after_is_never_borrowed(server: ProviderServer) -> None:
+    """Headers noted for another provider's 429 (in this thread) do not become an Ollama error's own."""
+    data = provider_config(server)
+    data["providers"]["openai"]["retry"] = {"max_attempts": 1}
+    data["providers"]["ollama"]["retry"] = {"max_attempts": 1}
+    data["providers"]["ollama"]["connection_pool"] = {"enabled": False}
+    registry = ModelForgeRegistry.from_config(data, api_keys={"openai": OPENAI_KEY})
+    server.script(Fault(status=429, message="slow down", retry_after="3600"))
+    with pytest.raises(RateLimitError) as openai_error:
+        registry.get_llm("openai", "gpt-4o-mini").invoke("hi")
+    assert openai_error.value.retry_after == 3600
+    server.script(Fault(status=429, message="busy"))
+    with pytest.raises(RateLimitError) as ollama_error:
+        registry.get_llm("ollama", "qwen3:1.7b").invoke("hi")
+    assert ollama_error.value.retry_after is None
+
+
+def test_retry_wrapper_lets_a_model_without_finish_reasons_end_quietly() -> None:
+    """A model that never reports a finish reason (LangChain's fake) streams an empty answer without error."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    from modelforge import RetryWrapper
+
+    silent = AIMessage(content="", additional_kwargs={"note": "metadata only"})
+    wrapped = RetryWrapper(wrapped_llm=GenericFakeChatModel(messages=iter([silent])))
+    chunks = list(wrapped.stream("hi"))
+    assert chunks and chunks[0].additional_kwargs == {"note": "metadata only"}

@@ -7,13 +7,19 @@ refused when the model is made. (Stream faults, retries and stream events run on
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from modelforge.exceptions import ConfigurationError, ConfigurationValidationError
+from modelforge.exceptions import (
+    ConfigurationError,
+    ConfigurationValidationError,
+    ProviderServerError,
+    StreamInterruptedError,
+)
 from modelforge.registry import ModelForgeRegistry
-from modelforge.testing import ProviderServer, Reply, ToolCall, Usage
+from modelforge.testing import ProviderServer, Recorded, Reply, ToolCall, Usage
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
 
 
@@ -106,3 +112,62 @@ def test_only_openai_compatible_providers_take_the_switch(server: ProviderServer
         forge.get_llm("anthropic", "claude-haiku-4-5")
     assert info.value.error_code == "RESPONSES_API_UNSUPPORTED"
     assert "anthropic/claude-haiku-4-5" in str(info.value)
+
+
+def test_the_response_cache_serves_a_responses_api_answer(server: ProviderServer) -> None:
+    provider = {
+        "llm_type": "openai",
+        "base_url": server.openai_base_url,
+        "models": {"gpt-5.5": {"api": "responses"}},
+        "cache": {"backend": "memory", "ttl": 60},
+    }
+    llm = ModelForgeRegistry.from_config(
+        {"providers": {"openai": provider}}, api_keys={"openai": OPENAI_KEY}
+    ).get_llm("openai", "gpt-5.5")
+    server.script(Reply(text="Cached once", usage=Usage(9, 2)))
+    first = llm.invoke("same question")
+    second = llm.invoke("same question")
+    assert first.text == second.text == "Cached once"
+    assert len([r for r in server.requests if r.path == "/v1/responses"]) == 1
+    assert second.response_metadata.get("modelforge_cache") == "hit"
+
+
+def sse(kind: str, number: int, **fields: Any) -> str:
+    """One Responses API server-sent event, framed as the API sends it."""
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, 'sequence_number': number, **fields})}\n\n"
+
+
+@pytest.mark.parametrize("text_before", [False, True])
+def test_a_failed_response_event_is_typed_and_keeps_the_text(
+    server: ProviderServer, text_before: bool
+) -> None:
+    """``response.failed`` (the Responses API's way to end a stream in error), as the API sends it."""
+    response = {"id": "resp_1", "object": "response", "created_at": 1, "model": "gpt-5.5", "output": []}
+    created = sse("response.created", 0, response={**response, "status": "in_progress", "usage": None})
+    delta = sse(
+        "response.output_text.delta",
+        1,
+        item_id="msg_1",
+        output_index=0,
+        content_index=0,
+        delta="Half an ans",
+        logprobs=[],
+    )
+    error = {"code": "server_error", "message": "The model failed to answer"}
+    failed = sse(
+        "response.failed", 2, response={**response, "status": "failed", "usage": None, "error": error}
+    )
+    body = created + (delta if text_before else "") + failed
+    llm = registry(server, api="responses").get_llm("openai", "gpt-5.5")
+    server.script(Recorded(body.encode()), Reply(text="On the second try."))
+    if not text_before:  # nothing reached the caller: retried (the default retry section)
+        assert "".join(chunk.text for chunk in llm.stream("answer")) == "On the second try."
+        assert len([r for r in server.requests if r.path == "/v1/responses"]) == 2
+        return
+    received: list[str] = []
+    with pytest.raises(StreamInterruptedError) as info:
+        for chunk in llm.stream("answer"):
+            received.append(chunk.text)
+    assert info.value.partial_text == "".join(received) == "Half an ans"
+    assert isinstance(info.value.__cause__, ProviderServerError) and info.value.retryable
+    assert "The model failed to answer" in str(info.value.__cause__)

@@ -23,11 +23,12 @@ from modelforge.exceptions import (
     BadRequestError,
     ProviderOverloadedError,
     ProviderServerError,
+    RateLimitError,
     StreamInterruptedError,
 )
 from modelforge.registry import ModelForgeRegistry
 from modelforge.streaming import StreamEnd, StreamError, StreamRestart, TextDelta, stream_events
-from modelforge.testing import Fault, ProviderServer, Reply, Usage
+from modelforge.testing import Fault, ProviderServer, Recorded, Reply, Usage
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
 from tests.providers.conftest import FamilyCase, provider_config
 
@@ -141,3 +142,47 @@ def test_a_fallback_chain_moves_on(
     assert end.text == "from the fallback"
     delivered = "".join(event.text for event in events if isinstance(event, TextDelta))
     assert delivered.endswith("from the fallback")
+
+
+def test_an_empty_reasoning_item_does_not_count_as_text(server: ProviderServer) -> None:
+    """A reasoning model's stream opens with an empty reasoning item: an error right after it reached
+    nobody, so the call is retried (recorded event shapes, as in tests/recordings)."""
+    opening = (
+        'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":'
+        '{"id":"resp_1","object":"response","created_at":1,"status":"in_progress","model":"gpt-5.5",'
+        '"output":[],"usage":null}}\n\n'
+        'event: response.output_item.added\ndata: {"type":"response.output_item.added","sequence_number":1,'
+        '"output_index":0,"item":{"id":"rs_1","type":"reasoning","summary":[]}}\n\n'
+        'event: error\ndata: {"type":"error","sequence_number":2,"code":"server_error",'
+        '"message":"The server had an error","param":null}\n\n'
+    )
+    data = provider_config(server)
+    data["providers"]["openai_responses"]["retry"] = {"max_attempts": 2, "initial_wait": 0.01}
+    llm = ModelForgeRegistry.from_config(data, api_keys={"openai_responses": OPENAI_KEY}).get_llm(
+        "openai_responses", "gpt-5.5"
+    )
+    server.script(Recorded(opening.encode()), Reply(text="after the retry"))
+    assert "".join(chunk.text for chunk in llm.stream("think")) == "after the retry"
+    assert chat_requests(server) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "expected", "requests"),
+    [
+        ('{"error": {"code": 429, "message": "slow down"}}', RateLimitError, 2),  # OpenRouter, LiteLLM
+        ('{"error": {"code": "invalid_image_url", "message": "bad image"}}', BadRequestError, 1),
+    ],
+)
+def test_error_codes_inside_an_openai_stream(
+    server: ProviderServer, body: str, expected: type[Exception], requests: int
+) -> None:
+    data = provider_config(server)
+    data["providers"]["openai"]["retry"] = {"max_attempts": 2, "initial_wait": 0.01, "max_wait": 0.01}
+    llm = ModelForgeRegistry.from_config(data, api_keys={"openai": OPENAI_KEY}).get_llm(
+        "openai", "gpt-4o-mini"
+    )
+    failing = Reply(text=TEXT, error_after=0, error=Fault(500, body=body))
+    server.script(failing, failing)
+    with pytest.raises(expected):
+        list(llm.stream("count"))
+    assert chat_requests(server) == requests

@@ -150,6 +150,11 @@ def ending_of(metadata: Mapping[str, Any] | None) -> str | None:
             return value.lower()
     if metadata.get("done") is True:  # Ollama's last line without a done_reason
         return "stop"
+    status = metadata.get("status")  # OpenAI's Responses API: "completed", or "incomplete" (cut short)
+    if status == "completed":
+        return "stop"
+    if status == "incomplete":
+        return "length"
     return None
 
 

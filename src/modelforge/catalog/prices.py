@@ -165,8 +165,9 @@ def _price(info: ModelInfo | None, counts: Usage | TokenCounts) -> float | None:
     )
     if cost is None:
         return None
-    if one_hour and info.input_per_1m is not None:
-        cost += one_hour * info.input_per_1m * (ONE_HOUR_WRITE_MULTIPLIER - 1) / 1_000_000
+    input_price = info._prices_for(usage.input_tokens).get("input")  # the long-context tier's, if any
+    if one_hour and input_price is not None:
+        cost += one_hour * input_price * (ONE_HOUR_WRITE_MULTIPLIER - 1) / 1_000_000
     return cost
 
 

@@ -56,10 +56,11 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.callbacks.manager import ahandle_event, handle_event
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from modelforge import _send_marks
+from modelforge import _failed_answers, _send_marks
 from modelforge._chunks import RETRY_EVENT, finish_reason_of
 from modelforge._pipeline import Call, CallAttempts, Pipeline, Step, in_batch
 from modelforge._secrets import mask_secrets
@@ -381,6 +382,23 @@ _FAMILY_OF_PACKAGE = {
     "langchain_google_genai": "google_genai",
 }
 
+
+def sdk_family_name(model: BaseChatModel) -> str | None:
+    """The provider family of a LangChain model whose class is (or derives from) one of the four SDK
+    packages' (``ChatOpenAI``, ``ChatAnthropic``, ``ChatOllama``, ``ChatGoogleGenerativeAI``), else None."""
+    for cls in type(model).__mro__:
+        family = _FAMILY_OF_PACKAGE.get(cls.__module__.split(".", 1)[0])
+        if family is not None:
+            return family
+    return None
+
+
+def reports_finish(model: BaseChatModel) -> bool:
+    """Whether ``model``'s finished streams always carry a finish reason (the four SDK families do; other
+    models, LangChain's fakes and some community integrations, may never send one)."""
+    return sdk_family_name(model) is not None
+
+
 _pending_notifications: set[asyncio.Future[Any]] = set()
 
 
@@ -468,8 +486,7 @@ class RetryStep(Step):
     def _family_of(self, call: Call) -> ProviderFamily:
         if self.family is not None:
             return self.family
-        package = type(innermost(call.model)).__module__.split(".", 1)[0]
-        return get_family(_FAMILY_OF_PACKAGE.get(package, "openai_compatible"))
+        return get_family(sdk_family_name(innermost(call.model)) or "openai_compatible")
 
     def _provider_of(self, call: Call) -> str:
         return self.provider or innermost(call.model)._llm_type
@@ -514,6 +531,7 @@ class RetryStep(Step):
         return _send_marks.SendProbe()
 
     def _admit(self, call: Call) -> Any:
+        _failed_answers.forget()  # an earlier request's error headers never reach this attempt's error
         if not self.rate_limit:
             return self._send_probe()
         from modelforge.policies.admission import Admission
@@ -525,6 +543,7 @@ class RetryStep(Step):
         )
 
     async def _aadmit(self, call: Call) -> Any:
+        _failed_answers.forget()
         if not self.rate_limit:
             return self._send_probe()
         from modelforge.policies.admission import Admission
@@ -619,7 +638,11 @@ class RetryStep(Step):
     async def agenerate(self, call: Call, send: Callable[[Call], Awaitable[ChatResult]]) -> ChatResult:
         while True:
             # Without a rate limit (or a pooled-transport probe) there is nothing to wait for: no coroutine.
-            ticket = await self._aadmit(call) if self.rate_limit or self.pooled else None
+            if self.rate_limit or self.pooled:
+                ticket = await self._aadmit(call)
+            else:
+                _failed_answers.forget()
+                ticket = None
             try:
                 result = await send(call)
             except Exception as err:
@@ -744,7 +767,7 @@ class _HeldStart:
                 (chunk.generation_info and finish_reason_of(chunk.generation_info) is not None)
                 or (message.response_metadata and finish_reason_of(message.response_metadata) is not None)
             )
-        if message.content or getattr(message, "tool_call_chunks", None):
+        if _says_something(message):
             self.open = True
             passed, self.held = [*self.held, chunk], []
             return passed
@@ -759,6 +782,31 @@ class _HeldStart:
         raise StreamInterruptedError(
             self.provider, "", reason="it ended before any text, without a finish reason"
         )
+
+
+# Where a chunk's blocks carry what a reader sees: text, reasoning, thinking, summaries, tool input.
+_VISIBLE_KEYS = ("text", "thinking", "reasoning", "summary", "content", "arguments", "input", "partial_json")
+
+
+def _visible(value: Any) -> bool:
+    """Whether ``value`` (a chunk's content, a block, a list of blocks) holds any non-empty text."""
+    if isinstance(value, str):
+        return bool(value)
+    if isinstance(value, list):
+        return any(_visible(item) for item in value)
+    if isinstance(value, dict):
+        return any(_visible(value.get(key)) for key in _VISIBLE_KEYS)
+    return False
+
+
+def _says_something(message: BaseMessage) -> bool:
+    """Whether a chunk carries something for its reader: text, a tool call, reasoning (in content blocks
+    or, as ChatOllama and the Responses API's v0 output put it, in ``additional_kwargs``). Empty structural
+    chunks (an empty reasoning item, a thinking block's start, the opening metadata) say nothing yet."""
+    if getattr(message, "tool_call_chunks", None) or _visible(message.content):
+        return True
+    extra = message.additional_kwargs
+    return bool(extra) and (_visible(extra.get("reasoning_content")) or _visible(extra.get("reasoning")))
 
 
 def _add_tokens(total: int | None, message: BaseMessage) -> int | None:
@@ -807,4 +855,5 @@ class RetryWrapper(PipelineChatModel):
     config: ProviderRetryConfig = ProviderRetryConfig()
 
     def current_pipeline(self) -> Pipeline:
-        return Pipeline([RetryStep(config=self.config, notify=False)])
+        finishes = reports_finish(innermost(self.wrapped_llm))
+        return Pipeline([RetryStep(config=self.config, notify=False, require_finish=finishes)])

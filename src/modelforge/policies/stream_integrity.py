@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
-from typing import cast
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
+from typing import Any, cast
 
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from modelforge._chunks import chunk_text, finish_reason_of
@@ -33,10 +34,10 @@ from modelforge.exceptions import (
 )
 from modelforge.telemetry import metrics
 
-__all__ = ["StreamIntegrityStep"]
+__all__ = ["StreamIntegrityStep", "StreamWatch"]
 
 
-class _StreamWatch:
+class StreamWatch:
     """Follows one stream: the text so far, whether the provider said it finished, and (for
     ``modelforge.telemetry.metrics``) its chunks, reported output tokens and when the first chunk came."""
 
@@ -51,10 +52,14 @@ class _StreamWatch:
         self.output_tokens: int | None = None
 
     def see(self, chunk: ChatGenerationChunk) -> None:
+        self.see_message(chunk.message, chunk.generation_info)
+
+    def see_message(self, message: BaseMessage, generation_info: Mapping[str, Any] | None = None) -> None:
+        """Follow one chunk: a message chunk (from a public ``astream``, where LangChain has merged the
+        generation info into ``response_metadata``) and, inside ``_stream``, its generation info."""
         if not self.chunks:
             self.first_at = time.monotonic()
         self.chunks += 1
-        message = chunk.message
         usage = getattr(message, "usage_metadata", None)
         if usage:
             self.output_tokens = (self.output_tokens or 0) + int(usage.get("output_tokens") or 0)
@@ -64,7 +69,7 @@ class _StreamWatch:
         if not self.finished and (
             # Inside _stream, SDK wrappers put the finish reason in generation_info (OpenAI) or in the
             # message's response_metadata (Anthropic, Ollama, Gemini); LangChain merges them later.
-            (chunk.generation_info and finish_reason_of(chunk.generation_info) is not None)
+            (generation_info and finish_reason_of(generation_info) is not None)
             or (message.response_metadata and finish_reason_of(message.response_metadata) is not None)
         ):
             self.finished = True
@@ -164,7 +169,7 @@ class StreamIntegrityStep(Step):
     def stream(
         self, call: Call, send: Callable[[Call], Iterator[ChatGenerationChunk]]
     ) -> Iterator[ChatGenerationChunk]:
-        watch = _StreamWatch(self.provider)
+        watch = StreamWatch(self.provider)
         failed = False
         source = cast(Generator[ChatGenerationChunk, None, None], send(call))
         try:
@@ -187,7 +192,7 @@ class StreamIntegrityStep(Step):
     async def astream(
         self, call: Call, send: Callable[[Call], AsyncIterator[ChatGenerationChunk]]
     ) -> AsyncIterator[ChatGenerationChunk]:
-        watch = _StreamWatch(self.provider)
+        watch = StreamWatch(self.provider)
         failed = False
         source = cast(AsyncGenerator[ChatGenerationChunk, None], send(call))
         try:

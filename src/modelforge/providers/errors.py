@@ -260,9 +260,33 @@ _STREAM_ERROR_STATUS = {
 }
 
 
-def status_of_stream_error(error_type: str | None, *, default: int = 500) -> int:
-    """The HTTP status an in-stream error of ``error_type`` stands for (``default`` when unknown)."""
-    return _STREAM_ERROR_STATUS.get((error_type or "").strip().lower(), default)
+# Code families of OpenAI's Responses API errors (``invalid_prompt``, ``invalid_image_url``,
+# ``image_too_large``, ``image_content_policy_violation``...): the request's fault, not worth a retry.
+_REQUEST_FAULT_PREFIXES = ("invalid_", "image_", "empty_image", "unsupported_")
+_REQUEST_FAULT_PARTS = ("content_policy", "too_large", "not_supported")
+
+
+def status_of_stream_error(error_type: str | int | None, *, default: int = 500) -> int:
+    """The HTTP status an in-stream error of ``error_type`` stands for (``default`` when unknown).
+
+    A numeric code of 400-599 (OpenRouter and LiteLLM send ``{"error": {"code": 429, ...}}``) is that
+    status; known type names map as the table says; names that describe a fault of the request
+    (``invalid_*``, ``*_content_policy_violation``...) are 400; ``*_timeout`` is 504.
+    """
+    if isinstance(error_type, bool) or error_type is None:
+        return default
+    if isinstance(error_type, int):
+        return error_type if 400 <= error_type <= 599 else default
+    name = str(error_type).strip().lower()
+    if name.isdigit() and 400 <= int(name) <= 599:
+        return int(name)
+    if name in _STREAM_ERROR_STATUS:
+        return _STREAM_ERROR_STATUS[name]
+    if name.startswith(_REQUEST_FAULT_PREFIXES) or any(part in name for part in _REQUEST_FAULT_PARTS):
+        return 400
+    if name.endswith("_timeout"):
+        return 504
+    return default
 
 
 def read_stainless_failure(err: BaseException, module_name: str) -> HttpFailure | None:
@@ -285,7 +309,7 @@ def read_stainless_failure(err: BaseException, module_name: str) -> HttpFailure 
     if status is None or int(status) < 400:  # an error event inside a stream that answered 200
         if not error_type and body is None:
             return None
-        status = status_of_stream_error(str(error_type) if error_type else None)
+        status = status_of_stream_error(error_type)
     message = getattr(err, "api_message", None) or getattr(err, "message", "") or str(err)
     return HttpFailure(
         status=int(status),

@@ -17,7 +17,7 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from modelforge.exceptions import InvalidInputError, NetworkTimeoutError
-from modelforge.policies.stream_guard import guard_stream
+from modelforge.policies.stream_guard import guarded_astream
 from modelforge.streaming._pump import END, FLUSH, ChunkPump
 from modelforge.validation import InputValidator
 
@@ -97,7 +97,7 @@ class StreamSession:
         self.provider = provider
         self.url = url
         self._pump = ChunkPump(
-            guard_stream(llm).astream(prompt, config=config, **kwargs),
+            guarded_astream(llm, prompt, config, kwargs),
             deadline=limits.timeout,
             idle_timeout=limits.idle_timeout,
             timeout_error=self._timeout_error,
