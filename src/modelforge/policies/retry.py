@@ -30,10 +30,12 @@ errors); ``deadline`` bounds all attempts together.
 each attempt first takes its place in the provider's request and token budget when a ``rate_limit`` is
 configured (``modelforge.policies.admission``) and settles it with the tokens reported; an SDK error
 becomes a ModelForge error once, here (``ProviderFamily.translate_error``); a failed attempt is tried again
-per the policy, a stream only while nothing has reached the caller. Before each retry a
-``modelforge.retry`` custom callback event (provider, attempt, wait, reason, error type, status) reaches the
-run's callbacks and an INFO line is logged; when the attempts run out the last error is raised with
-``details["attempts"]``. ``RetryWrapper`` puts the same step around any LangChain chat model.
+per the policy, a stream only while nothing has reached the caller: its opening chunks (metadata, the
+prompt's usage, an empty reasoning item) are held back until the first that says something, so an error
+event or an end without a finish reason before any text is retried, with nothing delivered twice. Before
+each retry a ``modelforge.retry`` custom callback event (provider, attempt, wait, reason, error type,
+status) reaches the run's callbacks and an INFO line is logged; when the attempts run out the last error is
+raised with ``details["attempts"]``. ``RetryWrapper`` puts the same step around any LangChain chat model.
 
 **Decorators** (2.3.0): ``retry_on_error`` / ``retry_with_backoff`` / ``aretry_with_backoff`` retry any
 function; the async forms sleep with ``asyncio.sleep``. When retries run out the last error is re-raised
