@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,12 @@ import yaml
 
 from modelforge._files import atomic_write_text, locked, set_aside
 from modelforge.config_schema import ModelForgeConfig, validate_config
-from modelforge.exceptions import ConfigurationError, ConfigurationValidationError, JsonDecodeError
+from modelforge.exceptions import (
+    ConfigurationError,
+    ConfigurationNotFoundError,
+    ConfigurationValidationError,
+    JsonDecodeError,
+)
 
 __all__ = [
     "GLOBAL_CONFIG_FILE",  # noqa: F822 - computed on access by __getattr__
@@ -54,14 +58,26 @@ CONFIG_NAMES = ("config.json", "config.yaml", "config.yml")
 DEFAULT_SETTINGS: dict[str, Any] = {"show_telemetry": True}
 
 
+def _assigned(name: str) -> Path | None:
+    """The path a user's code assigned to ``GLOBAL_CONFIG_FILE`` / ``LOCAL_CONFIG_FILE`` (a test redirecting
+    every read and write, directly or with ``mock.patch``), else None: then the defaults follow HOME and
+    the working directory at call time."""
+    value = globals().get(name)
+    return Path(value) if isinstance(value, str | os.PathLike) else None
+
+
 def global_config_dir() -> Path:
-    """``~/.config/model-forge``, read at call time so a changed HOME is honoured."""
-    return Path.home() / ".config" / "model-forge"
+    """``~/.config/model-forge`` (read at call time, so a changed HOME is honoured), or the folder of an
+    assigned ``GLOBAL_CONFIG_FILE``; credentials and the stats file live there too."""
+    assigned = _assigned("GLOBAL_CONFIG_FILE")
+    return assigned.parent if assigned is not None else Path.home() / ".config" / "model-forge"
 
 
 def local_config_dir() -> Path:
-    """``./.model-forge`` below the current working directory."""
-    return Path.cwd() / ".model-forge"
+    """``./.model-forge`` below the current working directory, or the folder of an assigned
+    ``LOCAL_CONFIG_FILE``."""
+    assigned = _assigned("LOCAL_CONFIG_FILE")
+    return assigned.parent if assigned is not None else Path.cwd() / ".model-forge"
 
 
 def __getattr__(name: str) -> Path:
@@ -84,13 +100,20 @@ def _find_in(directory: Path) -> Path | None:
 
 
 def get_config_path(local: bool = False) -> Path:
-    """The config file for the scope: the existing JSON or YAML file, else where a JSON one would go."""
+    """The config file for the scope: an assigned ``GLOBAL_CONFIG_FILE`` / ``LOCAL_CONFIG_FILE`` as given,
+    else the existing JSON or YAML file, else where a JSON one would go."""
+    assigned = _assigned("LOCAL_CONFIG_FILE" if local else "GLOBAL_CONFIG_FILE")
+    if assigned is not None:
+        return assigned
     directory = local_config_dir() if local else global_config_dir()
     return _find_in(directory) or directory / "config.json"
 
 
 def _active_path() -> Path:
-    local = _find_in(local_config_dir())
+    assigned_local = _assigned("LOCAL_CONFIG_FILE")
+    if assigned_local is not None and assigned_local.is_file():
+        return assigned_local
+    local = None if assigned_local is not None else _find_in(local_config_dir())
     return local or get_config_path(local=False)
 
 
@@ -220,10 +243,11 @@ def update_config(mutate: Callable[[dict[str, Any]], Any], local: bool = False) 
 
 
 def set_current_model(provider: str, model: str, local: bool = False, quiet: bool = False) -> bool:
-    """Select ``provider``/``model`` if both are configured in that scope; ``False`` (and a note) if not.
+    """Select ``provider``/``model``, which must be configured in that scope; ``True`` once selected.
 
-    The check and the write happen under one lock, so a concurrent ``config remove`` cannot leave the
-    selection pointing at a model that is gone.
+    ``ConfigurationNotFoundError`` (as 2.3.0) names the config file when the provider or the model is not
+    there. The check and the write happen under one lock, so a concurrent ``config remove`` cannot leave
+    the selection pointing at a model that is gone.
     """
     found = False
 
@@ -237,13 +261,17 @@ def set_current_model(provider: str, model: str, local: bool = False, quiet: boo
         return True
 
     update_config(select, local)
+    if not found:
+        where = get_config_path(local=local)
+        raise ConfigurationNotFoundError(
+            provider,
+            model,
+            suggestion=f"'{provider}/{model}' is not in {where}. Add it with: modelforge config add "
+            f"--provider {provider} --model {model}" + (" --local" if local else ""),
+        )
     if not quiet:
-        if found:
-            print(f"Current model set to {provider}/{model}.")
-        else:
-            where = get_config_path(local=local)
-            print(f"Model '{model}' of provider '{provider}' is not configured in {where}.", file=sys.stderr)
-    return found
+        print(f"Current model set to {provider}/{model}.")
+    return True
 
 
 def get_current_model() -> dict[str, str] | None:
@@ -265,16 +293,22 @@ def update_setting(key: str, value: Any, local: bool = False) -> None:
 
 
 def migrate_old_config() -> bool:
-    """Move the pre-2.0 ``~/.config/model-forge/models.json`` to ``config.json``; ``True`` if moved."""
+    """Move the pre-2.0 ``~/.config/model-forge/models.json`` to ``config.json``; ``True`` if moved.
+
+    When both files exist nothing is overwritten: as 2.3.0, a warning says so (logged, so on stderr) and
+    ``False`` is returned.
+    """
     old = global_config_dir() / "models.json"
     new = get_config_path(local=False)
     if not old.exists():
         return False
     if new.exists():
-        raise ConfigurationError(
-            f"Both {old} and {new} exist; refusing to overwrite {new}",
-            suggestion=f"Merge what you need from {old} into {new}, then delete {old}.",
+        message = (
+            f"Old configuration file {old} found, but {new} already exists; nothing was migrated. "
+            f"Merge what you need from {old} into {new}, then delete {old}."
         )
+        logger.warning("%s", message)  # on stderr (logging's last-resort handler when none is set)
+        return False
     data, _ = get_config_from_path(old)
     save_config(data)
     old.unlink()

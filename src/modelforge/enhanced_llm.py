@@ -19,6 +19,7 @@ model's API key, so treat it as a secret.
 
 from __future__ import annotations
 
+import logging
 import pickle
 from collections.abc import Mapping
 from typing import Any
@@ -43,7 +44,9 @@ _PARAMETER_FIELDS: dict[str, tuple[str, ...]] = {
 _CONNECTION_FIELDS = frozenset(
     {"client", "async_client", "root_client", "root_async_client", "http_client", "http_async_client"}
 )
-_OWN_FIELDS = frozenset({"wrapped_llm", "model_metadata", "provider", "model_alias"})
+logger = logging.getLogger(__name__)
+
+_OWN_FIELDS = frozenset({"wrapped_llm", "model_metadata", "provider", "model_alias", "custom_params"})
 
 
 class EnhancedLLM(DelegatingChatModel):
@@ -52,6 +55,9 @@ class EnhancedLLM(DelegatingChatModel):
     model_metadata: dict[str, Any] = Field(default_factory=dict)
     provider: str = ""
     model_alias: str = ""
+    # Parameters set on this wrapper that the provider's model class has no field for (2.3.0 stored them
+    # rather than refusing them); kept here and read back, not sent.
+    custom_params: dict[str, Any] = Field(default_factory=dict)
 
     def __init__(
         self,
@@ -206,17 +212,19 @@ class EnhancedLLM(DelegatingChatModel):
 
     def _get_parameter(self, name: str) -> Any:
         field = self._field_for(name)
-        return getattr(innermost(self.wrapped_llm), field) if field else None
+        return getattr(innermost(self.wrapped_llm), field) if field else self.custom_params.get(name)
 
     def _set_parameter(self, name: str, value: Any) -> None:
         _check(name, value, self.max_output_tokens)
         field = self._field_for(name)
-        if field is None:
-            raise InvalidInputError(
-                f"{type(innermost(self.wrapped_llm)).__name__} has no '{name}' setting",
-                suggestion="Pass it as a keyword argument to invoke() if the provider accepts it.",
-                details={"parameter": name, "model_class": type(innermost(self.wrapped_llm)).__name__},
+        if field is None:  # as 2.3.0: stored and read back, not sent (the model has no such setting)
+            logger.debug(
+                "%s has no '%s' setting: the value is kept on the EnhancedLLM only",
+                type(innermost(self.wrapped_llm)).__name__,
+                name,
             )
+            self.custom_params = {**self.custom_params, name: value}
+            return
         # A copy, not a mutation: the original model may be shared; bound runnables point at ``self``.
         # The setting lives on the provider's model, below any other ModelForge wrapper.
         leaf = innermost(self.wrapped_llm)

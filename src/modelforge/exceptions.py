@@ -46,6 +46,9 @@ from typing import Any
 
 from modelforge._secrets import mask_secrets
 
+# How many available models an error message lists (2.3.0's name; the rest are counted).
+MAX_DISPLAY_MODELS = 5
+
 __all__ = [
     "AllProvidersFailedError",
     "AuthenticationError",
@@ -82,7 +85,7 @@ __all__ = [
 class ModelForgeError(Exception):
     """Base of every ModelForge error; ``str(err) == err.message``."""
 
-    default_code: str = "MODELFORGE_ERROR"
+    default_code: str | None = None  # 2.3.0: a ModelForgeError raised without a code has error_code None
     default_retryable: bool = False
 
     def __init__(
@@ -336,12 +339,21 @@ class ModelNotFoundError(ProviderError):
     ) -> None:
         available = list(available_models or [])
         if available:
-            kwargs.setdefault("suggestion", "Available models: " + ", ".join(available))
+            shown = ", ".join(available[:MAX_DISPLAY_MODELS])
+            more = len(available) - MAX_DISPLAY_MODELS
+            kwargs.setdefault(
+                "suggestion", f"Available models: {shown}" + (f" (and {more} more)" if more > 0 else "")
+            )
         else:
             kwargs.setdefault(
                 "suggestion", f"Add it with: modelforge config add --provider {provider} --model {model}"
             )
-        details = {"available_models": available, **kwargs.pop("details", {})}
+        details = {
+            "provider": provider,
+            "model": model,
+            "available_models": available,
+            **kwargs.pop("details", {}),
+        }
         super().__init__(
             f"Model '{model}' not found for provider '{provider}'",
             provider=provider,
@@ -498,7 +510,7 @@ class ValidationError(ModelForgeError):
     default_code = "VALIDATION_ERROR"
 
 
-class InvalidInputError(ValidationError):
+class InvalidInputError(ValidationError, ValueError):
     """An input value is malformed or out of range."""
 
     default_code = "INVALID_INPUT"

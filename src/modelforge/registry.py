@@ -34,12 +34,17 @@ from modelforge.local_model import LOCAL_MODEL_ALIAS
 from modelforge.pipeline import build_pipeline, response_cache_for
 from modelforge.providers import ModelRequest, get_family
 from modelforge.providers._managed import ForgeState, ManagedChatModel
+from modelforge.validation import split_model_spec
 
 if TYPE_CHECKING:
     from modelforge.batch import BatchProgress, BatchResult
     from modelforge.streaming import StreamEvent
 
-__all__ = ["ModelForgeRegistry"]
+__all__ = ["GITHUB_COPILOT_AVAILABLE", "ModelForgeRegistry"]
+
+# 2.3.0 told whether langchain-github-copilot was installed. GitHub Copilot now goes through the
+# OpenAI-compatible endpoint with langchain-openai, a required dependency: always available.
+GITHUB_COPILOT_AVAILABLE = True
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +219,8 @@ class ModelForgeRegistry:
 
     def _select(self, provider_name: str | None, model_alias: str | None) -> tuple[str, str]:
         config = self._loaded.config
+        if provider_name and not model_alias and (":" in provider_name or "/" in provider_name):
+            provider_name, model_alias = split_model_spec(provider_name)  # "openai:gpt-4o-mini"
         if provider_name and model_alias:
             return provider_name, model_alias
         current = config.current_model

@@ -25,6 +25,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from modelforge._secrets import register_secret
@@ -63,7 +64,7 @@ class InputValidator:
 
     PROVIDER_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*$")
     PROVIDER_NAME_MAX_LENGTH = 64
-    MODEL_NAME_MAX_LENGTH = 256
+    MODEL_NAME_MAX_LENGTH = 100  # 2.3.0's limit
     URL_SCHEMES = frozenset({"http", "https"})
     MAX_DISPLAY_CHOICES = 8
     MIN_API_KEY_LENGTH = 8
@@ -78,6 +79,10 @@ class InputValidator:
         "google_genai": (("AIza",), 30, "Google AI Studio keys start with 'AIza'"),
         "gemini": (("AIza",), 30, "Google AI Studio keys start with 'AIza'"),
     }
+
+    # 2.3.0's name: a pattern per provider a key must match. Built from API_KEY_RULES, so modern keys
+    # ('sk-proj-...') match, where 2.3.0's patterns refused them.
+    API_KEY_PATTERNS: ClassVar[dict[str, re.Pattern[str]]] = {}
 
     @classmethod
     def validate_provider_name(cls, provider: str | None) -> str:
@@ -105,11 +110,17 @@ class InputValidator:
     @classmethod
     def validate_model_name(cls, model: str | None) -> str:
         """Strip a model name and check it is non-empty, not too long and free of control characters."""
-        if model is None or not str(model).strip():
+        if not model:
             raise _invalid(
                 "Model name is empty",
                 "Give a model name such as 'gpt-4o-mini' or 'qwen3:1.7b'",
                 "EMPTY_MODEL",
+            )
+        if not str(model).strip():  # 2.3.0's code for a name of blanks only
+            raise _invalid(
+                "Model name is only whitespace",
+                "Give a model name such as 'gpt-4o-mini' or 'qwen3:1.7b'",
+                "INVALID_MODEL_NAME",
             )
         name = str(model).strip()
         if len(name) > cls.MODEL_NAME_MAX_LENGTH:
@@ -356,3 +367,39 @@ class InputValidator:
             if text.casefold() in folded:
                 return folded[text.casefold()]
         raise _invalid(f"Invalid {name} {text[:60]!r}", f"Choose one of: {listed}", "INVALID_CHOICE")
+
+
+InputValidator.API_KEY_PATTERNS.update(
+    {
+        provider: re.compile(
+            "^(?:"
+            + "|".join(re.escape(prefix) for prefix in prefixes)
+            + r")[^\s\x00-\x1f]{"
+            + str(max(length - min(len(p) for p in prefixes), 1))
+            + ",}$"
+        )
+        for provider, (prefixes, length, _) in InputValidator.API_KEY_RULES.items()
+    }
+)
+
+
+def split_model_spec(spec: str) -> tuple[str, str | None]:
+    """``"provider:model"`` or ``"provider/model"`` as ``(provider, model)``; a bare name is a provider.
+
+    The first ``:`` or ``/`` separates them (provider names have neither), so the model keeps the rest:
+    ``"ollama:qwen3:1.7b"`` is ``("ollama", "qwen3:1.7b")`` and ``"openrouter:anthropic/claude-sonnet-4"``
+    is ``("openrouter", "anthropic/claude-sonnet-4")``. ``provider:model`` is the convention of LangChain's
+    ``init_chat_model`` and most libraries; ``provider/model`` is ModelForge's own.
+    """
+    text = spec.strip()
+    cut = min((i for i in (text.find(":"), text.find("/")) if i >= 0), default=-1)
+    if cut < 0:
+        return text, None
+    provider, model = text[:cut].strip(), text[cut + 1 :].strip()
+    if not provider:
+        raise InvalidInputError(
+            f"{spec!r} names no provider",
+            suggestion='Write it as "provider:model" or "provider/model", e.g. "openai:gpt-4o-mini"',
+            error_code="INVALID_MODEL_SPEC",
+        )
+    return provider, model or None

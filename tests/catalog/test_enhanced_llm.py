@@ -211,11 +211,15 @@ def test_limit_message_names_the_limit(server: ProviderServer) -> None:
     assert llm.temperature is None
 
 
-def test_unsupported_parameter_is_an_error(server: ProviderServer) -> None:
+def test_a_parameter_the_model_lacks_is_stored_not_sent(server: ProviderServer) -> None:
+    """As 2.3.0: top_k on an OpenAI model (which has no such setting) is kept and read back, never sent."""
     llm = enhance(openai_llm(server), "openai", "gpt-4o-mini")
-    with pytest.raises(InvalidInputError, match="top_k"):
-        llm.top_k = 5  # the OpenAI API has no top_k
-    assert llm.top_k is None
+    llm.top_k = 5
+    assert llm.top_k == 5 and llm.custom_params == {"top_k": 5}
+    llm.invoke("hi")
+    assert "top_k" not in (server.requests[-1].json or {})
+    with pytest.raises(InvalidInputError):  # still checked: a negative top_k is refused
+        llm.top_k = -1
 
 
 # --- pickling --------------------------------------------------------------------------------------------

@@ -204,12 +204,16 @@ def test_local_models_are_free_not_unknown() -> None:
     assert "local model" in format_metrics(callback.metrics)
 
 
-def test_missing_usage_is_estimated_and_flagged() -> None:
+def test_missing_usage_is_zero_as_in_2_3_with_the_estimate_beside_it() -> None:
     callback = TelemetryCallback("openai", "gpt-4o-mini")
     run_with(callback, text="x" * 400)
     usage = callback.metrics.token_usage
-    assert callback.metrics.metadata["token_estimation"] is True
-    assert usage.completion_tokens == 100 and usage.prompt_tokens >= 1
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (0, 0, 0)
+    assert callback.metrics.estimated_cost == 0.0
+    meta = callback.metrics.metadata
+    assert meta["token_estimation"] is True
+    assert meta["token_estimate"]["completion_tokens"] == 100 and meta["token_estimate"]["prompt_tokens"] >= 1
+    assert meta["token_estimate"]["cost"] > 0
     assert "(estimated)" in format_metrics(callback.metrics)
 
 

@@ -221,3 +221,11 @@ def test_logout_needs_exactly_one_target(args: list[str], invoke: Invoke) -> Non
     result = invoke("auth", "logout", *args)
     assert result.exit_code == 2
     assert "--all-providers" in result.stderr and "Traceback" not in result.output
+
+
+def test_logout_of_an_unknown_provider_exits_non_zero(invoke: Invoke, write_config: WriteConfig) -> None:
+    """As 2.3.0: neither configured nor logged in is an error (2.3.0 showed a traceback; we a clean one)."""
+    write_config({"providers": {"ollama": {"llm_type": "ollama", "base_url": "http://localhost:11434"}}})
+    result = invoke("auth", "logout", "--provider", "nosuch")
+    assert result.exit_code == 1
+    assert "nosuch" in result.stderr and "ollama" in result.stderr and "Traceback" not in result.output

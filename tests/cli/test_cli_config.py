@@ -323,3 +323,16 @@ def test_wizard_without_a_key_says_how_to_add_one_like_config_add(
     assert hint in result.stderr
     added = invoke("config", "add", "--provider", "anthropic", "--model", "other")
     assert hint in added.stderr  # the same step after `config add`
+
+
+def test_migrate_with_both_files_warns_and_exits_zero(
+    invoke: Invoke, write_config: Callable[[dict[str, Any]], Path], config_file: Path
+) -> None:
+    """As 2.3.0: models.json beside an existing config.json stays, with a warning and exit code 0."""
+    write_config({"providers": {}})
+    old = config_file.parent / "models.json"
+    old.write_text('{"providers": {"openai": {}}}', encoding="utf-8")
+    result = invoke("config", "migrate")
+    assert result.exit_code == 0
+    assert "already exists" in result.stderr and str(old) in result.stderr
+    assert old.exists() and json.loads(config_file.read_text()) == {"providers": {}}

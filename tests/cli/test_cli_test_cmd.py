@@ -167,3 +167,32 @@ def test_a_2_3_0_config_with_auth_data_answers_unchanged(
         assert server.requests[-1].headers["authorization"] == f"Bearer {OPENAI_KEY}"
         assert OPENAI_KEY not in result.output
     assert config_file.read_text() == before
+
+
+@pytest.mark.parametrize("spec", ["testsrv:big", "testsrv/big"])
+def test_model_option_takes_provider_colon_model(
+    server: ProviderServer, write_config: WriteConfig, invoke: Invoke, spec: str
+) -> None:
+    """``--model provider:model`` (LangChain's init_chat_model convention) or ``provider/model``."""
+    data = server_config(server.openai_base_url)
+    data["providers"]["testsrv"]["models"]["big"] = {"api_model_name": "gpt-4o"}
+    write_config(data)
+    server.script(Reply(text=ANSWER, usage=Usage(11, 7)))
+    result = invoke("test", "-q", "-p", "hi", "--model", spec)
+    assert result.exit_code == 0, result.output
+    assert server.requests_for("openai")[-1].json["model"] == "gpt-4o"
+
+
+def test_provider_colon_model_in_python(server: ProviderServer, write_config: WriteConfig) -> None:
+    from modelforge import create_provider
+    from modelforge.registry import ModelForgeRegistry
+
+    data = server_config(server.openai_base_url)
+    data["providers"]["testsrv"]["models"]["qwen3:1.7b"] = {"api_model_name": "qwen3:1.7b"}
+    write_config(data)
+    registry = ModelForgeRegistry()
+    assert registry.get_llm("testsrv:mini").model_name == "gpt-4o-mini"
+    assert registry.get_llm("testsrv/mini").model_name == "gpt-4o-mini"
+    assert registry.get_llm("testsrv:qwen3:1.7b").model_name == "qwen3:1.7b"  # the model keeps its colon
+    server.script(Reply(text="from create_provider"))
+    assert create_provider("testsrv:mini").chat_sync("hi").text == "from create_provider"

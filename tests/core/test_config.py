@@ -14,7 +14,12 @@ import pytest
 import yaml
 
 from modelforge import config
-from modelforge.exceptions import ConfigurationError, ConfigurationValidationError, JsonDecodeError
+from modelforge.exceptions import (
+    ConfigurationError,
+    ConfigurationNotFoundError,
+    ConfigurationValidationError,
+    JsonDecodeError,
+)
 from tests._unprivileged import run_python
 
 COMPAT_EXAMPLE = {
@@ -269,16 +274,21 @@ def test_concurrent_writers_do_not_lose_changes(isolated_home: Path) -> None:
     assert all(settings[f"key{i}"] is True for i in range(4))
 
 
-def test_set_current_model_checks_the_model_exists(capsys: pytest.CaptureFixture[str]) -> None:
+def test_set_current_model_checks_the_model_exists() -> None:
+    """As 2.3.0: an unknown provider or model raises ConfigurationNotFoundError; the selection stays."""
     config.save_config(COMPAT_EXAMPLE)
     assert config.set_current_model("ollama", "qwen3:1.7b", quiet=True) is True
     assert config.get_current_model() == {"provider": "ollama", "model": "qwen3:1.7b"}
-    assert config.set_current_model("ollama", "nope") is False
-    assert "not configured" in capsys.readouterr().err
+    with pytest.raises(ConfigurationNotFoundError) as info:
+        config.set_current_model("ollama", "nope")
+    assert info.value.error_code == "CONFIG_NOT_FOUND"
+    assert str(config.GLOBAL_CONFIG_FILE) in (info.value.suggestion or "")
+    assert config.get_current_model() == {"provider": "ollama", "model": "qwen3:1.7b"}
 
 
 def test_selecting_an_unknown_model_writes_nothing() -> None:
-    assert config.set_current_model("openai", "gpt-4o", quiet=True) is False
+    with pytest.raises(ConfigurationNotFoundError):
+        config.set_current_model("openai", "gpt-4o", quiet=True)
     assert not config.GLOBAL_CONFIG_FILE.exists()
 
 

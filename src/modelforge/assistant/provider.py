@@ -41,6 +41,7 @@ from modelforge.assistant.provider_config import ModelConfig
 from modelforge.assistant.structured import ResponseFormat, ValidationConfig, ainvoke_validated
 from modelforge.assistant.tokens import model_name_of
 from modelforge.exceptions import ConfigurationValidationError, InvalidInputError
+from modelforge.validation import split_model_spec
 
 if TYPE_CHECKING:
     from modelforge.batch import BatchResult
@@ -317,14 +318,10 @@ def create_provider(
 
 
 def _names(config: str | None) -> tuple[str | None, str | None]:
+    """``"provider:alias"`` or ``"provider/alias"`` (``modelforge.validation.split_model_spec``)."""
     if config is None:
         return None, None
-    provider, _, alias = config.strip().partition("/")
-    if not provider:
-        raise InvalidInputError(
-            f"{config!r} names no provider", suggestion='Use "provider/alias", e.g. "openai/gpt-4o-mini".'
-        )
-    return provider, alias or None
+    return split_model_spec(config)
 
 
 def _llm_type(registry: ModelForgeRegistry, provider_name: str) -> str:

@@ -230,7 +230,9 @@ class Catalog:
         return found
 
     def _lookup_names(self, provider: str, names: Sequence[str | None]) -> ModelInfo | None:
-        wanted = [name for name in dict.fromkeys(names) if isinstance(name, str) and name.strip()]
+        given = [name for name in names if isinstance(name, str) and name.strip()]
+        # Then each name lower-cased (models.dev ids are): "GPT-4o-mini" is gpt-4o-mini, never a substring.
+        wanted = list(dict.fromkeys([*given, *(name.lower() for name in given)]))
         for name in wanted:
             if found := self.model(provider, name):
                 return found

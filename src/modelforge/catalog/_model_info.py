@@ -222,6 +222,11 @@ class ModelInfo:
             "max_tokens": self.max_output_tokens,
             "max_output_tokens": self.max_output_tokens,
             "pricing": {
+                # 2.3.0's keys (USD per million tokens), then the same prices under the shorter names.
+                "input_per_1m_tokens": self.input_per_1m,
+                "output_per_1m_tokens": self.output_per_1m,
+                "cache_read_per_1m_tokens": self.cache_read_per_1m,
+                "cache_write_per_1m_tokens": self.cache_write_per_1m,
                 "input_per_1m": self.input_per_1m,
                 "output_per_1m": self.output_per_1m,
                 "cache_read_per_1m": self.cache_read_per_1m,

@@ -19,7 +19,9 @@ Return shapes (all plain dicts, JSON-serialisable):
   "base_urls", "env", "doc", "model_count"}``
 * model: ``{"id", "provider", "name", "display_name", "description", "family", "capabilities" (list of
   ``modelforge.catalog.CAPABILITIES``), "context_length", "max_tokens", "max_output_tokens",
-  "pricing": {"input_per_1m", "output_per_1m", "cache_read_per_1m", "cache_write_per_1m", "currency"},
+  "pricing": {"input_per_1m_tokens", "output_per_1m_tokens", "cache_read_per_1m_tokens",
+  "cache_write_per_1m_tokens"} (2.3.0's keys) and the same prices as ``input_per_1m``, ``output_per_1m``,
+  ``cache_read_per_1m``, ``cache_write_per_1m``, with ``currency``,
   "modalities": {"input", "output"}, "knowledge", "release_date", "open_weights", "status",
   "snapshot_date"}``; prices in USD per million tokens, ``None`` when unknown.
 * model info: the model dict, plus the models.dev entry's own fields (``cost``, ``limit``, ``tool_call``...)
@@ -46,7 +48,7 @@ from modelforge._secrets import register_secret
 from modelforge.catalog import Catalog, ModelInfo
 from modelforge.catalog._data import MODELS_DEV_URL, dump_envelope, is_api_json, make_envelope, parse_envelope
 from modelforge.catalog._data import trim as trim_api
-from modelforge.exceptions import ModelNotFoundError, ProviderNotAvailableError
+from modelforge.exceptions import InvalidInputError, ModelNotFoundError, ProviderNotAvailableError
 
 __all__ = [
     "ModelInfoNotFoundError",
@@ -71,11 +73,42 @@ class ProviderInfoNotFoundError(ProviderNotAvailableError, ValueError):
     """models.dev has no such provider; also a ``ValueError``, which 2.3.0 raised here."""
 
 
+def _home_cache_dir() -> Path:
+    return Path.home() / ".cache" / "model-forge" / "modelsdev"
+
+
+_DEFAULT_CACHE_DIR = _home_cache_dir()  # as 2.3.0 computed its CACHE_DIR, at import
+
+# models.dev provider ids whose ModelForge family is not the OpenAI-compatible one.
+_LLM_TYPES = {
+    "anthropic": "anthropic",
+    "google": "google_genai",
+    "ollama": "ollama",
+    "github-copilot": "github_copilot",
+}
+
+
+def _require_name(value: str | None, what: str, code: str, example: str) -> None:
+    """2.3.0 refused a blank provider or model name with ``InvalidInputError``."""
+    if not value or not str(value).strip():
+        raise InvalidInputError(
+            f"The {what} name is empty", suggestion=f"Give a {what} name such as '{example}'", error_code=code
+        )
+
+
 class ModelsDevClient:
     """Model and provider metadata from models.dev, cached, with an offline fallback."""
 
     BASE_URL = "https://models.dev"
-    CACHE_TTL: dict[str, int] = {"providers": 24 * 3600, "models": 24 * 3600, "model_info": 7 * 24 * 3600}
+    CACHE_TTL: dict[str, int] = {
+        "providers": 24 * 3600,
+        "models": 24 * 3600,
+        "model_info": 7 * 24 * 3600,
+        "provider_config": 7 * 24 * 3600,
+    }
+    # 2.3.0's class attribute. Assigning it (``ModelsDevClient.CACHE_DIR = tmp_path``, as tests do) moves the
+    # cache of every client made without ``cache_dir=``; left alone, the cache follows ``$HOME`` at call time.
+    CACHE_DIR: Path = _DEFAULT_CACHE_DIR
     DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
     TOTAL_DOWNLOAD_SECONDS = 10.0
     RETRY_AFTER_FAILURE = 300.0
@@ -114,7 +147,10 @@ class ModelsDevClient:
 
     @property
     def cache_dir(self) -> Path:
-        return self._cache_dir or Path.home() / ".cache" / "model-forge" / "modelsdev"
+        if self._cache_dir is not None:
+            return self._cache_dir
+        assigned = type(self).CACHE_DIR
+        return assigned if assigned != _DEFAULT_CACHE_DIR else _home_cache_dir()
 
     @property
     def cache_path(self) -> Path:
@@ -138,6 +174,21 @@ class ModelsDevClient:
         catalog = self.catalog(max_age=self.CACHE_TTL["providers"], force_refresh=force_refresh)
         return [provider.to_dict() for provider in catalog.providers()]
 
+    def get_provider_config(self, provider: str, force_refresh: bool = False) -> dict[str, Any]:
+        """A configuration template for ``provider`` (2.3.0's method): its models.dev entry (id, names,
+        auth types, base URLs, the environment variables that hold its key) with ``llm_type`` and
+        ``base_url`` as a config file would set them. ``ProviderInfoNotFoundError`` when unknown."""
+        _require_name(provider, "provider", "EMPTY_PROVIDER", "openai")
+        catalog = self.catalog(max_age=self.CACHE_TTL["provider_config"], force_refresh=force_refresh)
+        info = catalog.provider(provider)
+        if info is None:
+            raise ProviderInfoNotFoundError(provider)
+        template = info.to_dict()
+        template["llm_type"] = _LLM_TYPES.get(info.id, "openai_compatible")
+        template["base_url"] = info.api
+        template["env"] = list(info.env)
+        return template
+
     def get_models(self, provider: str | None = None, force_refresh: bool = False) -> list[dict[str, Any]]:
         """Every model, or those of ``provider`` (ModelForge or models.dev name; unknown gives ``[]``)."""
         catalog = self.catalog(max_age=self.CACHE_TTL["models"], force_refresh=force_refresh)
@@ -145,10 +196,8 @@ class ModelsDevClient:
 
     def get_model_info(self, provider: str, model: str, force_refresh: bool = False) -> dict[str, Any]:
         """One model's metadata; ``ModelInfoNotFoundError`` / ``ProviderInfoNotFoundError`` when unknown."""
-        if not provider or not provider.strip():
-            raise ProviderInfoNotFoundError(provider or "", reason="no provider name given")
-        if not model or not model.strip():
-            raise ModelInfoNotFoundError(provider, model or "", suggestion="Give a model name.")
+        _require_name(provider, "provider", "EMPTY_PROVIDER", "openai")
+        _require_name(model, "model", "EMPTY_MODEL", "gpt-4o-mini")
         catalog = self.catalog(max_age=self.CACHE_TTL["model_info"], force_refresh=force_refresh)
         info = catalog.model(provider, model)
         if info is None and self.data_source == "cache" and not self._fresh_for_lists():

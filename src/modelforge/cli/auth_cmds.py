@@ -144,7 +144,16 @@ def logout(provider: str | None, all_providers: bool) -> None:
     if all_providers:
         names = set(configured) | set(get_store().providers()) | set(FileCredentialStore().providers())
     else:
-        names = {find_provider(str(provider), configured) or str(provider).strip()}
+        name = find_provider(str(provider), configured) or str(provider).strip()
+        if name not in configured and not get_auth_data(name):
+            # As 2.3.0: a provider that is neither configured nor logged in is an error (exit code 1).
+            from modelforge.exceptions import ConfigurationNotFoundError
+
+            known = ", ".join(sorted(configured)) or "(none)"
+            raise ConfigurationNotFoundError(
+                name, suggestion=f"Configured providers: {known}. Check the name with: modelforge auth status"
+            )
+        names = {name}
     cleared = 0
     for name in sorted(names):
         if get_auth_data(name):

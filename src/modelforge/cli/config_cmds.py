@@ -106,14 +106,16 @@ def show_config() -> None:
 def migrate_config() -> None:
     """Move the old models.json to config.json, and credentials out of config files."""
     from modelforge.auth import save_auth_data
-    from modelforge.config import get_config_from_path, get_config_path, migrate_old_config
+    from modelforge.config import get_config_from_path, get_config_path, global_config_dir, migrate_old_config
 
-    moved = migrate_old_config()
-    click.echo(
-        "Moved the old models.json to " + str(get_config_path(local=False))
-        if moved
-        else "No old models.json to migrate."
-    )
+    new = get_config_path(local=False)
+    old = global_config_dir() / "models.json"
+    if old.exists() and new.exists():  # as 2.3.0: a warning, nothing overwritten, exit code 0
+        warn(f"{old} was not migrated: {new} already exists. Merge what you need into it, then delete {old}.")
+    elif migrate_old_config():
+        click.echo(f"Moved the old models.json to {new}")
+    else:
+        click.echo("No old models.json to migrate.")
     for local in (True, False):
         path = get_config_path(local=local)
         data, _ = get_config_from_path(path)

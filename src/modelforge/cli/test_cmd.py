@@ -90,6 +90,13 @@ def _answer(llm: Any, text: str, callbacks: list[Any], *, stream: bool, echo: bo
 @click.option("--no-telemetry", is_flag=True, help="Do not show tokens, duration and cost.")
 @click.option("--stream", is_flag=True, help="Stream the answer (printed as it arrives, unless -o is given).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the answer.")
+@click.option(
+    "-m",
+    "--model",
+    "model_spec",
+    metavar="PROVIDER:MODEL",
+    help="Use this configured model instead of the current one (provider:model or provider/model).",
+)
 def test_model(
     prompt: str | None,
     input_file: Path | None,
@@ -98,8 +105,10 @@ def test_model(
     no_telemetry: bool,
     stream: bool,
     quiet: bool,
+    model_spec: str | None,
 ) -> None:
-    """Send a prompt to the current model (see `modelforge config use`) and print the answer."""
+    """Send a prompt to the current model (see `modelforge config use`), or to --model, and print the
+    answer."""
     from modelforge.config import get_settings
     from modelforge.registry import ModelForgeRegistry
 
@@ -108,7 +117,7 @@ def test_model(
     if verbose:
         enable_cli_logging()
     registry = ModelForgeRegistry(verbose=verbose)
-    llm = registry.get_llm()
+    llm = registry.get_llm(model_spec) if model_spec else registry.get_llm()
     provider = str(getattr(llm, "provider_name", "") or "unknown")
     model = str(getattr(llm, "model_alias", "") or "unknown")
     show_telemetry = not (no_telemetry or quiet) and bool(get_settings().get("show_telemetry", True))

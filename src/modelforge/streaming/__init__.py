@@ -38,6 +38,7 @@ What this package owns:
 
 from __future__ import annotations
 
+from modelforge.streaming._auth_handler import StreamingAuthHandler
 from modelforge.streaming._events_stream import stream_events
 from modelforge.streaming._sync import stream_sync
 from modelforge.streaming._to_file import stream_to_file
@@ -89,6 +90,7 @@ __all__ = [
     "StreamQueue",
     "StreamRestart",
     "StreamWrapper",
+    "StreamingAuthHandler",
     "TextDelta",
     "TextProcessor",
     "TokenCounter",

@@ -3,7 +3,8 @@
 ``TelemetryCallback(provider, model)`` records every chat-model run it sees (``invoke``, ``stream`` and
 their async twins) and leaves the latest in ``.metrics`` (all of them in ``.history``). Token usage is
 read from ``AIMessage.usage_metadata`` first, then from ``llm_output["token_usage"]`` (or ``["usage"]``);
-when the provider reports none it is estimated from text length and flagged ``token_estimation``.
+when the provider reports none the counts are 0, as in 2.3.0, and an estimate from the text length (with
+its cost) is in ``metadata["token_estimate"]``, flagged ``token_estimation``.
 
 Costs come from the models.dev catalogue by exact model id (``modelforge.catalog``), never by substring
 (2.3.0 priced ``gpt-4o-mini`` as ``gpt-4o``): ``calculate_cost`` returns 0.0 for a model without a known
@@ -131,9 +132,21 @@ class TelemetryCallback(BaseCallbackHandler):
         if actual_model:
             metrics.metadata["actual_model"] = actual_model
         if usage is None:
+            # As 2.3.0: the provider reported no tokens, so the counts (and the cost) are 0; the estimate
+            # (about four characters a token) goes beside them, in the metadata.
             completion_chars = sum(len(g.text) for gens in response.generations for g in gens)
-            usage = _estimate(run.prompt_chars, completion_chars)
+            estimate = _estimate(run.prompt_chars, completion_chars)
+            estimated_cost, _ = price_with_source(
+                self.provider, self.model, estimate, actual_model, self._catalog
+            )
             metrics.metadata["token_estimation"] = True
+            metrics.metadata["token_estimate"] = {
+                "prompt_tokens": estimate.prompt_tokens,
+                "completion_tokens": estimate.completion_tokens,
+                "total_tokens": estimate.total_tokens,
+                "cost": estimated_cost,
+            }
+            usage = TokenUsage()
         metrics.token_usage = usage
         served = cache_served(response)
         if served is not None:  # answered from the response cache: no provider spending
@@ -265,12 +278,18 @@ def format_metrics(metrics: ModelMetrics) -> str:
         lines.append(f"First token after: {meta['time_to_first_token_ms']:.0f} ms")
     lines += [
         "",
-        "Token usage" + (" (estimated)" if meta.get("token_estimation") else "") + ":",
+        "Token usage:",
         f"  Prompt tokens: {usage.prompt_tokens:,}"
         + (f" ({usage.cache_read_tokens:,} from cache)" if usage.cache_read_tokens else ""),
         f"  Completion tokens: {usage.completion_tokens:,}",
         f"  Total tokens: {usage.total_tokens:,}",
     ]
+    estimate = meta.get("token_estimate")
+    if isinstance(estimate, Mapping):  # the provider reported no tokens
+        lines.append(
+            f"  Not reported by the provider; estimated: {estimate.get('prompt_tokens', 0):,} prompt + "
+            f"{estimate.get('completion_tokens', 0):,} completion (estimated)"
+        )
     context = meta.get("context_length")
     if isinstance(context, int) and context > 0:
         used = usage.prompt_tokens
@@ -310,3 +329,38 @@ def _cost_line(metrics: ModelMetrics) -> str:
         return f"Estimated cost: unknown (no price in the models.dev catalogue of {snapshot})"
     estimated = " from estimated tokens" if meta.get("token_estimation") else ""
     return f"Estimated cost: ${metrics.estimated_cost:.6f} (models.dev prices as of {snapshot}{estimated})"
+
+
+# 2.3.0's PRICING table: provider -> model -> USD per 1,000 input / output tokens. Built on first use from the
+# bundled models.dev catalogue (2.3.0 hard-coded 2024 prices), under 2.3.0's provider names.
+_PRICING_PROVIDERS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "google": "google",
+    "github_copilot": "github-copilot",
+}
+_pricing: dict[str, dict[str, dict[str, float]]] | None = None
+
+
+def _pricing_table() -> dict[str, dict[str, dict[str, float]]]:
+    global _pricing
+    if _pricing is None:
+        catalog = Catalog.bundled()
+        table: dict[str, dict[str, dict[str, float]]] = {}
+        for name, catalog_id in _PRICING_PROVIDERS.items():
+            models: dict[str, dict[str, float]] = {}
+            for info in catalog.models(catalog_id):
+                if info.input_per_1m is not None and info.output_per_1m is not None:
+                    models[info.model.lower()] = {
+                        "input": info.input_per_1m / 1000,
+                        "output": info.output_per_1m / 1000,
+                    }
+            table[name] = models
+        _pricing = table
+    return _pricing
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PRICING":
+        return _pricing_table()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
