@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
@@ -37,6 +37,8 @@ __all__ = [
     "GLOBAL_CONFIG_FILE",  # noqa: F822 - computed on access by __getattr__
     "LOCAL_CONFIG_FILE",  # noqa: F822
     "LoadedConfig",
+    "config_dir_is_assigned",
+    "credentials_file",
     "get_config",
     "get_config_from_path",
     "get_config_path",
@@ -58,19 +60,48 @@ CONFIG_NAMES = ("config.json", "config.yaml", "config.yml")
 DEFAULT_SETTINGS: dict[str, Any] = {"show_telemetry": True}
 
 
+class _DefaultPath(type(Path())):  # type: ignore[misc]
+    """The HOME- or cwd-derived default of ``GLOBAL_CONFIG_FILE`` / ``LOCAL_CONFIG_FILE``: code that saves
+    it and assigns it back (a test's ``setUp`` / ``tearDown``) has assigned nothing."""
+
+
 def _assigned(name: str) -> Path | None:
     """The path a user's code assigned to ``GLOBAL_CONFIG_FILE`` / ``LOCAL_CONFIG_FILE`` (a test redirecting
     every read and write, directly or with ``mock.patch``), else None: then the defaults follow HOME and
-    the working directory at call time."""
+    the working directory at call time. Anything but a ``str`` or a path is refused with
+    ``ConfigurationError`` (a bare ``mock.patch`` gives a MagicMock)."""
     value = globals().get(name)
-    return Path(value) if isinstance(value, str | os.PathLike) else None
+    if value is None or isinstance(value, _DefaultPath):
+        return None
+    if not isinstance(value, str | PurePath):
+        raise ConfigurationError(
+            f"modelforge.config.{name} was set to a {type(value).__name__}, not a path",
+            suggestion=f"Assign a pathlib.Path or a str (mock.patch('modelforge.config.{name}', tmp_path / "
+            "'config.json')), or delete the attribute to go back to the default",
+        )
+    return Path(value)
 
 
 def global_config_dir() -> Path:
     """``~/.config/model-forge`` (read at call time, so a changed HOME is honoured), or the folder of an
-    assigned ``GLOBAL_CONFIG_FILE``; credentials and the stats file live there too."""
+    assigned ``GLOBAL_CONFIG_FILE``."""
     assigned = _assigned("GLOBAL_CONFIG_FILE")
     return assigned.parent if assigned is not None else Path.home() / ".config" / "model-forge"
+
+
+def credentials_file() -> Path:
+    """Where the global credential file lives: ``credentials.json`` beside the global config, or, when
+    ``GLOBAL_CONFIG_FILE`` was assigned, ``<its name>.credentials.json`` beside that file (its folder may
+    be shared, such as /tmp: it is never made private)."""
+    assigned = _assigned("GLOBAL_CONFIG_FILE")
+    if assigned is not None:
+        return assigned.with_name(assigned.stem + ".credentials.json")
+    return global_config_dir() / "credentials.json"
+
+
+def config_dir_is_assigned() -> bool:
+    """Whether ``GLOBAL_CONFIG_FILE`` points somewhere a user's code chose (its folder is not ours)."""
+    return _assigned("GLOBAL_CONFIG_FILE") is not None
 
 
 def local_config_dir() -> Path:
@@ -83,9 +114,9 @@ def local_config_dir() -> Path:
 def __getattr__(name: str) -> Path:
     # GLOBAL_CONFIG_FILE / LOCAL_CONFIG_FILE stay module attributes as in 2.3.0, computed on access.
     if name == "GLOBAL_CONFIG_FILE":
-        return global_config_dir() / "config.json"
+        return _DefaultPath(global_config_dir() / "config.json")
     if name == "LOCAL_CONFIG_FILE":
-        return local_config_dir() / "config.json"
+        return _DefaultPath(local_config_dir() / "config.json")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -250,10 +281,15 @@ def set_current_model(provider: str, model: str, local: bool = False, quiet: boo
     the selection pointing at a model that is gone.
     """
     found = False
+    model = model.strip()
 
     def select(data: dict[str, Any]) -> bool:
-        nonlocal found
-        models = data.get("providers", {}).get(provider, {}).get("models")
+        nonlocal found, provider
+        providers = data.get("providers", {})
+        if provider not in providers:  # as 2.3.0: "GitHub-Copilot" is github_copilot
+            normalized = provider.strip().lower().replace("-", "_")
+            provider = normalized if normalized in providers else provider
+        models = providers.get(provider, {}).get("models")
         found = models is not None and model in models
         if not found:
             return False

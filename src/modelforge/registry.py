@@ -219,7 +219,12 @@ class ModelForgeRegistry:
 
     def _select(self, provider_name: str | None, model_alias: str | None) -> tuple[str, str]:
         config = self._loaded.config
-        if provider_name and not model_alias and (":" in provider_name or "/" in provider_name):
+        if (
+            provider_name
+            and not model_alias
+            and (":" in provider_name or "/" in provider_name)
+            and provider_name not in config.providers  # a configured name is a name, whatever it holds
+        ):
             provider_name, model_alias = split_model_spec(provider_name)  # "openai:gpt-4o-mini"
         if provider_name and model_alias:
             return provider_name, model_alias

@@ -204,6 +204,10 @@ def test_to_dict_shape(bundled: Catalog) -> None:
     data = bundled.model("anthropic", "claude-sonnet-4-5").to_dict()  # type: ignore[union-attr]
     assert data["id"] == "claude-sonnet-4-5" and data["provider"] == "anthropic"
     assert data["pricing"] == {
+        "input_per_1m_tokens": 3.0,  # 2.3.0's keys
+        "output_per_1m_tokens": 15.0,
+        "cache_read_per_1m_tokens": 0.3,
+        "cache_write_per_1m_tokens": 3.75,
         "input_per_1m": 3.0,
         "output_per_1m": 15.0,
         "cache_read_per_1m": 0.3,

@@ -51,6 +51,10 @@ def test_providers_models_and_info_shapes(client: ModelsDevClient, server: Provi
     fresh = models[1]
     assert fresh["provider"] == "openai" and fresh["name"] == "GPT-TEST-FRESH"
     assert fresh["pricing"] == {
+        "input_per_1m_tokens": 0.5,  # 2.3.0's keys
+        "output_per_1m_tokens": 1.5,
+        "cache_read_per_1m_tokens": None,
+        "cache_write_per_1m_tokens": None,
         "input_per_1m": 0.5,
         "output_per_1m": 1.5,
         "cache_read_per_1m": None,

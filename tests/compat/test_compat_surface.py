@@ -233,3 +233,64 @@ def test_model_dicts_keep_2_3s_pricing_keys() -> None:
     assert {"cache_read_per_1m_tokens", "cache_write_per_1m_tokens"} <= set(pricing)
     listed = ModelsDevClient(offline=True).get_models("openai")
     assert all("input_per_1m_tokens" in model["pricing"] for model in listed)
+
+
+def test_credentials_go_beside_an_assigned_config_and_its_folder_keeps_its_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test suite pointing GLOBAL_CONFIG_FILE into a shared folder (2.3.0 suites use /tmp): credentials
+    are written beside that file, never into ~/.config, and the folder is not made private."""
+    import os
+    import stat
+
+    from modelforge.auth import clear_auth_data, save_auth_data
+
+    monkeypatch.setenv("MODELFORGE_CREDENTIAL_STORE", "file")  # the file store, not a keyring
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    home_credentials = config.global_config_dir() / "credentials.json"
+    with mock.patch("modelforge.config.GLOBAL_CONFIG_FILE", shared / "global_config.json"):
+        save_auth_data("compat_probe", {"api_key": "sk-test-" + "x" * 30})
+        assert (shared / "global_config.credentials.json").is_file()
+        clear_auth_data("compat_probe")
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert not home_credentials.exists()
+
+
+def test_assigning_back_the_saved_default_is_no_redirection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``orig = GLOBAL_CONFIG_FILE; ...; GLOBAL_CONFIG_FILE = orig`` (a unittest setUp/tearDown) leaves the
+    default following HOME."""
+    original = config.GLOBAL_CONFIG_FILE
+    config.GLOBAL_CONFIG_FILE = original
+    try:
+        monkeypatch.setenv("HOME", str(tmp_path / "other-home"))
+        assert config.get_config_path() == tmp_path / "other-home" / ".config" / "model-forge" / "config.json"
+    finally:
+        del config.GLOBAL_CONFIG_FILE
+
+
+def test_a_bare_mock_patch_is_refused_clearly() -> None:
+    from modelforge.exceptions import ConfigurationError
+
+    with (
+        mock.patch("modelforge.config.GLOBAL_CONFIG_FILE"),
+        pytest.raises(ConfigurationError, match="not a path"),
+    ):
+        config.get_config_path()
+
+
+def test_a_clients_own_cache_dir_attribute_is_used(tmp_path: Path) -> None:
+    from modelforge.modelsdev import ModelsDevClient
+
+    client = ModelsDevClient(offline=True)
+    client.CACHE_DIR = tmp_path / "mine"
+    assert client.cache_dir == tmp_path / "mine"
+
+
+def test_set_current_model_normalises_the_provider_name() -> None:
+    config.save_config(COMPAT_CONFIG)
+    assert config.set_current_model("Ollama", " qwen3:1.7b ", quiet=True) is True
+    assert config.get_current_model() == {"provider": "ollama", "model": "qwen3:1.7b"}

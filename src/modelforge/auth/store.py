@@ -39,7 +39,7 @@ from modelforge.auth.keyring_store import (
     real_keyring,
     register_credential_secrets,
 )
-from modelforge.config import get_config_path, global_config_dir
+from modelforge.config import config_dir_is_assigned, credentials_file, get_config_path
 from modelforge.exceptions import ConfigurationError, ModelForgeError
 
 __all__ = [
@@ -71,8 +71,9 @@ _Entries = dict[Scope, dict[str, dict[str, Any]]]
 
 
 def credentials_path() -> Path:
-    """``~/.config/model-forge/credentials.json``, computed at call time so a changed HOME is honoured."""
-    return global_config_dir() / "credentials.json"
+    """``~/.config/model-forge/credentials.json``, computed at call time so a changed HOME is honoured
+    (beside an assigned ``GLOBAL_CONFIG_FILE``: ``modelforge.config.credentials_file``)."""
+    return credentials_file()
 
 
 class CredentialStore(Protocol):
@@ -160,7 +161,8 @@ class FileCredentialStore:
         """Read, change and write the file as one locked step; ``mutate`` returns whether it changed."""
         path = self.path
         ensure_private_dir(path.parent)
-        _tighten_dir(path.parent)
+        if not config_dir_is_assigned():  # a folder a user's code chose (maybe /tmp) is never chmod-ed
+            _tighten_dir(path.parent)
         with locked(path):
             entries: _Entries = {}
             if path.exists():

@@ -77,7 +77,10 @@ def _home_cache_dir() -> Path:
     return Path.home() / ".cache" / "model-forge" / "modelsdev"
 
 
-_DEFAULT_CACHE_DIR = _home_cache_dir()  # as 2.3.0 computed its CACHE_DIR, at import
+try:
+    _DEFAULT_CACHE_DIR = _home_cache_dir()  # as 2.3.0 computed its CACHE_DIR, at import
+except RuntimeError:  # no HOME and no passwd entry: only a client given cache_dir= can cache then
+    _DEFAULT_CACHE_DIR = Path(".cache") / "model-forge" / "modelsdev"
 
 # models.dev provider ids whose ModelForge family is not the OpenAI-compatible one.
 _LLM_TYPES = {
@@ -149,8 +152,8 @@ class ModelsDevClient:
     def cache_dir(self) -> Path:
         if self._cache_dir is not None:
             return self._cache_dir
-        assigned = type(self).CACHE_DIR
-        return assigned if assigned != _DEFAULT_CACHE_DIR else _home_cache_dir()
+        assigned = self.CACHE_DIR  # the class's, or one set on this client (2.3.0 read self.CACHE_DIR)
+        return Path(assigned) if assigned != _DEFAULT_CACHE_DIR else _home_cache_dir()
 
     @property
     def cache_path(self) -> Path:

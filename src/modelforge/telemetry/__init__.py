@@ -327,8 +327,13 @@ def _cost_line(metrics: ModelMetrics) -> str:
         return "Estimated cost: $0 (local model)"
     if meta.get("pricing") == "unknown":
         return f"Estimated cost: unknown (no price in the models.dev catalogue of {snapshot})"
-    estimated = " from estimated tokens" if meta.get("token_estimation") else ""
-    return f"Estimated cost: ${metrics.estimated_cost:.6f} (models.dev prices as of {snapshot}{estimated})"
+    estimate = meta.get("token_estimate")
+    if isinstance(estimate, Mapping) and isinstance(estimate.get("cost"), int | float):
+        return (
+            f"Estimated cost: $0 (the provider reported no usage); about ${estimate['cost']:.6f} from "
+            f"estimated tokens (models.dev prices as of {snapshot})"
+        )
+    return f"Estimated cost: ${metrics.estimated_cost:.6f} (models.dev prices as of {snapshot})"
 
 
 # 2.3.0's PRICING table: provider -> model -> USD per 1,000 input / output tokens. Built on first use from the
