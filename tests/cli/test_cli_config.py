@@ -85,10 +85,18 @@ def test_second_add_keeps_the_current_model_and_normalises_the_name(
     assert "auth login --provider github_copilot" in result.stderr  # no token yet: says how to get one
 
 
-def test_add_unknown_provider_needs_a_base_url(invoke: Invoke, config_file: Path) -> None:
+def test_add_unknown_provider_is_accepted_with_a_warning(
+    invoke: Invoke, read_config: Callable[[], dict[str, Any]]
+) -> None:
+    """As 2.3.0: the entry is written; a warning says it needs an llm_type and a base URL to be used, and
+    it is not made the current model."""
     result = invoke("config", "add", "--provider", "acme", "--model", "m")
-    assert_clean_failure(result, "acme", "Known providers", "openai", "--base-url")
-    assert not config_file.exists()
+    assert result.exit_code == 0, result.output
+    for fragment in ("acme", "llm_type", "--base-url", "Known providers"):
+        assert fragment in result.stderr
+    data = read_config()
+    assert data["providers"]["acme"] == {"models": {"m": {}}}
+    assert not data.get("current_model")
 
 
 def test_add_custom_server(invoke: Invoke, read_config: Callable[[], dict[str, Any]]) -> None:

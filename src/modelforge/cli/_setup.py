@@ -19,13 +19,12 @@ from typing import Any
 
 import click
 
-from modelforge.cli._output import note
+from modelforge.cli._output import note, warn
 from modelforge.exceptions import (
     ConfigurationError,
     ConfigurationNotFoundError,
     InvalidInputError,
     ModelNotFoundError,
-    ProviderNotAvailableError,
 )
 
 __all__ = [
@@ -116,7 +115,7 @@ def provider_entry(
     defaults; an unknown one needs ``base_url`` or ``llm_type``.
     """
     # Imported here: modelforge.providers loads langchain-core, which `modelforge --help` need not wait for.
-    from modelforge.providers import FAMILIES, KNOWN_PROVIDERS
+    from modelforge.providers import KNOWN_PROVIDERS
     from modelforge.validation import InputValidator
 
     if existing is not None:
@@ -127,17 +126,8 @@ def provider_entry(
         entry = {"llm_type": "openai_compatible"}
         if with_api_key:
             entry["auth_strategy"] = "api_key"
-    else:
-        raise ProviderNotAvailableError(
-            name,
-            "it is not a known provider",
-            suggestion="Known providers: "
-            + ", ".join(sorted(KNOWN_PROVIDERS))
-            + ". For another OpenAI-compatible server add --base-url URL "
-            + "(and --llm-type for another protocol: "
-            + ", ".join(sorted(FAMILIES))
-            + ").",
-        )
+    else:  # as 2.3.0: an entry of its own, completed later (the caller warns what it lacks)
+        entry = {}
     if llm_type:
         entry["llm_type"] = _llm_type(llm_type)
     if base_url:
@@ -190,6 +180,15 @@ def add_model(
     }
     # Checked before the write, so a bad option leaves the file untouched.
     planned = provider_entry(name, existing=current.get("providers", {}).get(name), **options)
+    if not planned.get("llm_type"):
+        from modelforge.providers import FAMILIES, KNOWN_PROVIDERS
+
+        families, known = " | ".join(sorted(FAMILIES)), ", ".join(sorted(KNOWN_PROVIDERS))
+        warn(
+            f"'{name}' is not a known provider and has no llm_type yet, so it cannot be used until you "
+            f"add one: modelforge config add --provider {name} --model {model} --base-url URL "
+            f"[--llm-type {families}]. Known providers: {known}."
+        )
     _check_login(name, planned.get("auth_strategy") or "none", login)
     api_name = InputValidator.validate_model_name(api_model_name) if api_model_name else None
     outcome: dict[str, bool] = {}
@@ -206,7 +205,8 @@ def add_model(
             spec["api_model_name"] = api_name
         models[model] = spec
         providers[name] = {**entry, "models": models}
-        outcome["selected"] = not data.get("current_model")
+        # An entry with no llm_type yet cannot answer: it is not made the current model.
+        outcome["selected"] = not data.get("current_model") and bool(entry.get("llm_type"))
         if outcome["selected"]:
             data["current_model"] = {"provider": name, "model": model}
 
