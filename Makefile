@@ -10,6 +10,8 @@
 #                     the lock with one package at another release the ranges allow (.venv-sdk)
 #   make audit        known vulnerabilities in the locked releases (pip-audit)
 # .ci/run calls `make test` and `make lint`.
+# `make test` also builds .venv-2.3, model-forge-llm 2.3.0 from requirements/compat-2.3.0.txt: tests/compat
+# runs the same CLI session and config round trips against it (scripts/compare_cli_2_3.py).
 
 PYTHON ?= python3
 VENV := .venv
@@ -20,6 +22,9 @@ STAMP := $(VENV)/.installed
 LATEST := .venv-latest
 SDK_VENV := .venv-sdk
 OLDEST := .venv-oldest
+LEGACY := .venv-2.3
+LEGACY_LOCK := requirements/compat-2.3.0.txt
+LEGACY_STAMP := $(LEGACY)/.installed
 TESTS ?=
 PROMPT ?= Write a short poem about a lighthouse.
 # `make lock LOCK_UPGRADE=` keeps the current pins where they still fit (after an edit of pyproject.toml).
@@ -44,13 +49,21 @@ $(STAMP): $(LOCKED) pyproject.toml requirements/lock.in scripts/check_lock.py
 
 install: $(STAMP)
 
+# model-forge-llm 2.3.0, the release 3.0 replaces, in a venv of its own (its own pinned, hashed releases):
+# the reference the compatibility tests compare the CLI and the files on disk against.
+$(LEGACY_STAMP): $(LEGACY_LOCK)
+	rm -rf $(LEGACY)
+	$(PYTHON) -m venv $(LEGACY)
+	$(LEGACY)/bin/python -m pip install --quiet --require-hashes --no-deps -r $(LEGACY_LOCK)
+	touch $(LEGACY_STAMP)
+
 run: $(STAMP)
 	$(BIN)/modelforge test --stream --prompt "$(PROMPT)"
 
-test: $(STAMP)
+test: $(STAMP) $(LEGACY_STAMP)
 	$(BIN)/python -m pytest -q; status=$$?; $(BIN)/python scripts/check_lock.py --versions; exit $$status
 
-test-latest:
+test-latest: $(LEGACY_STAMP)
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
@@ -63,7 +76,7 @@ test-latest:
 
 # Every package a user installs at the oldest release pyproject.toml's ranges allow (uv's lowest-direct
 # resolution), the tools we test with at their locked releases: the floors of our ranges, tested.
-test-oldest: $(LOCKED)
+test-oldest: $(LOCKED) $(LEGACY_STAMP)
 	rm -rf $(OLDEST)
 	$(PYTHON) -m venv $(OLDEST)
 	$(BIN)/python scripts/check_lock.py --tool-constraints > $(OLDEST)/tools.txt
@@ -74,7 +87,7 @@ test-oldest: $(LOCKED)
 	$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider; status=$$?; \
 		$(OLDEST)/bin/python scripts/check_lock.py --versions --against-lock; exit $$status
 
-test-sdk:
+test-sdk: $(LEGACY_STAMP)
 	@test -n "$(SDK)" || { echo 'Name the release to try: make test-sdk SDK="google-genai==2.34.0"'; exit 2; }
 	rm -rf $(SDK_VENV)
 	$(PYTHON) -m venv $(SDK_VENV)
@@ -95,6 +108,8 @@ lint: $(STAMP)
 lock: $(LOCKED)  # not $(STAMP): its check fails in just the case this target is for
 	$(BIN)/uv pip compile pyproject.toml requirements/lock.in --all-extras --generate-hashes --universal \
 		--python-version 3.11 --quiet $(LOCK_UPGRADE) -o $(LOCK)
+	$(BIN)/uv pip compile requirements/compat-2.3.0.in --generate-hashes --universal \
+		--python-version 3.11 --quiet $(LOCK_UPGRADE) -o $(LEGACY_LOCK)
 
 audit: $(STAMP)
 	$(BIN)/python scripts/audit.py
@@ -103,4 +118,4 @@ bench: $(STAMP)  # the dev extra includes bench (matplotlib, for the charts)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(LATEST) $(OLDEST) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) $(OLDEST) $(SDK_VENV) $(LEGACY) .pytest_cache .mypy_cache .ruff_cache

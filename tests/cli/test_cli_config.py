@@ -56,7 +56,8 @@ def test_add_known_provider_writes_defaults_and_keeps_the_key_out_of_config(
         **KNOWN_PROVIDERS[provider],
         "models": {"my-model": {"api_model_name": "real-id"}},
     }
-    assert data["current_model"] == {"provider": provider, "model": "my-model"}
+    assert "current_model" not in data  # as 2.3.0: `config add` selects nothing; a hint names `config use`
+    assert f"config use --provider {provider} --model my-model" in result.stdout
     text = config_file.read_text()
     for secret in KEYS.values():
         assert secret not in text
@@ -77,8 +78,10 @@ def test_second_add_keeps_the_current_model_and_normalises_the_name(
     invoke: Invoke, read_config: Callable[[], dict[str, Any]]
 ) -> None:
     invoke("config", "add", "--provider", "ollama", "--model", "qwen3:1.7b")
+    invoke("config", "use", "--provider", "ollama", "--model", "qwen3:1.7b")
     result = invoke("config", "add", "--provider", "GitHub-Copilot", "--model", "claude")
     assert result.exit_code == 0, result.output
+    assert "config use" not in result.stdout  # a model is selected: no hint
     data = read_config()
     assert "github_copilot" in data["providers"]
     assert data["current_model"] == {"provider": "ollama", "model": "qwen3:1.7b"}
@@ -178,12 +181,14 @@ def test_remove_model_then_provider_and_its_credentials(
 ) -> None:
     invoke("config", "add", "--provider", "openai", "--model", "a", "--api-key", OPENAI_KEY)
     invoke("config", "add", "--provider", "openai", "--model", "b")
+    invoke("config", "use", "--provider", "openai", "--model", "a")
 
     result = invoke("config", "remove", "--provider", "openai", "--model", "a")
     assert result.exit_code == 0, result.output
     data = read_config()
     assert list(data["providers"]["openai"]["models"]) == ["b"]
-    assert "current_model" not in data  # "a" was selected
+    assert data["current_model"] == {}  # "a" was selected; 2.3.0 leaves an empty selection
+    assert "was the current one" in result.stdout
     assert get_auth_data("openai") == {"api_key": OPENAI_KEY}  # "b" still needs it
 
     result = invoke("config", "remove", "--provider", "openai", "--model", "b")

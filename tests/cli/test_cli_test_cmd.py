@@ -27,13 +27,20 @@ def _prompt_sent(server: ProviderServer) -> str:
     return str(body["messages"][-1]["content"])
 
 
-def test_prompt_answer_on_stdout_telemetry_on_stderr(ready: ProviderServer, invoke: Invoke) -> None:
+def _stdout_lines(result: Any) -> list[str]:
+    return str(result.stdout).splitlines()
+
+
+def test_status_exchange_and_telemetry_on_stdout_as_in_2_3_0(ready: ProviderServer, invoke: Invoke) -> None:
+    """2.3.0 printed everything on stdout, so `modelforge test -p ... > log` and `| grep` see it all."""
     result = invoke("test", "-p", "Say something")
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == ANSWER + "\n"
-    assert "Telemetry" in result.stderr and "Total tokens: 18" in result.stderr
-    assert "testsrv/mini" in result.stderr
+    lines = _stdout_lines(result)
+    assert "testsrv/mini" in lines[0]
+    assert lines[1:4] == ["", "Q: Say something", f"A: {ANSWER}"]
+    assert "Telemetry" in result.stdout and "Total tokens: 18" in result.stdout
+    assert result.stderr == ""
     assert _prompt_sent(ready) == "Say something"
     assert ready.requests_for("openai")[-1].json["model"] == "gpt-4o-mini"
 
@@ -42,9 +49,23 @@ def test_stream_prints_the_answer(ready: ProviderServer, invoke: Invoke) -> None
     result = invoke("test", "--prompt", "Stream it", "--stream")
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == ANSWER + "\n"
+    assert _stdout_lines(result)[1:4] == ["", "Q: Stream it", f"A: {ANSWER}"]
     assert ready.requests_for("openai")[-1].json.get("stream") is True
-    assert "Total tokens: 18" in result.stderr
+    assert "Total tokens: 18" in result.stdout
+
+    ready.script(Reply(text=ANSWER))
+    quiet = invoke("test", "--prompt", "Stream it", "--stream", "-q")
+    assert quiet.exit_code == 0 and quiet.stdout == ANSWER  # piped: the answer's bytes alone, as 2.3.0
+
+
+def test_a_long_prompt_is_cut_in_the_exchange(ready: ProviderServer, invoke: Invoke) -> None:
+    prompt = "word " * 40
+    result = invoke("test", "-p", prompt, "--no-telemetry")
+
+    assert result.exit_code == 0, result.output
+    question = _stdout_lines(result)[2]
+    assert question.startswith("Q: word word") and question.endswith("...") and len(question) == 3 + 80
+    assert _prompt_sent(ready) == prompt  # the whole prompt is sent
 
 
 def test_quiet_prints_only_the_answer(ready: ProviderServer, invoke: Invoke) -> None:
@@ -58,20 +79,20 @@ def test_no_telemetry_flag_and_setting(
     ready: ProviderServer, invoke: Invoke, write_config: WriteConfig
 ) -> None:
     result = invoke("test", "-p", "Hi", "--no-telemetry")
-    assert result.exit_code == 0 and "Telemetry" not in result.stderr
+    assert result.exit_code == 0 and "Telemetry" not in result.output
 
     write_config(server_config(ready.openai_base_url, settings={"show_telemetry": False}))
     ready.script(Reply(text=ANSWER))
     result = invoke("test", "-p", "Hi")
-    assert result.exit_code == 0 and "Telemetry" not in result.stderr
-    assert result.stdout == ANSWER + "\n"
+    assert result.exit_code == 0 and "Telemetry" not in result.output
+    assert _stdout_lines(result)[-1] == f"A: {ANSWER}"
 
 
 def test_prompt_from_stdin(ready: ProviderServer, invoke: Invoke) -> None:
     result = invoke("test", "--no-telemetry", input="Piped question\n")
     assert result.exit_code == 0, result.output
     assert _prompt_sent(ready) == "Piped question\n"
-    assert result.stdout == ANSWER + "\n"
+    assert _stdout_lines(result)[2:] == ["Q: Piped question", f"A: {ANSWER}"]
 
 
 def test_input_and_output_files(ready: ProviderServer, invoke: Invoke, tmp_path: Path) -> None:
@@ -83,9 +104,8 @@ def test_input_and_output_files(ready: ProviderServer, invoke: Invoke, tmp_path:
 
     assert result.exit_code == 0, result.output
     assert _prompt_sent(ready) == "From a file"
-    assert out.read_text(encoding="utf-8") == ANSWER + "\n"
-    assert result.stdout == ""
-    assert str(out) in result.stderr
+    assert out.read_text(encoding="utf-8") == ANSWER  # exactly the answer, as 2.3.0 wrote it
+    assert ANSWER not in result.stdout and str(out) in result.stdout
     assert [p.name for p in out.parent.iterdir()] == ["answer.txt"]  # no temporary file left behind
 
 
@@ -99,12 +119,13 @@ def test_stream_to_output_file_leaves_stdout_empty(
 
     assert result.exit_code == 0, result.output
     assert ready.requests_for("openai")[-1].json.get("stream") is True
-    assert out.read_text(encoding="utf-8") == ANSWER + "\n"
-    assert result.stdout == ""  # the answer goes only to the file
+    assert out.read_text(encoding="utf-8") == ANSWER  # exactly the answer, as 2.3.0 wrote it
+    assert ANSWER not in result.stdout  # the answer goes only to the file
+    assert result.stderr == ""
     if quiet:
-        assert result.stderr == ""
+        assert result.stdout == ""
     else:
-        assert str(out) in result.stderr and "Total tokens: 18" in result.stderr
+        assert str(out) in result.stdout and "Total tokens: 18" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -134,7 +155,7 @@ def test_server_down_is_a_clean_network_error(invoke: Invoke, write_config: Writ
     result = invoke("test", "-p", "Hello")
 
     assert_clean_failure(result, "Connection failed", "NETWORK_CONNECTION_ERROR", "server is running")
-    assert result.stdout == ""
+    assert "A:" not in result.stdout  # only the status line, as in 2.3.0; the error is on stderr
 
     verbose = invoke("test", "-p", "Hello", "--verbose")
     assert verbose.exit_code == 1 and "Traceback" in verbose.stderr

@@ -53,6 +53,7 @@ MODEL_FIELDS: tuple[str, ...] = (
     "structured_output",
     "knowledge",
     "release_date",
+    "last_updated",
     "open_weights",
     "status",
 )

@@ -246,18 +246,22 @@ class ModelInfo:
 
     @property
     def description(self) -> str:
-        """A one-line summary: kind of model, input price, context size."""
+        """A one-line summary, worded as 2.3.0 wrote it (scripts compare it): the kind of model, the input
+        price per 1M tokens as models.dev gives it, the context size; the model's name for a text model
+        with neither."""
         if self.supports_reasoning:
             parts = ["Reasoning model"]
         elif self.raw.get("attachment"):
             parts = ["Multimodal model"]
         else:
             parts = ["Text model"]
-        if self.input_per_1m is not None:
-            parts.append(f"${self.input_per_1m:g}/1M input tokens")
+        price = _mapping(self.raw.get("cost")).get("input")
+        if price:
+            parts.append(f"${price}/1M input")
         if self.context_length:
             parts.append(f"{self.context_length // 1000}K context")
-        return ", ".join(parts)
+        description = ", ".join(parts)
+        return str(self.raw.get("name", "Language model")) if description == "Text model" else description
 
 
 def _copy_json(value: Any) -> Any:

@@ -8,8 +8,10 @@ runs the whole command chain, so it is the one place where errors are turned int
 * ``KeyboardInterrupt``: "Interrupted." (exit code 130);
 * anything else: the exception type and masked text with a hint to rerun with ``--verbose`` (exit code 1).
 
-click's own usage errors keep click's format and exit code 2. With ``--verbose`` (any command that has it)
-the traceback is printed after the message; secrets are masked everywhere.
+click's own usage errors keep click's format and exit code 2; ``CliUsageError`` is a bad argument found by
+a command itself (an empty prompt), shown like a ``ModelForgeError`` but with click's exit code 2. With
+``--verbose`` (any command that has it) the traceback is printed after the message; secrets are masked
+everywhere.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from modelforge.exceptions import ModelForgeError
 __all__ = [
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
     "CliError",
     "CliInterrupted",
+    "CliUsageError",
     "ForgeGroup",
     "is_verbose",
     "set_verbose",
@@ -35,6 +39,7 @@ __all__ = [
 ]
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 _VERBOSE_KEY = "modelforge.verbose"
 
@@ -64,6 +69,16 @@ class CliError(click.ClickException):
         click.echo(click.style("Error", fg="red", bold=True) + f"{code}: {self.message}", err=True)
         if self.suggestion and not self.message.rstrip(". ").endswith(self.suggestion.rstrip(". ")):
             click.echo(f"  Hint: {self.suggestion}", err=True)  # unless the message already ends with it
+
+
+class CliUsageError(CliError):
+    """A bad argument the command found itself: exit code 2, as click's usage errors (and 2.3.0's)."""
+
+    exit_code = EXIT_USAGE
+
+    @classmethod
+    def from_error(cls, err: ModelForgeError) -> CliUsageError:
+        return cls(err.message, suggestion=err.suggestion, error_code=err.error_code)
 
 
 class CliInterrupted(CliError):

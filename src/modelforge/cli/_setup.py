@@ -159,8 +159,10 @@ def add_model(
     llm_type: str | None = None,
     auth_strategy: str | None = None,
     login: str | None = None,
+    select_if_none: bool = False,
 ) -> AddResult:
-    """Add (or update) ``provider``/``model`` in the global (or local) config; select it if nothing is.
+    """Add (or update) ``provider``/``model`` in the global (or local) config; with ``select_if_none``
+    (the wizard) also select it when no model is selected. ``config add`` does not select, as in 2.3.0.
 
     ``login`` says how the caller will authenticate right after (``"api_key"`` or ``"device_flow"``); a
     provider that cannot do that is refused before anything is written.
@@ -206,7 +208,7 @@ def add_model(
         models[model] = spec
         providers[name] = {**entry, "models": models}
         # An entry with no llm_type yet cannot answer: it is not made the current model.
-        outcome["selected"] = not data.get("current_model") and bool(entry.get("llm_type"))
+        outcome["selected"] = select_if_none and not data.get("current_model") and bool(entry.get("llm_type"))
         if outcome["selected"]:
             data["current_model"] = {"provider": name, "model": model}
 
@@ -265,7 +267,7 @@ def remove_model(provider: str, model: str, *, local: bool = False) -> RemoveRes
             outcome["provider"] or selected.get("model") == model
         )
         if outcome["selection"]:
-            data.pop("current_model", None)
+            data["current_model"] = {}  # as 2.3.0 left it: nothing selected
 
     update_config(mutate, local=local)
     return RemoveResult(
@@ -275,6 +277,15 @@ def remove_model(provider: str, model: str, *, local: bool = False) -> RemoveRes
         removed_provider=outcome["provider"],
         cleared_selection=outcome["selection"],
     )
+
+
+def has_current_model(*, local: bool) -> bool:
+    """Whether the config file of that scope selects a model."""
+    from modelforge.config import get_config_from_path, get_config_path
+
+    data, _ = get_config_from_path(get_config_path(local=local))
+    selected = data.get("current_model")
+    return isinstance(selected, dict) and bool(selected.get("provider")) and bool(selected.get("model"))
 
 
 def provider_in_other_scope(name: str, *, local: bool) -> bool:

@@ -1,10 +1,12 @@
 """``modelforge config``: show, migrate, add, use and remove models; with no subcommand, the wizard.
 
 ``config show`` prints the active file and its contents with every secret masked. ``config add`` writes
-known providers' defaults (``KNOWN_PROVIDERS``), stores an ``--api-key`` in the credential store (never
-in ``config.json``) and runs the device login for ``--dev-auth``; the first model added becomes the
-current one. ``config migrate`` moves the pre-2.0 ``models.json`` and takes 2.3.0 ``auth_data`` out of
-the config files into the credential store.
+known providers' defaults (``KNOWN_PROVIDERS``), stores an ``--api-key`` in the credential store (never in
+``config.json``) and runs the device login for ``--dev-auth``; as in 2.3.0 it selects nothing (``config
+use`` does; a hint says so while no model is selected). ``config migrate`` moves the pre-2.0
+``models.json`` and takes 2.3.0 ``auth_data`` out of the config files into the credential store; ``config
+export-legacy`` does the reverse, for a user going back to model-forge-llm 2.3.0, which reads credentials
+only from the config file.
 """
 
 from __future__ import annotations
@@ -126,6 +128,29 @@ def migrate_config() -> None:
                 click.echo(f"Moved the credentials of '{name}' from {path} to the credential store.")
 
 
+@config_group.command(name="export-legacy")
+@click.option("--local", is_flag=True, help="Write into the project config (./.model-forge/config.json).")
+@click.option(
+    "--provider", "providers", multiple=True, help="Only this provider (repeat for several; default: all)."
+)
+def export_legacy(local: bool, providers: tuple[str, ...]) -> None:
+    """Copy stored credentials into config.json as 2.3.0 keeps them, to switch back to 2.3.0."""
+    from modelforge.auth.auth_data import export_legacy_auth_data
+
+    result = export_legacy_auth_data(local=local, providers=providers or None)
+    for name in result.exported:
+        click.echo(f"Copied the credentials of '{name}' into {result.path} (auth_data, as 2.3.0 reads them).")
+    for name in result.unchanged:
+        click.echo(f"The credentials of '{name}' were already in {result.path}.")
+    for name in result.without_credentials:
+        click.echo(f"No stored credentials for '{name}' (it needs none, or uses an environment variable).")
+    if result.exported or result.unchanged:
+        warn(
+            f"{result.path} now holds secrets (owner-only). Back on ModelForge 3, move them to the "
+            "credential store with: modelforge config migrate"
+        )
+
+
 @config_group.command(name="add")
 @click.option(
     "--provider", required=True, help="Provider name (e.g. openai, anthropic, ollama, github_copilot)."
@@ -174,8 +199,11 @@ def add_model(
     )
     verb = "Updated" if result.updated_model else "Added"
     click.echo(f"{verb} model '{result.model}' of provider '{result.provider}' in {result.path}.")
-    if result.selected:
-        click.echo(f"Current model: {result.provider}/{result.model}")
+    if not _setup.has_current_model(local=local):
+        click.echo(
+            "No model is selected yet; select this one with: modelforge config use "
+            f"--provider {result.provider} --model {result.model}" + (" --local" if local else "")
+        )
     if local and not had_local:
         warn(f"created {result.path}; while it exists it is used instead of the global config.")
     _setup.store_credentials(result, api_key=api_key, device_login=dev_auth)

@@ -125,7 +125,14 @@ def search_models(
 @click.option("--provider", required=True, help="The provider.")
 @click.option("--model", required=True, help="The model id.")
 @click.option("--refresh", is_flag=True, help="Download the catalogue again from models.dev.")
-@click.option("--format", "output", type=_FORMAT, default="table", show_default=True, help="Output format.")
+@click.option(
+    "--format",
+    "output",
+    type=_FORMAT,
+    default="json",
+    show_default=True,
+    help="Output format (JSON, as 2.3.0).",
+)
 def model_info(provider: str, model: str, refresh: bool, output: str) -> None:
     """Show one model's details."""
     client = _client()

@@ -33,8 +33,12 @@ def show_settings() -> None:
 
     effective = get_settings()
     path = _active_config()
-    click.echo(f"Settings from {path}" + ("" if path.exists() else " (not created yet: defaults)"))
-    click.echo(json.dumps(effective, indent=4, ensure_ascii=False))
+    click.echo(
+        f"Current ModelForge settings ({path}" + (")" if path.exists() else ", not created yet: defaults)")
+    )
+    for key, value in effective.items():  # 2.3.0's "  key: value" lines; a nested section as JSON
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+        click.echo(f"  {key}: {shown}")
 
 
 def _active_config() -> Path:
@@ -58,9 +62,20 @@ def telemetry(action: str, local: bool) -> None:
         if local and not path.exists():
             note(f"No project config at {path}; the global config is in effect.")
         value = get_settings()["show_telemetry"]
-        click.echo(f"Telemetry display: {'on' if value else 'off'} ({_active_config()})")
+        state = (
+            "on (enabled)" if value else "off (disabled)"
+        )  # 2.3.0 said enabled / disabled: scripts grep it
+        click.echo(f"Telemetry display is currently {state} in {_active_config()}")
         return
-    _write(path, "show_telemetry", action, f"Telemetry display turned {action} in {path}.", local=local)
+    state = "enabled" if action == "on" else "disabled"  # 2.3.0's words
+    scope = "local" if local else "global"
+    _write(
+        path,
+        "show_telemetry",
+        action,
+        f"Telemetry display {state} in the {scope} config ({path}).",
+        local=local,
+    )
 
 
 @settings_group.command(name="stats")

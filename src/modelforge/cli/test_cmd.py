@@ -1,9 +1,11 @@
 """``modelforge test``: send one prompt to the current model and print the answer.
 
-The prompt comes from ``--prompt``, ``--input-file`` or piped stdin. stdout carries only the answer (or
-nothing, with ``--output-file``, which is written atomically, streamed or not); progress notes and the
-telemetry line (tokens, duration, cost) go to stderr. ``--quiet`` leaves only the answer. Telemetry is
-shown unless ``--no-telemetry`` is given or ``settings.show_telemetry`` is false.
+The prompt comes from ``--prompt``, ``--input-file`` or piped stdin. As in 2.3.0, everything goes to
+stdout so ``> file`` and ``grep`` see it: a status line, the exchange as ``Q: <prompt>`` / ``A: <answer>``
+(the answer streamed after ``A:`` with ``--stream``), then the telemetry block (tokens, duration, cost).
+``--output-file`` writes the answer alone (exactly, no newline added), atomically, and stdout says where.
+``--quiet`` prints the answer alone (or nothing, with ``--output-file``). Telemetry is shown unless
+``--quiet``, ``--no-telemetry`` or ``settings.show_telemetry: false``. Errors go to stderr.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any
 
 import click
 
-from modelforge.cli._errors import set_verbose
-from modelforge.cli._output import enable_cli_logging, note, stdin_is_tty
+from modelforge.cli._errors import CliUsageError, set_verbose
+from modelforge.cli._output import enable_cli_logging, stdin_is_tty, stdout_is_tty
 from modelforge.exceptions import FileValidationError, InvalidInputError
 
 __all__ = ["read_prompt", "test_model"]
@@ -61,11 +63,39 @@ def _writable_output(output_file: Path | None) -> Path | None:
     return InputValidator.validate_file_path(output_file, must_be_writable=True)
 
 
-def _answer(llm: Any, text: str, callbacks: list[Any], *, stream: bool, echo: bool) -> str:
-    """The answer; with ``stream`` and ``echo`` its pieces are also printed to stdout as they arrive."""
+PROMPT_DISPLAY_CHARS = 80
+"""The longest prompt shown after ``Q:``; a longer one is cut to this length with ``...``, as in 2.3.0."""
+
+
+def _question_line(prompt: str) -> str:
+    text = prompt.strip()
+    shown = text if len(text) <= PROMPT_DISPLAY_CHARS else text[: PROMPT_DISPLAY_CHARS - 3] + "..."
+    return click.style("Q: ", fg="blue", bold=True) + shown
+
+
+def _answer_label() -> str:
+    return click.style("A: ", fg="green", bold=True)
+
+
+def _show_question(text: str, *, answer: str | None) -> None:
+    """The exchange as 2.3.0 printed it: a blank line, ``Q: <prompt>``, then ``A: `` and the answer (left
+    open for a streamed answer when ``answer`` is None)."""
+    click.echo()
+    click.echo(_question_line(text))
+    if answer is None:
+        click.echo(_answer_label(), nl=False)
+    else:
+        click.echo(_answer_label() + answer)
+
+
+def _answer(llm: Any, text: str, callbacks: list[Any], *, stream: bool, echo: bool, exchange: bool) -> str:
+    """The answer; with ``stream`` and ``echo`` its pieces are also printed to stdout as they arrive,
+    after the ``Q:`` / ``A:`` labels when ``exchange``."""
     config: dict[str, Any] = {"callbacks": callbacks}
     if not stream:
         return str(llm.invoke(text, config=config).text)
+    if echo and exchange:
+        _show_question(text, answer=None)
     parts: list[str] = []
     for chunk in llm.stream(text, config=config):
         piece = str(chunk.text)
@@ -73,7 +103,7 @@ def _answer(llm: Any, text: str, callbacks: list[Any], *, stream: bool, echo: bo
         if echo and piece:
             click.echo(piece, nl=False)
             sys.stdout.flush()
-    if echo:
+    if echo and (exchange or stdout_is_tty()):  # --quiet into a pipe or file: the answer's bytes, as 2.3.0
         click.echo()
     return "".join(parts)
 
@@ -112,7 +142,12 @@ def test_model(
     from modelforge.config import get_settings
     from modelforge.registry import ModelForgeRegistry
 
-    text = read_prompt(prompt, input_file)
+    if quiet and verbose:  # as 2.3.0
+        raise click.UsageError("--quiet and --verbose cannot be used together")
+    try:
+        text = read_prompt(prompt, input_file)
+    except (InvalidInputError, FileValidationError) as err:  # exit code 2, as 2.3.0's parameter errors
+        raise CliUsageError.from_error(err) from err
     target = _writable_output(output_file)
     if verbose:
         enable_cli_logging()
@@ -127,17 +162,21 @@ def test_model(
 
         callbacks.append(TelemetryCallback(provider, model))
     if not quiet:
-        note(f"Sending the prompt to {provider}/{model}...")
-    answer = _answer(llm, text, callbacks, stream=stream, echo=target is None)
+        click.echo(f"Sending the prompt to {provider}/{model}...")
+    exchange = not quiet
+    answer = _answer(llm, text, callbacks, stream=stream, echo=target is None, exchange=exchange)
     if target is not None:
         from modelforge._files import atomic_write_text
 
-        atomic_write_text(target, answer if answer.endswith("\n") else answer + "\n", mode=0o644)
+        atomic_write_text(target, answer, mode=0o644)  # the answer exactly, as 2.3.0 wrote it
         if not quiet:
-            note(f"Answer written to {target}")
+            click.echo(f"Answer written to {target}")
     elif not stream:
-        click.echo(answer)
+        if exchange:
+            _show_question(text, answer=answer)
+        else:
+            click.echo(answer)
     if show_telemetry:
         from modelforge.telemetry import format_metrics
 
-        note(format_metrics(callbacks[0].metrics))
+        click.echo(format_metrics(callbacks[0].metrics))

@@ -82,6 +82,7 @@ def run_wizard(*, verbose: bool = False) -> None:
         base_url=base_url,
         llm_type=llm_type,
         login="api_key" if api_key is not None else None,
+        select_if_none=True,
     )
     click.echo(f"Saved {result.provider}/{result.model} in {result.path}.")
     device_login = strategy == "device_flow" and click.confirm("Log in to GitHub now?", default=True)
