@@ -6,8 +6,8 @@ For each step (config add/use/remove/show, settings, models list/info, test with
 codes, stdout and the files written under HOME. Both CLIs talk to one local test server that speaks the
 OpenAI protocol (``modelforge.testing.ProviderServer``); the session points the ``openai`` provider at it
 by editing ``base_url`` in config.json, as a user of either version does. Both HOMEs start the same: the
-models.dev cache of a 2.3.0 user who once ran ``models list`` (written by 2.3.0's own parser from
-``../shared/data/models-dev.json``, the catalogue 3.0 bundles), since neither machine reaches models.dev.
+models.dev cache of a 2.3.0 user who once ran ``models list`` (written by 2.3.0's own parser from the
+models.dev snapshot 3.0 bundles, ``CATALOGUE``), since neither machine reaches models.dev.
 
 stdout is "same" when identical; "wording" when only the prose differs: the data a script reads (JSON
 documents, the ``Q:``/``A:`` exchange, the answer, token counts, the providers and models named) is equal,
@@ -48,7 +48,9 @@ from modelforge.testing import ProviderServer  # noqa: E402
 
 LEGACY_VENV = ROOT / ".venv-2.3"
 CURRENT_VENV = ROOT / ".venv"
-CATALOGUE = ROOT.parent / "shared" / "data" / "models-dev.json"
+# The openai part of the models.dev snapshot (2026-07-02) that src/modelforge/data/ bundles, as models.dev
+# serves it (api.json shape): what 2.3.0 would have fetched and cached.
+CATALOGUE = ROOT / "tests" / "compat" / "data" / "models-dev-openai.json"
 KEY = "sk-" + "compare0session0key0" * 2 + "abcdefgh"  # 2.3.0 refuses sk-proj- keys (a listed defect)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 LEGACY_LOG_LINE = re.compile(
@@ -624,11 +626,13 @@ def compare(legacy_venv: Path, current_venv: Path, workdir: Path) -> tuple[list[
     for path in (legacy_cli, current_cli):
         if not path.exists():
             raise SystemExit(f"{path} not found: run `make .venv-2.3/.installed` and `make install` first")
-    with ProviderServer() as server:
+    with ProviderServer() as server, ThreadPoolExecutor(max_workers=1) as pool:
+        # The round trips use HOMEs of their own: they run beside the session (2.3.0 starts slowly).
+        trips = pool.submit(round_trips, legacy_cli, current_cli, workdir, legacy_python, server)
         old = make_home("2.3.0", legacy_cli, workdir, legacy_python)
         new = make_home("3.0", current_cli, workdir, legacy_python)
         reports = run_session(old, new, server)
-        checks = round_trips(legacy_cli, current_cli, workdir, legacy_python, server)
+        checks = trips.result()
     return reports, checks
 
 

@@ -38,6 +38,7 @@ def legacy_venv() -> Path:
     return LEGACY_VENV
 
 
+@pytest.mark.timeout(900)  # about 80 commands of two CLIs; 2.3.0 takes 2 s to start
 def test_the_cli_session_and_config_round_trips_match_2_3_0(
     legacy_venv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -98,7 +98,9 @@ def test_enhanced_llm_setters_raise_a_value_error() -> None:
 
     from modelforge.enhanced_llm import EnhancedLLM
 
-    llm = EnhancedLLM(FakeListChatModel(responses=["ok"]), model_info={}, model_name="fake", provider="fake")
+    llm = EnhancedLLM(
+        FakeListChatModel(responses=["ok"]), model_metadata={}, provider="fake", model_alias="fake"
+    )
     with pytest.raises(ValueError):
         llm.temperature = 7.5
 
@@ -218,7 +220,9 @@ def test_an_enhanced_llm_parameter_the_model_lacks_is_stored() -> None:
 
     from modelforge.enhanced_llm import EnhancedLLM
 
-    llm = EnhancedLLM(FakeListChatModel(responses=["ok"]), model_info={}, model_name="fake", provider="fake")
+    llm = EnhancedLLM(
+        FakeListChatModel(responses=["ok"]), model_metadata={}, provider="fake", model_alias="fake"
+    )
     llm.top_k = 40  # FakeListChatModel has no top_k: stored, as 2.3.0 did
     assert llm.top_k == 40
 

@@ -206,22 +206,24 @@ def credentials_version(provider_name: str) -> tuple[Hashable, ...]:
 # --- the 2.3.0 functions ----------------------------------------------------------------------------------
 
 
-def get_auth_data(provider: str) -> dict[str, Any]:
-    """The stored credentials of ``provider`` in the lookup order of ``store.lookup`` (the legacy part
-    from the active config file); ``{}`` if none."""
+def get_auth_data(provider_name: str) -> dict[str, Any]:
+    """The stored credentials of ``provider_name`` in the lookup order of ``store.lookup`` (the legacy part
+    from the active config file); ``{}`` if none. Parameter names are 2.3.0's."""
+    provider = provider_name
     found = lookup(provider, lambda: legacy_auth_data(provider))
     return dict(found.data) if found is not None else {}
 
 
-def save_auth_data(provider: str, data: Mapping[str, Any]) -> None:
-    """Store ``data`` for ``provider`` in the credential store (never in a config file).
+def save_auth_data(provider_name: str, auth_data: Mapping[str, Any]) -> None:
+    """Store ``auth_data`` for ``provider_name`` in the credential store (never in a config file); the
+    parameter names are 2.3.0's.
 
     The scope is the one the credential belongs to: where its legacy ``auth_data`` came from, else the
     scope whose credential it replaces (the active project's when the project holds credentials of its
     own, else the global one). That scope's legacy ``auth_data`` is then removed from its config file;
     other config files are left alone.
     """
-    data = dict(data)
+    provider, data = provider_name, dict(auth_data)
     register_credential_secrets(data)
     project = project_scope()
     local_file = _config_file(local=True) if project else None
@@ -250,9 +252,10 @@ def _has_project_entry(provider: str, project: str) -> bool:
     return found is not None and found.scope == project
 
 
-def clear_auth_data(provider: str) -> None:
-    """Forget the credentials of ``provider`` everywhere: every scope of the keyring and the credentials
-    file, and the legacy ``auth_data`` of both config files. A store that cannot delete raises."""
+def clear_auth_data(provider_name: str) -> None:
+    """Forget the credentials of ``provider_name`` everywhere: every scope of the keyring and the
+    credentials file, and the legacy ``auth_data`` of both config files. A store that cannot delete raises."""
+    provider = provider_name
     try:
         delete_stored(provider)
         for local in (True, False):
