@@ -108,8 +108,9 @@ lint: $(STAMP)
 lock: $(LOCKED)  # not $(STAMP): its check fails in just the case this target is for
 	$(BIN)/uv pip compile pyproject.toml requirements/lock.in --all-extras --generate-hashes --universal \
 		--python-version 3.11 --quiet $(LOCK_UPGRADE) -o $(LOCK)
+	# The 2.3.0 reference keeps its pins (no --upgrade): it is the release users switch from.
 	$(BIN)/uv pip compile requirements/compat-2.3.0.in --generate-hashes --universal \
-		--python-version 3.11 --quiet $(LOCK_UPGRADE) -o $(LEGACY_LOCK)
+		--python-version 3.11 --quiet -o $(LEGACY_LOCK)
 
 audit: $(STAMP)
 	$(BIN)/python scripts/audit.py

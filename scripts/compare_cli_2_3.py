@@ -75,6 +75,11 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "(stream_options.include_usage) and prints the counts the server reported",
     "catalogue inheritance": "models.dev entries that inherit from another (`base_model`): 3.0 fills in the "
     "inherited fields (kind, context size, name); 2.3.0 showed the entry's own fields only",
+    "auth status ollama": "defect fixed: 2.3.0 reported a provider that needs no credentials (ollama, no "
+    "auth strategy) as missing them and told the user to log in; 3.0 says none are needed",
+    "remove credentials": "defect fixed: `config remove` of one model deleted the provider's key although "
+    "its other models still need it (and kept it when the last model went); 3.0 deletes it with the last "
+    "model, unless --keep-credentials",
 }
 IGNORED_FILES: dict[str, str] = {
     ".config/model-forge/credentials.json": "credentials",
@@ -131,6 +136,11 @@ class Home:
             if path.is_file() and "__pycache__" not in path.parts:
                 digests[str(path.relative_to(self.root))] = hashlib.sha256(path.read_bytes()).hexdigest()
         return digests
+
+    def python(self, code: str) -> None:
+        """Run ``code`` with this version's own Python, in this HOME."""
+        python = self.cli.parent / "python"
+        subprocess.run([str(python), "-c", code], cwd=self.cwd, env=self.env(), check=True, timeout=120)
 
     def run(self, args: Sequence[str], stdin: str | None = None) -> Outcome:
         before = self.files()
@@ -194,7 +204,7 @@ class Step:
     args: list[str] = field(default_factory=list)
     stdin: str | None = None
     edit: Callable[[Home, ProviderServer], None] | None = None
-    known: tuple[str, ...] = ()  # KNOWN_DIFFERENCES keys this step may show
+    known: dict[str, str] = field(default_factory=dict)  # "exit"/"stdout"/"files" -> KNOWN_DIFFERENCES key
     bare: bool = False  # stdout is data alone (--quiet): any change of it is a change of data
 
 
@@ -254,16 +264,33 @@ SESSION: list[Step] = [
     Step("config remove, unknown model", ["config", "remove", "--provider", "openai", "--model", "nope"]),
     Step("config add, no --model", ["config", "add", "--provider", "openai"]),
     Step("auth status --provider unknown", ["auth", "status", "--provider", "nope"]),
-    Step("auth status", ["auth", "status"], known=("auth status ollama",)),
+    Step("auth status", ["auth", "status"], known={"stdout": "auth status ollama"}),
     Step("auth status --provider openai", ["auth", "status", "--provider", "openai"]),
     Step("auth logout --provider unknown", ["auth", "logout", "--provider", "nope"]),
     Step("auth logout --provider openai", ["auth", "logout", "--provider", "openai"]),
     Step("auth status --provider openai, logged out", ["auth", "status", "--provider", "openai"]),
-    Step("config remove openai/big", ["config", "remove", "--provider", "openai", "--model", "big"]),
+    Step(
+        "auth login --provider openai --api-key", ["auth", "login", "--provider", "openai", "--api-key", KEY]
+    ),
+    Step(
+        "config remove openai/big (openai/mini stays)",
+        ["config", "remove", "--provider", "openai", "--model", "big"],
+        known={"files": "remove credentials"},
+    ),
+    Step(
+        "auth status --provider openai, after the remove",
+        ["auth", "status", "--provider", "openai"],
+        known={"stdout": "remove credentials"},
+    ),
+    Step("auth logout --all-providers", ["auth", "logout", "--all-providers"]),
     Step("config remove ollama/llama", ["config", "remove", "--provider", "ollama", "--model", "llama"]),
     Step("config remove openai/mini", ["config", "remove", "--provider", "openai", "--model", "mini"]),
     Step("config show, all removed", ["config", "show"]),
-    Step("test, no provider configured", ["test", "--prompt", "Hello"], known=("local model",)),
+    Step(
+        "test, no provider configured",
+        ["test", "--prompt", "Hello"],
+        known={"exit": "local model", "stdout": "local model"},
+    ),
 ]
 
 
@@ -284,7 +311,7 @@ def json_document(text: str) -> Any:
 
 def missing_from(old: Any, new: Any, where: str = "") -> list[str]:
     """What ``new`` lacks of ``old`` (2.3.0's document): every key and value, recursively. 3.0 may add
-    keys, and items to a list of plain values (a capability list) after 2.3.0's, in the same order."""
+    keys, and items to a list of plain values (a capability list) after 2.3.0's."""
     if old is None:
         return []  # 2.3.0 printed no document here
     if isinstance(old, dict) and isinstance(new, dict):
@@ -296,11 +323,8 @@ def missing_from(old: Any, new: Any, where: str = "") -> list[str]:
                 problems += missing_from(value, new[key], f"{where}.{key}")
         return problems
     if isinstance(old, list) and isinstance(new, list):
-        if all(not isinstance(item, dict | list) for item in old):
-            rest = iter(new)
-            if all(any(item == other for other in rest) for item in old):
-                return []
-            return [f"{where}: {old!r} in 2.3.0, {new!r} in 3.0"]
+        if old and all(not isinstance(item, dict | list) for item in old):
+            return [] if new[: len(old)] == old else [f"{where}: {old!r} in 2.3.0, {new!r} in 3.0"]
         if len(old) != len(new):
             return [f"{where}: {len(old)} items in 2.3.0, {len(new)} in 3.0"]
         return [
@@ -311,23 +335,49 @@ def missing_from(old: Any, new: Any, where: str = "") -> list[str]:
     return [] if old == new else [f"{where}: {old!r} in 2.3.0, {new!r} in 3.0"]
 
 
-def _mentioned(words: Sequence[str], text: str) -> set[str]:
-    return {w for w in words if re.search(rf"(?<![\w.-]){re.escape(w)}(?![\w-])(?!\.\w)", text)}
-
-
-def _inherits(provider: str, model: str) -> bool:
-    """Whether the catalogue entry takes fields from another entry (models.dev's ``base_model``)."""
-    entry = _catalogue().get(provider, {}).get("models", {}).get(model, {})
-    return isinstance(entry, dict) and "base_model" in entry
-
-
 _CATALOGUE: dict[str, Any] = {}
 
 
-def _catalogue() -> dict[str, Any]:
+def _catalogue_models() -> dict[str, Any]:
     if not _CATALOGUE:
-        _CATALOGUE.update(json.loads(CATALOGUE.read_text(encoding="utf-8")))
+        _CATALOGUE.update(json.loads(CATALOGUE.read_text(encoding="utf-8"))["openai"]["models"])
     return _CATALOGUE
+
+
+# Which models.dev fields each key of 2.3.0's model dict is made from.
+MADE_FROM = {
+    "display_name": {"name"},
+    "description": {"name", "reasoning", "attachment", "cost", "limit"},
+    "capabilities": {"reasoning", "tool_call", "attachment", "modalities"},
+    "context_length": {"limit"},
+    "max_tokens": {"limit"},
+    "pricing": {"cost"},
+}
+
+
+def model_problems(old: dict[str, Any], new: Any) -> tuple[list[str], bool]:
+    """What 3.0's model dict lacks of 2.3.0's, and whether some difference is explained by models.dev's
+    inheritance: a key made only from fields the entry inherits (``base_model``) and does not repeat."""
+    if not isinstance(new, dict):
+        return [f"[{old.get('id')}]: {new!r} in 3.0"], False
+    entry = _catalogue_models().get(str(old.get("id")), {}) if old.get("provider") == "openai" else {}
+    inherited = {k for k in set().union(*MADE_FROM.values()) if "base_model" in entry and k not in entry}
+    problems, explained = [], False
+    for key, value in old.items():
+        lost = (
+            missing_from(value, new.get(key), f"[{old.get('id')}].{key}")
+            if key in new
+            else [f"[{old.get('id')}].{key} missing"]
+        )
+        if lost and MADE_FROM.get(key, set()) & inherited:
+            explained = True
+        else:
+            problems += lost
+    return problems, explained
+
+
+def _mentioned(words: Any, text: str) -> set[str]:
+    return {w for w in words if re.search(rf"(?<![\w.-]){re.escape(w)}(?![\w-])(?!\.\w)", text)}
 
 
 def _without_secrets(doc: Any) -> Any:
@@ -345,50 +395,102 @@ def _without_secrets(doc: Any) -> Any:
     return doc
 
 
-def compare_stdout(old: str, new: str) -> tuple[str, list[str], set[str]]:
+def exchange(text: str) -> list[str]:
+    """The ``Q:``/``A:`` exchange of ``modelforge test``: from ``Q:`` to the telemetry block."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("Q: ")), None)
+    if start is None:
+        return []
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("=====")), len(lines))
+    return [line.rstrip() for line in lines[start:end] if line.strip()]
+
+
+AUTH_23 = {"Valid credentials found": "ok", "No valid credentials found": "missing", "Local provider": "none"}
+
+
+def auth_states(stdout: str, stderr: str) -> dict[str, str]:
+    """Provider -> ok / missing / none, from 2.3.0's blocks (its warnings go to stderr) or 3.0's table."""
+    states: dict[str, str] = {}
+    provider = None
+    for line in (stdout + "\n" + stderr).splitlines():
+        if m := re.search(r"Provider: (\S+)", line):
+            provider = m.group(1)
+        elif provider and (m := re.search(r"Status: (.+)$", line)):
+            states[provider] = next((v for k, v in AUTH_23.items() if m.group(1).startswith(k)), m.group(1))
+        elif m := re.match(
+            r"^(\S+)\s+(?:api_key|device_flow|none)\s+(ok|missing|expired|not needed)\b", line
+        ):
+            states[m.group(1)] = "none" if m.group(2) == "not needed" else m.group(2)
+    return states
+
+
+COST = re.compile(r"Estimated Cost: \$([0-9.]+)")
+
+
+def compare_stdout(old: Outcome, new: Outcome, args: Sequence[str]) -> tuple[str, list[str], set[str]]:
     """("same" | "wording" | "differs", what differs, KNOWN_DIFFERENCES keys that explain a part): the
     data a script reads from stdout must carry over; the rest is wording."""
-    if old == new:
+    if old.stdout == new.stdout:
         return "same", [], set()
     known: set[str] = set()
     problems: list[str] = []
-    old_doc, new_doc = json_document(old), json_document(new)
+    old_doc, new_doc = json_document(old.stdout), json_document(new.stdout)
     if old_doc != _without_secrets(old_doc):
         known.add("credentials")
         old_doc = _without_secrets(old_doc)
     if isinstance(old_doc, list) and isinstance(new_doc, list) and len(old_doc) == len(new_doc):
         for item, other in zip(old_doc, new_doc, strict=True):
-            lost = missing_from(item, other, f"[{item.get('id') if isinstance(item, dict) else '?'}]")
-            if lost and isinstance(item, dict) and _inherits(str(item.get("provider")), str(item.get("id"))):
+            lost, explained = (
+                model_problems(item, other) if isinstance(item, dict) else (missing_from(item, other), False)
+            )
+            problems += ["JSON: " + p for p in lost]
+            if explained:
                 known.add("catalogue inheritance")
-            else:
-                problems += ["JSON: " + p for p in lost]
+    elif isinstance(old_doc, dict) and "limit" in old_doc and isinstance(new_doc, dict):
+        problems += ["JSON: " + p for p in model_problems(old_doc, new_doc)[0]]  # models info
     else:
         problems += ["JSON: " + p for p in missing_from(old_doc, new_doc)]
-    old_exchange = [line for line in old.splitlines() if line.startswith(("Q: ", "A: "))]
-    new_exchange = [line for line in new.splitlines() if line.startswith(("Q: ", "A: "))]
-    if old_exchange and old_exchange != new_exchange:
-        problems.append(f"exchange: {old_exchange!r} in 2.3.0, {new_exchange!r} in 3.0")
-    old_counts, new_counts = dict(COUNTS.findall(old)), dict(COUNTS.findall(new))
-    if old_counts and "(estimated)" in old and new_counts:
+    if exchange(old.stdout) != exchange(new.stdout):
+        problems.append(f"exchange: {exchange(old.stdout)!r} in 2.3.0, {exchange(new.stdout)!r} in 3.0")
+    old_counts, new_counts = dict(COUNTS.findall(old.stdout)), dict(COUNTS.findall(new.stdout))
+    if old_counts and "(estimated)" in old.stdout and new_counts:
         known.add("estimated tokens")
     elif old_counts and old_counts != new_counts:
         problems.append(f"token counts: {old_counts} in 2.3.0, {new_counts} in 3.0")
-    for words in (IDENTIFIERS, ("enabled", "disabled")):
-        lost_words = _mentioned(words, old) - _mentioned(words, new)
+    old_cost, new_cost = COST.findall(old.stdout), COST.findall(new.stdout)
+    if old_cost and old_cost != new_cost and "estimated tokens" not in known:
+        problems.append(f"cost: {old_cost} in 2.3.0, {new_cost} in 3.0")
+    if list(args[:2]) == ["auth", "status"]:
+        old_states, new_states = auth_states(old.stdout, old.stderr), auth_states(new.stdout, new.stderr)
+        if old_states != new_states:
+            problems.append(f"credential states: {old_states} in 2.3.0, {new_states} in 3.0")
+    names = (*IDENTIFIERS, *_catalogue_models())
+    for words in (names, ("enabled", "disabled")):
+        lost_words = _mentioned(words, old.stdout) - _mentioned(words, new.stdout)
         if lost_words:
             problems.append("not named by 3.0: " + ", ".join(sorted(lost_words)))
     return ("differs" if problems else "wording"), problems[:8], known
 
 
+def credential_holders(home: Home) -> set[str]:
+    """The providers with a stored key or token: ``auth_data`` in config.json (2.3.0, and files it wrote),
+    or an entry of 3.0's credentials file."""
+    holders: set[str] = set()
+    if home.config_file.exists():
+        providers = json.loads(home.config_file.read_text(encoding="utf-8")).get("providers", {})
+        holders |= {
+            name for name, entry in providers.items() if isinstance(entry, dict) and entry.get("auth_data")
+        }
+    store = home.config_file.with_name("credentials.json")
+    if store.exists():
+        holders |= {name for name, data in json.loads(store.read_text()).get("providers", {}).items() if data}
+    return holders
+
+
 def config_without_secrets(path: Path) -> Any:
     if not path.exists():
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    for entry in data.get("providers", {}).values():
-        if isinstance(entry, dict):
-            entry.pop("auth_data", None)
-    return data
+    return _without_secrets(json.loads(path.read_text(encoding="utf-8")))
 
 
 @dataclass
@@ -411,13 +513,18 @@ def compare_files(old: Home, new: Home, old_out: Outcome, new_out: Outcome) -> F
     old_cfg, new_cfg = config_without_secrets(old.config_file), config_without_secrets(new.config_file)
     old_paths = dict(old_out.changed)
     config = str(old.config_file.relative_to(old.root))
-    if config in old_paths and config not in new_paths and old_cfg == new_cfg:
+    only_secrets = config in old_paths and config not in new_paths and old_cfg == new_cfg
+    if only_secrets and ".config/model-forge/credentials.json" in new_out.changed:
         del old_paths[config]  # 2.3.0 changed only the auth_data of config.json; 3.0 its credentials file
-        result.known.add("credentials")
     elif config in old_paths and '"auth_data"' in old.config_file.read_text(encoding="utf-8"):
         result.known.add("credentials")
     if old_paths != new_paths:
         result.notes.append(f"paths: 2.3.0 {old_paths}, 3.0 {new_paths}")
+    touched = {config, ".config/model-forge/credentials.json"} & (set(old_out.changed) | set(new_out.changed))
+    if touched and credential_holders(old) != credential_holders(new):  # this step made them differ
+        result.notes.append(
+            f"credentials held for: {credential_holders(old)} in 2.3.0, {credential_holders(new)} in 3.0"
+        )
     if old_cfg != new_cfg:
         result.notes.append(
             "config.json: " + "; ".join(missing_from(old_cfg, new_cfg) + missing_from(new_cfg, old_cfg))
@@ -444,18 +551,28 @@ class StepReport:
     def exit_same(self) -> bool:
         return self.old is None or self.new is None or self.old.exit_code == self.new.exit_code
 
-    @property
-    def differs(self) -> bool:
-        return not self.exit_same or self.stdout == "differs" or self.files == "differs"
+    def differing(self) -> list[str]:
+        """The aspects that differ beyond wording: "exit", "stdout", "files"."""
+        flags = {
+            "exit": not self.exit_same,
+            "stdout": self.stdout == "differs",
+            "files": self.files == "differs",
+        }
+        return [aspect for aspect, differs in flags.items() if differs]
 
     @property
-    def unexplained(self) -> bool:
-        return self.differs and not self.step.known
+    def differs(self) -> bool:
+        return bool(self.differing())
+
+    @property
+    def unexplained(self) -> list[str]:
+        """Differing aspects that no known difference of this step explains."""
+        return [aspect for aspect in self.differing() if aspect not in self.step.known]
 
 
 def compare_step(step: Step, old: Home, new: Home, old_out: Outcome, new_out: Outcome) -> StepReport:
     report = StepReport(step, old_out, new_out)
-    report.stdout, report.notes, stdout_known = compare_stdout(old_out.stdout, new_out.stdout)
+    report.stdout, report.notes, stdout_known = compare_stdout(old_out, new_out, step.args)
     if step.bare and report.stdout != "same":
         report.stdout = "differs"
         report.notes.append(f"output: {old_out.stdout!r} in 2.3.0, {new_out.stdout!r} in 3.0")
@@ -466,8 +583,7 @@ def compare_step(step: Step, old: Home, new: Home, old_out: Outcome, new_out: Ou
         report.known.add("2.3.0 log lines")
     if not report.exit_same:
         report.notes.insert(0, f"exit code {old_out.exit_code} in 2.3.0, {new_out.exit_code} in 3.0")
-    if report.differs:
-        report.known |= set(step.known)
+    report.known |= {step.known[aspect] for aspect in report.differing() if aspect in step.known}
     return report
 
 
@@ -506,6 +622,11 @@ class Checks(list[Check]):
 
 
 ANSWER = "A: Hello from the ModelForge test server."
+TOKEN_SAVE = """
+from modelforge.auth import save_auth_data
+token = {"access_token": "gho_" + "t" * 36, "token_type": "bearer", "expires_at": 4102444800}
+save_auth_data("github_copilot", token)
+"""
 ASK = ["test", "-p", "Hi", "--no-telemetry"]
 
 
@@ -556,8 +677,14 @@ def round_trips(
     status = old.run(["settings", "telemetry", "status"])
     checks.expect("2.3.0 reads a config 3.0 wrote", status, contains="disabled")
     checks.expect("2.3.0 has no key before export-legacy (3.0 keeps it in the store)", old.run(ASK), code=1)
-    checks.expect("modelforge config export-legacy", new.run(["config", "export-legacy"]), contains="openai")
+    # A device-flow token stored by 3.0 with a numeric expiry, which 2.3.0 could not parse as it is.
+    new.run(["config", "add", "--provider", "github_copilot", "--model", "claude"])
+    new.python(TOKEN_SAVE)
+    exported = new.run(["config", "export-legacy"])
+    checks.expect("modelforge config export-legacy", exported, contains="Copied the credentials of 'openai'")
     checks.expect("2.3.0 answers after export-legacy", old.run(ASK), contains=ANSWER)
+    copilot = old.run(["auth", "status", "--provider", "github_copilot"])
+    checks.expect("2.3.0 reads the exported device-flow token", copilot, contains="Valid credentials found")
     later_changes(old)
     checks.expect("3.0 answers through the model 2.3.0 selected", new.run(ASK), contains=ANSWER)
     checks.expect("3.0 reads 2.3.0's selection", new.run(["config", "show"]), contains='"model": "big"')
@@ -592,7 +719,7 @@ def print_report(reports: list[StepReport], checks: list[Check], *, details: boo
         for note in r.notes if r.differs else []:
             print(f"    {note}")
         if r.unexplained:
-            print("    UNEXPLAINED")
+            print("    UNEXPLAINED: " + ", ".join(r.unexplained))
         if details and r.old is not None and r.new is not None and r.stdout != "same":
             for line in side_by_side(r.old.stdout, r.new.stdout):
                 print("      " + line)

@@ -311,10 +311,11 @@ def set_current_model(provider: str, model: str, local: bool = False, quiet: boo
 
 
 def get_current_model() -> dict[str, str] | None:
-    """The active config's ``current_model`` as ``{"provider", "model"}``, or ``None``."""
+    """The active config's ``current_model`` (``{"provider", "model"}``) as 2.3.0 returned it: ``None``
+    when the key is absent, ``{}`` when nothing is selected there (``config remove`` of the selection)."""
     data, _ = get_config()
     current = data.get("current_model")
-    return dict(current) if current else None
+    return dict(current) if isinstance(current, dict) else None
 
 
 def get_settings() -> dict[str, Any]:

@@ -262,7 +262,7 @@ def test_format_metrics_shows_the_snapshot_date_next_to_the_price() -> None:
     text = format_metrics(callback.metrics)
     assert "Provider: openai" in text and "Model: gpt-4o-mini" in text
     assert "Total tokens: 1,500" in text and "Model limit: 128,000 tokens" in text
-    cost_line = next(line for line in text.splitlines() if line.startswith("Estimated cost"))
+    cost_line = next(line for line in text.splitlines() if line.startswith("Estimated Cost"))
     assert "$0.000450" in cost_line and "2026-07-02" in cost_line
 
 

@@ -52,6 +52,7 @@ def test_export_legacy_of_one_provider_and_of_the_project_file(
 
     assert result.exit_code == 0, result.output
     # The project file gets the credentials this project used: the global ones, it has none of its own.
+    assert ".gitignore" in result.stderr  # a project file may be committed
     local = json.loads(project_file.read_text(encoding="utf-8"))
     assert local["providers"]["openai"]["auth_data"] == {"api_key": OPENAI_KEY}
     assert "auth_data" not in read_config()["providers"]["openai"]
@@ -63,3 +64,31 @@ def test_export_legacy_failures_name_the_problem(invoke: Invoke) -> None:
     assert_clean_failure(
         invoke("config", "export-legacy", "--provider", "anthropic"), "anthropic", "CONFIG_NOT_FOUND"
     )
+
+
+def test_export_legacy_writes_token_expiry_as_2_3_0_parses_it(
+    invoke: Invoke, read_config: Callable[[], dict[str, Any]]
+) -> None:
+    """2.3.0 compares `expires_at` with an aware datetime: a number or a naive time would crash it."""
+    from datetime import datetime
+
+    from modelforge.auth import save_auth_data
+
+    invoke("config", "add", "--provider", "github_copilot", "--model", "claude")
+    save_auth_data("github_copilot", {"access_token": "gho_" + "t" * 36, "expires_at": 1999999999})
+
+    result = invoke("config", "export-legacy", "--provider", "GitHub-Copilot")  # the name as typed elsewhere
+
+    assert result.exit_code == 0, result.output
+    token = read_config()["providers"]["github_copilot"]["auth_data"]
+    assert datetime.fromisoformat(token["expires_at"]).utcoffset() is not None
+    assert datetime.fromisoformat(token["expires_at"]).timestamp() == 1999999999
+
+
+def test_export_legacy_refuses_a_yaml_config(invoke: Invoke, config_file: Path) -> None:
+    yaml_file = config_file.with_suffix(".yaml")
+    yaml_file.parent.mkdir(parents=True, exist_ok=True)
+    yaml_file.write_text(
+        "providers:\n  ollama:\n    llm_type: ollama\n    models: {a: {}}\n", encoding="utf-8"
+    )
+    assert_clean_failure(invoke("config", "export-legacy"), "YAML", "config.json")

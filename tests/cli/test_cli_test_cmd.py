@@ -58,6 +58,12 @@ def test_stream_prints_the_answer(ready: ProviderServer, invoke: Invoke) -> None
     assert quiet.exit_code == 0 and quiet.stdout == ANSWER  # piped: the answer's bytes alone, as 2.3.0
 
 
+def test_an_empty_prompt_option_reads_stdin_as_2_3_0_did(ready: ProviderServer, invoke: Invoke) -> None:
+    result = invoke("test", "-p", "", "--no-telemetry", input="  From stdin  \n")
+    assert result.exit_code == 0, result.output
+    assert _prompt_sent(ready) == "From stdin"
+
+
 def test_a_long_prompt_is_cut_in_the_exchange(ready: ProviderServer, invoke: Invoke) -> None:
     prompt = "word " * 40
     result = invoke("test", "-p", prompt, "--no-telemetry")
@@ -91,7 +97,7 @@ def test_no_telemetry_flag_and_setting(
 def test_prompt_from_stdin(ready: ProviderServer, invoke: Invoke) -> None:
     result = invoke("test", "--no-telemetry", input="Piped question\n")
     assert result.exit_code == 0, result.output
-    assert _prompt_sent(ready) == "Piped question\n"
+    assert _prompt_sent(ready) == "Piped question"  # stripped, as 2.3.0 sent it
     assert _stdout_lines(result)[2:] == ["Q: Piped question", f"A: {ANSWER}"]
 
 
@@ -123,7 +129,7 @@ def test_stream_to_output_file_leaves_stdout_empty(
     assert ANSWER not in result.stdout  # the answer goes only to the file
     assert result.stderr == ""
     if quiet:
-        assert result.stdout == ""
+        assert result.stdout == f"Answer written to {out}\n"  # as 2.3.0, even with --quiet
     else:
         assert str(out) in result.stdout and "Total tokens: 18" in result.stdout
 

@@ -44,7 +44,9 @@ def test_config_paths_and_reads_return_what_2_3_returned() -> None:
     assert config.get_config_from_path(path) == (data, path)
     assert config.get_config() == (data, path)
     assert config.get_settings() == {"show_telemetry": True}  # the default, merged with `settings`
-    assert config.get_current_model() is None  # an empty selection reads as none
+    assert config.get_current_model() == {}  # as 2.3.0: the stored value; None only when the key is absent
+    _global({"providers": {}})
+    assert config.get_current_model() is None
 
 
 def test_local_selection_and_settings_go_to_the_project_file() -> None:

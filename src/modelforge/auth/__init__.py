@@ -14,7 +14,8 @@ change; key caches of objects built from credentials (such as a Copilot token so
 Modules: ``store`` (credentials file / OS keyring, scopes, the lookup order), ``auth_data`` (the 2.3.0
 functions, legacy ``auth_data`` in config files, ``credentials_version``), ``device_flow`` (RFC 8628,
 async with a sync twin), ``tokens`` (token records and refreshing sources), ``copilot`` (token exchange),
-``resolve`` (credential resolution), ``strategies`` (the 2.3.0 classes).
+``resolve`` (credential resolution), ``strategies`` (the 2.3.0 classes), ``legacy_export`` (stored
+credentials written back into config.json for 2.3.0).
 """
 
 from __future__ import annotations

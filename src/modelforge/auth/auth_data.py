@@ -1,7 +1,7 @@
 """The 2.3.0 functions ``get_auth_data``, ``save_auth_data`` and ``clear_auth_data``; the legacy
-``auth_data`` that 2.3.0 kept in config files; ``export_legacy_auth_data``, which writes stored
-credentials back into a config file for a user switching back to 2.3.0; and ``credentials_version``,
-which tells caches when a provider's credentials changed.
+``auth_data`` that 2.3.0 kept in config files; and ``credentials_version``, which tells caches when a
+provider's credentials changed. (The way back, stored credentials written into a config file for 2.3.0,
+is ``legacy_export``.)
 
 2.3.0 saved credentials into the active config file (``providers.<name>.auth_data``). Those are still
 read, and each is moved into the matching scope of the credential store (see ``store``) when it is
@@ -19,8 +19,7 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ from modelforge.auth.store import (
     Scope,
     delete_stored,
     find_stored,
-    load_scope,
     lookup,
     project_scope,
     store_credentials,
@@ -38,10 +36,8 @@ from modelforge.config import get_config_from_path, get_config_path, update_conf
 from modelforge.exceptions import ModelForgeError, env_name
 
 __all__ = [
-    "LegacyExport",
     "clear_auth_data",
     "credentials_version",
-    "export_legacy_auth_data",
     "get_auth_data",
     "legacy_auth_data",
     "save_auth_data",
@@ -105,64 +101,6 @@ def _remove_legacy(path: Path, provider: str, *, local: bool, strict: bool) -> N
         logger.warning("Could not remove the old %s credentials from %s: %s", provider, path, err)
     else:
         logger.info("Removed the %s credentials from %s", provider, path)
-
-
-@dataclass
-class LegacyExport:
-    """What ``export_legacy_auth_data`` did: the file written and the providers by outcome."""
-
-    path: Path
-    exported: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    without_credentials: list[str] = field(default_factory=list)
-
-
-def export_legacy_auth_data(*, local: bool = False, providers: Sequence[str] | None = None) -> LegacyExport:
-    """Copy the stored credentials of the providers of one config file into that file, as 2.3.0 kept
-    them (``providers.<name>.auth_data``), so model-forge-llm 2.3.0 finds them after a switch back.
-
-    The credentials stay in the store too. The global file gets the global credentials; the project file
-    gets the project's own, else the global ones (what this project used). Environment variables are not
-    copied: 2.3.0 reads the same ``MODELFORGE_<PROVIDER>_API_KEY``. The file is rewritten atomically and
-    owner-only, since it now holds secrets. ``ConfigurationNotFoundError`` if the file does not exist or
-    a named provider is not in it. Undo with ``modelforge config migrate``.
-    """
-    from modelforge.exceptions import ConfigurationError, ConfigurationNotFoundError
-
-    path = get_config_path(local=local)
-    if not path.exists():
-        raise ConfigurationError(
-            f"There is no {'project' if local else 'global'} config file at {path} to copy credentials into",
-            suggestion="Add a model first (modelforge config add), or drop --local to use the global file.",
-            error_code="CONFIG_NOT_FOUND",
-        )
-    project = project_scope() if local else None
-    result = LegacyExport(path)
-
-    def export(data: dict[str, Any]) -> bool:
-        entries = data.get("providers", {})
-        wanted = list(providers) if providers else sorted(entries)
-        missing = [name for name in wanted if not isinstance(entries.get(name), dict)]
-        if missing:
-            raise ConfigurationNotFoundError(
-                missing[0],
-                suggestion=f"It is not in {path}; see the providers there with: modelforge config show",
-            )
-        for name in wanted:
-            found = (load_scope(name, project) if project else None) or load_scope(name, None)
-            if found is None:
-                result.without_credentials.append(name)
-            elif entries[name].get("auth_data") == found.data:
-                result.unchanged.append(name)
-            else:
-                entries[name]["auth_data"] = dict(found.data)
-                result.exported.append(name)
-        return bool(result.exported)
-
-    update_config(export, local=local)
-    if result.exported:
-        logger.info("Copied the credentials of %s into %s", ", ".join(result.exported), path)
-    return result
 
 
 # --- change tracking --------------------------------------------------------------------------------------

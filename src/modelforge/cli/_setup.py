@@ -279,13 +279,14 @@ def remove_model(provider: str, model: str, *, local: bool = False) -> RemoveRes
     )
 
 
-def has_current_model(*, local: bool) -> bool:
-    """Whether the config file of that scope selects a model."""
-    from modelforge.config import get_config_from_path, get_config_path
+def selects_nothing(path: Path) -> bool:
+    """Whether ``path`` is the config file in effect and selects no model (so a hint to select is useful)."""
+    from modelforge.config import get_config
 
-    data, _ = get_config_from_path(get_config_path(local=local))
+    data, active = get_config()
     selected = data.get("current_model")
-    return isinstance(selected, dict) and bool(selected.get("provider")) and bool(selected.get("model"))
+    no_selection = not (isinstance(selected, dict) and selected.get("provider") and selected.get("model"))
+    return active == path and no_selection
 
 
 def provider_in_other_scope(name: str, *, local: bool) -> bool:

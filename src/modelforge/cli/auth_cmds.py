@@ -154,18 +154,16 @@ def logout(provider: str | None, all_providers: bool) -> None:
                 name, suggestion=f"Configured providers: {known}. Check the name with: modelforge auth status"
             )
         names = {name}
-    cleared = 0
-    for name in sorted(names):
+    if not names:
+        click.echo("No stored credentials.")
+    for name in sorted(names):  # every provider is named, as 2.3.0 named each it cleared
         if get_auth_data(name):
             clear_auth_data(name)
-            cleared += 1
             click.echo(f"Logged out of '{name}'.")
-        elif not all_providers:
+        else:
             click.echo(f"No stored credentials for '{name}'.")
         for var in _env_vars_set(name):
             warn(f"{var} is still set in the environment.")
-    if all_providers and not cleared:
-        click.echo("No stored credentials.")
 
 
 def _status_row(name: str, entry: dict[str, Any], now: float) -> tuple[list[str], dict[str, Any]]:

@@ -135,7 +135,7 @@ def migrate_config() -> None:
 )
 def export_legacy(local: bool, providers: tuple[str, ...]) -> None:
     """Copy stored credentials into config.json as 2.3.0 keeps them, to switch back to 2.3.0."""
-    from modelforge.auth.auth_data import export_legacy_auth_data
+    from modelforge.auth.legacy_export import export_legacy_auth_data
 
     result = export_legacy_auth_data(local=local, providers=providers or None)
     for name in result.exported:
@@ -148,6 +148,10 @@ def export_legacy(local: bool, providers: tuple[str, ...]) -> None:
         warn(
             f"{result.path} now holds secrets (owner-only). Back on ModelForge 3, move them to the "
             "credential store with: modelforge config migrate"
+        )
+    if local and result.exported:
+        warn(
+            f"a project's files are often committed: keep {result.path} out of version control (.gitignore)."
         )
 
 
@@ -199,7 +203,7 @@ def add_model(
     )
     verb = "Updated" if result.updated_model else "Added"
     click.echo(f"{verb} model '{result.model}' of provider '{result.provider}' in {result.path}.")
-    if not _setup.has_current_model(local=local):
+    if _setup.selects_nothing(result.path):
         click.echo(
             "No model is selected yet; select this one with: modelforge config use "
             f"--provider {result.provider} --model {result.model}" + (" --local" if local else "")

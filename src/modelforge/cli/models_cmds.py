@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from modelforge.cli._errors import ForgeGroup
-from modelforge.cli._output import echo_json, note, print_table
+from modelforge.cli._output import echo_json, note, print_table, warn
 
 __all__ = ["models_group"]
 
@@ -47,10 +47,10 @@ def _source_note(client: Any) -> None:
 
 
 def _show_models(models: list[dict[str, Any]], output: str, client: Any, empty: str) -> None:
-    if output == "json":
+    if not models:  # as 2.3.0: a warning on stderr and nothing on stdout, in either format
+        warn(empty)
+    elif output == "json":
         echo_json(models)
-    elif not models:
-        click.echo(empty)
     else:
         _print_models(models)
     _source_note(client)

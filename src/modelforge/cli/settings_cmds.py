@@ -10,7 +10,6 @@ global one.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -36,9 +35,8 @@ def show_settings() -> None:
     click.echo(
         f"Current ModelForge settings ({path}" + (")" if path.exists() else ", not created yet: defaults)")
     )
-    for key, value in effective.items():  # 2.3.0's "  key: value" lines; a nested section as JSON
-        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
-        click.echo(f"  {key}: {shown}")
+    for key, value in effective.items():  # 2.3.0's "  key: value" lines, values as Python shows them
+        click.echo(f"  {key}: {value}")
 
 
 def _active_config() -> Path:

@@ -4,8 +4,8 @@ The prompt comes from ``--prompt``, ``--input-file`` or piped stdin. As in 2.3.0
 stdout so ``> file`` and ``grep`` see it: a status line, the exchange as ``Q: <prompt>`` / ``A: <answer>``
 (the answer streamed after ``A:`` with ``--stream``), then the telemetry block (tokens, duration, cost).
 ``--output-file`` writes the answer alone (exactly, no newline added), atomically, and stdout says where.
-``--quiet`` prints the answer alone (or nothing, with ``--output-file``). Telemetry is shown unless
-``--quiet``, ``--no-telemetry`` or ``settings.show_telemetry: false``. Errors go to stderr.
+``--quiet`` prints the answer alone (with ``--output-file``, only where it was written). Telemetry is
+shown unless ``--quiet``, ``--no-telemetry`` or ``settings.show_telemetry: false``. Errors go to stderr.
 """
 
 from __future__ import annotations
@@ -24,26 +24,30 @@ __all__ = ["read_prompt", "test_model"]
 
 
 def read_prompt(prompt: str | None, input_file: Path | None) -> str:
-    """The prompt text from ``--prompt``, ``--input-file`` or piped stdin; ``InvalidInputError`` if none."""
-    if prompt is not None and input_file is not None:
+    """The prompt text from ``--prompt``, ``--input-file`` or piped stdin; ``InvalidInputError`` if none.
+
+    As in 2.3.0: an empty ``--prompt`` counts as none given (the prompt is then read from stdin), and a
+    prompt read from a file or stdin is sent without its surrounding blank space (the trailing newline).
+    """
+    if prompt and input_file is not None:
         raise click.UsageError("Give the prompt either with --prompt or with --input-file, not both")
     if input_file is not None:
         from modelforge.validation import InputValidator
 
         path = InputValidator.validate_file_path(input_file, must_exist=True)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8").strip()
         except UnicodeDecodeError as err:
             raise FileValidationError(str(path), "is not UTF-8 text", suggestion="Save it as UTF-8.") from err
         except OSError as err:
             raise FileValidationError(str(path), err.strerror or str(err)) from err
         source = f"input file {path}"
-    elif prompt is not None:
+    elif prompt:
         text, source = prompt, "--prompt"
     elif not stdin_is_tty():
-        text, source = sys.stdin.read(), "stdin"
+        text, source = sys.stdin.read().strip(), "stdin"
     else:
-        text, source = "", ""
+        text, source = "", "--prompt" if prompt is not None else ""
     if not text.strip():
         where = f"The prompt from {source} is empty" if source else "No prompt given"
         raise InvalidInputError(
@@ -169,8 +173,7 @@ def test_model(
         from modelforge._files import atomic_write_text
 
         atomic_write_text(target, answer, mode=0o644)  # the answer exactly, as 2.3.0 wrote it
-        if not quiet:
-            click.echo(f"Answer written to {target}")
+        click.echo(f"Answer written to {target}")  # --quiet too, as 2.3.0
     elif not stream:
         if exchange:
             _show_question(text, answer=answer)

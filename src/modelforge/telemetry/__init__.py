@@ -270,15 +270,16 @@ def format_metrics(metrics: ModelMetrics) -> str:
     """A readable block of text for the terminal."""
     meta, usage = metrics.metadata, metrics.token_usage
     rule = "=" * 50
-    lines = [rule, "Telemetry", rule, f"Provider: {metrics.provider}", f"Model: {metrics.model}"]
+    # 2.3.0's labels (scripts grep them), without its emoji.
+    lines = [rule, "Telemetry Information", rule, f"Provider: {metrics.provider}", f"Model: {metrics.model}"]
     if meta.get("actual_model") and meta["actual_model"] != metrics.model:
-        lines.append(f"Actual model: {meta['actual_model']}")
-    lines.append(f"Duration: {metrics.duration_ms:.0f} ms")
+        lines.append(f"Actual Model: {meta['actual_model']}")
+    lines.append(f"Duration: {metrics.duration_ms:.0f}ms")
     if meta.get("time_to_first_token_ms") is not None:
         lines.append(f"First token after: {meta['time_to_first_token_ms']:.0f} ms")
     lines += [
         "",
-        "Token usage:",
+        "Token Usage:",
         f"  Prompt tokens: {usage.prompt_tokens:,}"
         + (f" ({usage.cache_read_tokens:,} from cache)" if usage.cache_read_tokens else ""),
         f"  Completion tokens: {usage.completion_tokens:,}",
@@ -295,7 +296,7 @@ def format_metrics(metrics: ModelMetrics) -> str:
         used = usage.prompt_tokens
         lines += [
             "",
-            "Context window:",
+            "Context Window:",
             f"  Model limit: {context:,} tokens",
             f"  Used: {used:,} tokens ({used / context * 100:.1f}%)",
             f"  Remaining: {max(context - used, 0):,} tokens",
@@ -322,18 +323,18 @@ def _cost_line(metrics: ModelMetrics) -> str:
     meta = metrics.metadata
     snapshot = meta.get("pricing_snapshot_date") or Catalog.bundled().snapshot_date or "unknown date"
     if meta.get("cache_hit"):
-        return "Estimated cost: $0 (answered from the response cache)"
+        return "Estimated Cost: $0 (answered from the response cache)"
     if meta.get("pricing") == "local":
-        return "Estimated cost: $0 (local model)"
+        return "Estimated Cost: $0 (local model)"
     if meta.get("pricing") == "unknown":
-        return f"Estimated cost: unknown (no price in the models.dev catalogue of {snapshot})"
+        return f"Estimated Cost: unknown (no price in the models.dev catalogue of {snapshot})"
     estimate = meta.get("token_estimate")
     if isinstance(estimate, Mapping) and isinstance(estimate.get("cost"), int | float):
         return (
-            f"Estimated cost: $0 (the provider reported no usage); about ${estimate['cost']:.6f} from "
+            f"Estimated Cost: $0 (the provider reported no usage); about ${estimate['cost']:.6f} from "
             f"estimated tokens (models.dev prices as of {snapshot})"
         )
-    return f"Estimated cost: ${metrics.estimated_cost:.6f} (models.dev prices as of {snapshot})"
+    return f"Estimated Cost: ${metrics.estimated_cost:.6f} (models.dev prices as of {snapshot})"
 
 
 # 2.3.0's PRICING table: provider -> model -> USD per 1,000 input / output tokens. Built on first use from the
