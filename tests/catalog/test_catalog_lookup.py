@@ -182,8 +182,11 @@ def test_model_info_is_frozen_and_raw_is_a_private_copy(bundled: Catalog) -> Non
     with pytest.raises(dataclasses.FrozenInstanceError):
         info.input_per_1m = 0.0  # type: ignore[misc]
     info.raw["cost"]["input"] = 99.0
-    assert bundled.model("openai", "gpt-4o-mini").input_per_1m == 0.15  # type: ignore[union-attr]
-    assert info == bundled.model("openai", "gpt-4o-mini")  # raw takes no part in equality
+    try:
+        assert bundled.model("openai", "gpt-4o-mini").input_per_1m == 0.15  # type: ignore[union-attr]
+        assert info == bundled.model("openai", "gpt-4o-mini")  # raw takes no part in equality
+    finally:
+        info.raw["cost"]["input"] = 0.15  # the bundled catalogue is shared by the whole test session
 
 
 def test_cost_with_cache_and_context_tiers(bundled: Catalog) -> None:

@@ -271,3 +271,15 @@ def test_unwritable_cache_still_answers(server: ProviderServer, tmp_path: Path) 
     client = ModelsDevClient(url=server.modelsdev_url, cache_dir=blocker / "cache")
     assert [m["id"] for m in client.get_models("acme")] == ["acme-1"]
     assert client.data_source == "network"
+
+
+def test_model_info_is_the_callers_own_copy() -> None:
+    """2.3.0 returned a fresh dict per call; changing one must not change the catalogue others read."""
+    from modelforge.modelsdev import ModelsDevClient
+
+    client = ModelsDevClient(offline=True)
+    first = client.get_model_info("openai", "gpt-4o-mini")
+    first["cost"]["input"] = 99.0
+    first["limit"]["context"] = 1
+    again = client.get_model_info("openai", "gpt-4o-mini")
+    assert again["cost"]["input"] == 0.15 and again["limit"]["context"] == 128000

@@ -135,7 +135,7 @@ def test_models_info(invoke: Invoke) -> None:
     info = _json(invoke("models", "info", "--provider", "openai", "--model", "gpt-4o-mini").stdout)
     assert info["id"] == "gpt-4o-mini" and info["context_length"] == 128000
     assert info["limit"] == {"context": 128000, "output": 16384}
-    assert info["cost"]["input"] == info["pricing"]["input_per_1m_tokens"]
+    assert info["cost"]["input"] == info["pricing"]["input_per_1m_tokens"] == 0.15
     assert info["last_updated"] and info["tool_call"] is True
 
     result = invoke("models", "info", "--provider", "openai", "--model", "gpt-99-ultra")

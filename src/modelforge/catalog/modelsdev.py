@@ -209,7 +209,8 @@ class ModelsDevClient:
             info = catalog.model(provider, model)
         if info is None:
             raise self._not_found(catalog, provider, model)
-        details = {k: v for k, v in info.raw.items() if k not in ("id", "provider")}
+        # A deep copy: the caller may change what it gets without changing the shared catalogue.
+        details = {k: v for k, v in json.loads(json.dumps(info.raw)).items() if k not in ("id", "provider")}
         return {**details, **info.to_dict()}
 
     def search_models(
