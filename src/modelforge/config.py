@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -148,7 +149,36 @@ def _active_path() -> Path:
     return local or get_config_path(local=False)
 
 
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+"""The largest config file read (a real one is a few KB); a bigger file or a device is refused unread."""
+MAX_YAML_NODES = 100_000
+"""The most YAML nodes a config may expand to through anchors and aliases (a "billion laughs" bomb is
+a few hundred bytes that expand to billions)."""
+
+
+def _check_regular_file(path: Path) -> None:
+    """Refuse a FIFO, a device or a huge file before reading (a FIFO would block, /dev/zero never ends)."""
+    try:
+        info = path.stat()  # follows symlinks: a dotfiles link to a real file is fine
+    except OSError as err:
+        raise ConfigurationError(
+            f"Cannot read config file {path}: {os.strerror(err.errno or 0) or err}",
+            suggestion=f"Check the permissions of {path}.",
+        ) from err
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigurationValidationError(
+            f"Config file {path} is not a regular file (a pipe, a device or a directory)",
+            suggestion=f"Replace {path} with a JSON or YAML file.",
+        )
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise ConfigurationValidationError(
+            f"Config file {path} is {info.st_size:,} bytes; at most {MAX_CONFIG_BYTES:,} are read",
+            suggestion="A config file is a few KB: check that this is the right file.",
+        )
+
+
 def _read_text(path: Path) -> str:
+    _check_regular_file(path)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
@@ -167,7 +197,10 @@ def _parse(path: Path, text: str) -> dict[str, Any]:
         return {}
     if path.suffix in (".yaml", ".yml"):
         try:
+            _check_yaml_size(path, text)
             data = yaml.safe_load(text)
+        except RecursionError:
+            raise _too_deep(path) from None
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -180,6 +213,8 @@ def _parse(path: Path, text: str) -> dict[str, Any]:
     else:
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise _too_deep(path) from None
         except json.JSONDecodeError as err:
             raise JsonDecodeError(
                 str(path),
@@ -197,13 +232,48 @@ def _parse(path: Path, text: str) -> dict[str, Any]:
     return data
 
 
+def _too_deep(path: Path) -> ConfigurationValidationError:
+    return ConfigurationValidationError(
+        f"Config file {path} is nested too deeply to read",
+        suggestion="A config file is a few levels deep: check that this is the right file.",
+    )
+
+
+def _check_yaml_size(path: Path, text: str) -> None:
+    """Refuse YAML whose anchors and aliases expand to more than ``MAX_YAML_NODES`` nodes."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    sizes: dict[int, int] = {}
+
+    def expanded(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = MAX_YAML_NODES + 1  # a node that contains itself expands without end
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(expanded(k) + expanded(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(expanded(item) for item in node.value)
+        else:
+            total = 1
+        sizes[id(node)] = min(total, MAX_YAML_NODES + 1)
+        return sizes[id(node)]
+
+    if root is not None and expanded(root) > MAX_YAML_NODES:
+        raise ConfigurationValidationError(
+            f"Config file {path} expands to more than {MAX_YAML_NODES:,} values through YAML aliases",
+            suggestion="Use fewer anchors and aliases (*name); a config file needs only a few.",
+        )
+
+
 def _read(path: Path) -> tuple[dict[str, Any], ModelForgeConfig]:
     """The raw data of one config file and its validated form (empty when the file is absent)."""
     if not path.exists():
         return {}, ModelForgeConfig()
     text = _read_text(path)
     data = _parse(path, text)
-    return data, validate_config(data, source=path, text=text)
+    try:
+        return data, validate_config(data, source=path, text=text)
+    except RecursionError:
+        raise _too_deep(path) from None
 
 
 def get_config_from_path(path: Path | str) -> tuple[dict[str, Any], Path]:

@@ -10,8 +10,10 @@ line where it can be found, the key, and what is allowed there.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -36,6 +38,48 @@ __all__ = [
 
 AuthStrategyName = Literal["api_key", "device_flow", "none", ""]
 
+MAX_TIMEOUT_SECONDS = 86_400.0
+"""The longest ``timeout`` accepted: a day. More is a typo (or ``.inf``), and overflows at call time."""
+MAX_URL_LENGTH = 2048
+# RFC 9110 token characters, for header names.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# Header values HTTP/1.1 and httpx carry: visible ASCII, spaces and tabs (no CR, LF or NUL).
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")
+# Headers the HTTP client computes itself; a config value would corrupt the request.
+_CLIENT_HEADERS = frozenset({"content-length", "host", "transfer-encoding", "connection"})
+
+
+def check_base_url(value: str) -> str:
+    """``value`` if it is an absolute http(s) URL with a host that HTTP can carry, else ``ValueError``."""
+    if not value.strip():
+        raise ValueError("base_url is empty; give the server's URL, e.g. http://localhost:8000/v1")
+    if len(value) > MAX_URL_LENGTH:
+        raise ValueError(f"base_url is {len(value):,} characters long; at most {MAX_URL_LENGTH:,} allowed")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        raise ValueError("base_url contains a space or a control character (CR, LF, NUL...); remove it")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as err:
+        raise ValueError(f"base_url {value!r} is not a valid URL ({err})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"base_url {value!r} must be an http:// or https:// URL with a host")
+    return value
+
+
+def check_headers(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` if HTTP can carry every name and value and none is one the client sets itself."""
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+        if name.lower() in _CLIENT_HEADERS:
+            raise ValueError(f"header {name} is set by the HTTP client itself; remove it from headers")
+        if not isinstance(value, str) or not _HEADER_VALUE.match(value):
+            raise ValueError(
+                f"the value of header {name} must be printable ASCII on one line (no CR, LF or non-ASCII)"
+            )
+    return headers
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -59,7 +103,7 @@ class ModelConfig(_Strict):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     max_tokens: int | None = Field(default=None, gt=0)
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, allow_inf_nan=False)
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     # OpenAI-compatible providers: "responses" sends the model's calls to the Responses API (/v1/responses),
     # "chat" to Chat Completions; unset, langchain-openai chooses (the Responses API for the models and
@@ -95,7 +139,7 @@ class ProviderConfig(_Strict):
     auth_data: dict[str, Any] | None = Field(default=None, repr=False)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, allow_inf_nan=False)
     # Policy sections, validated by their schemas (modelforge.sections).
     retry: dict[str, Any] | None = None
     rate_limit: dict[str, Any] | None = None
@@ -104,6 +148,16 @@ class ProviderConfig(_Strict):
     fallbacks: list[str | dict[str, Any]] | None = None
     connection_pool: dict[str, Any] | None = None
     batch: dict[str, Any] | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str | None) -> str | None:
+        return None if value is None else check_base_url(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_can_be_sent(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_headers(value)
 
     @field_validator("retry")
     @classmethod

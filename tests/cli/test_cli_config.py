@@ -239,6 +239,38 @@ def test_show_masks_every_secret(invoke: Invoke, write_config: Callable[[dict[st
     assert "config migrate" in result.stderr
 
 
+def test_show_masks_passwords_in_urls_and_secret_headers(
+    invoke: Invoke, write_config: Callable[[dict[str, Any]], Path]
+) -> None:
+    """Issue 17: Redis passwords in cache.url / rate_limit.url, a password in base_url, a cookie header."""
+    config = json.loads(json.dumps(COMPAT_CONFIG))
+    ollama = config["providers"]["ollama"]
+    ollama["base_url"] = "http://user:MFTESTpwINbaseurl@localhost:11434"
+    ollama["headers"] = {"Cookie": "session=MFTESTcookie0000", "X-Goog-Api-Key": "MFTESTgoogkey0000"}
+    ollama["cache"] = {"backend": "redis", "url": "redis://:MFTESTredispass@127.0.0.1:6379/0"}
+    ollama["rate_limit"] = {
+        "backend": "redis",
+        "url": "redis://:MFTESTrlpass@127.0.0.1:6379/1",
+        "requests_per_minute": 10,
+    }
+    write_config(config)
+
+    result = invoke("config", "show")
+
+    assert result.exit_code == 0, result.output
+    for secret in (
+        "MFTESTpwINbaseurl",
+        "MFTESTcookie0000",
+        "MFTESTgoogkey0000",
+        "MFTESTredispass",
+        "MFTESTrlpass",
+    ):
+        assert secret not in result.output
+    shown = json.loads(result.stdout[result.stdout.index("{") :])["providers"]["ollama"]
+    assert shown["base_url"] == "http://user:***@localhost:11434"
+    assert shown["cache"]["url"] == "redis://:***@127.0.0.1:6379/0"
+
+
 def test_show_without_config_and_with_a_local_one(invoke: Invoke, isolated_home: Path) -> None:
     result = invoke("config", "show")
     assert result.exit_code == 0

@@ -13,6 +13,7 @@ defaults for arguments 2.3.0 required, exception bases (``InvalidInputError`` is
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,12 +49,15 @@ CODED_BASES = {
 
 @pytest.fixture(scope="module")
 def surfaces(legacy_venv: Path) -> tuple[dict[str, Any], dict[str, Any]]:  # noqa: F811 - the fixture
+    # 2.3.0's interpreter must import its own modelforge, whatever PYTHONPATH points this run at.
+    legacy_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     old = subprocess.run(
         [str(legacy_venv / "bin" / "python"), str(DUMP)],
         capture_output=True,
         text=True,
         check=True,
         timeout=300,
+        env=legacy_env,
     ).stdout
     new = subprocess.run(
         [sys.executable, str(DUMP), "-"], input=old, capture_output=True, text=True, check=True, timeout=300

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from modelforge._secrets import mask, mask_secrets
+from modelforge._urls import redacted_url
 from modelforge.cli import _setup
 from modelforge.cli._errors import ForgeGroup, set_verbose
 from modelforge.cli._output import warn
@@ -26,7 +27,7 @@ from modelforge.exceptions import ConfigurationNotFoundError, ModelNotFoundError
 __all__ = ["config_group", "masked_config"]
 
 _SECRET_KEY = re.compile(
-    r"(?:^|[_\-])(?:key|token|secret|password|authorization|credentials?)$", re.IGNORECASE
+    r"(?:^|[_\-])(?:key|token|secret|password|authorization|credentials?|cookie)$", re.IGNORECASE
 )
 _PUBLIC_AUTH_FIELDS = frozenset(
     {"expires_at", "expires_in", "token_type", "scope", "refresh_token_expires_at"}
@@ -45,6 +46,8 @@ def masked_config(value: Any, *, key: str = "", in_auth_data: bool = False) -> A
     if isinstance(value, str):
         if (in_auth_data and key not in _PUBLIC_AUTH_FIELDS) or _SECRET_KEY.search(key):
             return mask(value)
+        if "@" in value and "://" in value:  # a URL's password (redis://:secret@host, http://user:pw@host)
+            value = redacted_url(value) or value
         return mask_secrets(value)
     return value
 

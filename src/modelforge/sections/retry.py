@@ -22,6 +22,10 @@ from typing import Any
 __all__ = ["OPERATIONS", "ProviderRetryConfig"]
 
 OPERATIONS = ("invoke", "stream", "batch")
+# Upper bounds: larger values are typos (or .inf) that would overflow when a wait is computed.
+MAX_ATTEMPTS = 100
+MAX_WAIT = 3600.0
+MAX_DEADLINE = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -74,20 +78,26 @@ class ProviderRetryConfig:
             or self.max_attempts < 1
         ):
             raise ValueError(f"{where}.max_attempts must be a whole number >= 1, got {self.max_attempts!r}")
-        for name in ("backoff_factor", "initial_wait", "max_wait"):
+        if self.max_attempts > MAX_ATTEMPTS:
+            raise ValueError(f"{where}.max_attempts must be at most {MAX_ATTEMPTS}, got {self.max_attempts}")
+        for name, highest in (("backoff_factor", 100.0), ("initial_wait", MAX_WAIT), ("max_wait", MAX_WAIT)):
             value = getattr(self, name)
             if (
                 isinstance(value, bool)
                 or not isinstance(value, int | float)
                 or not math.isfinite(value)
-                or value <= 0
+                or not 0 < value <= highest
             ):
-                raise ValueError(f"{where}.{name} must be a number > 0, got {value!r}")
+                raise ValueError(f"{where}.{name} must be > 0 and at most {highest:g}; got {value!r}")
         if not isinstance(self.respect_retry_after, bool):
             raise ValueError(f"{where}.respect_retry_after must be true or false")
         if self.deadline is not None and (
             isinstance(self.deadline, bool)
             or not isinstance(self.deadline, int | float)
-            or self.deadline <= 0
+            or not math.isfinite(self.deadline)
+            or not 0 < self.deadline <= MAX_DEADLINE
         ):
-            raise ValueError(f"{where}.deadline must be a number of seconds > 0, got {self.deadline!r}")
+            raise ValueError(
+                f"{where}.deadline must be a number of seconds > 0 and at most {MAX_DEADLINE:g}, "
+                f"got {self.deadline!r}"
+            )
